@@ -1,0 +1,49 @@
+"""The FastAPI application: server API, portal API, webhook intake, ops API.
+
+Wiring happens here (the lifespan) and in ``worker.py``; nothing imports ``api``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from api.errors import install_error_handlers
+from api.routes import dev, health, ops
+from api.temporal_client import TemporalConnection
+from dunwell.logs import install_redaction
+from dunwell.settings import Environment, Settings, get_settings
+from ledger.db import make_engine
+
+
+def create_app(
+    settings: Settings | None = None, *, temporal_client: Client | None = None
+) -> FastAPI:
+    settings = settings or get_settings()
+    install_redaction()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.engine = make_engine(settings.database_url)
+        app.state.temporal = TemporalConnection(settings, temporal_client)
+        try:
+            yield
+        finally:
+            app.state.engine.dispose()
+
+    app = FastAPI(
+        title="Dunwell",
+        version="0.1.0",
+        summary="Billing orchestration: subscriptions, portal, dunning, tax and ledger.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(ops.router)
+    if settings.env is Environment.DEV:
+        app.include_router(dev.router)
+    return app

@@ -1,0 +1,119 @@
+"""Built-in tax engine throughput: 10-line invoices across mixed jurisdictions, in process.
+
+Prints quotes/s and lines/s (median of several runs); the last line is one JSON object.
+Run: .venv/bin/python bench/tax.py [--runs 5] [--seconds 1.0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+# This script is named like the package it measures: keep its own folder off the
+# import path, or ``import tax`` would import this file.
+if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
+from tax import (
+    Address,
+    BuiltinTaxEngine,
+    ExemptionCertificate,
+    Registration,
+    TaxableLine,
+    TaxBehavior,
+    TaxCustomer,
+    TaxType,
+)
+from tax.places import US_STATES
+
+LINES_PER_INVOICE = 10
+SINCE = date(2020, 1, 1)
+
+REGISTRATIONS = [
+    Registration("EU", TaxType.VAT, SINCE, None, "EU-OSS"),
+    *(
+        Registration(c, None, SINCE, None, c)
+        for c in ("GB", "CH", "NO", "AU", "NZ", "SG", "JP", "IN")
+    ),
+    Registration("CA", TaxType.GST, SINCE, None, "CA-GST"),
+    Registration("CA-QC", TaxType.QST, SINCE, None, "QST"),
+    Registration("CA-BC", TaxType.PST, SINCE, None, "PST"),
+    *(Registration(f"US-{s}", TaxType.SALES_TAX, SINCE, None, s) for s in sorted(US_STATES)),
+]
+
+CUSTOMERS = [
+    (TaxCustomer(Address("DE")), "EUR"),
+    (TaxCustomer(Address("FR"), vat_id="FR40303265045"), "EUR"),
+    (TaxCustomer(Address("DE"), vat_id="DE136695977"), "EUR"),
+    (TaxCustomer(Address("GB")), "GBP"),
+    (TaxCustomer(Address("CH")), "CHF"),
+    (TaxCustomer(Address("JP")), "JPY"),
+    (TaxCustomer(Address("CA", "QC")), "CAD"),
+    (TaxCustomer(Address("CA", "BC")), "CAD"),
+    (TaxCustomer(Address("US", "NY")), "USD"),
+    (TaxCustomer(Address("US", "TX"), exemption_certificates=(
+        ExemptionCertificate("US-TX", "EX", SINCE, None, "doc"),)), "USD"),
+    (TaxCustomer(Address("US", "CA")), "USD"),
+    (TaxCustomer(Address("BR")), "BRL"),
+]  # fmt: skip
+
+
+def invoices() -> list[tuple[list[TaxableLine], TaxCustomer]]:
+    out = []
+    for n, (who, currency) in enumerate(CUSTOMERS):
+        lines = [
+            TaxableLine(
+                f"l{i}",
+                1_000 + 137 * i + n,
+                currency,
+                TaxBehavior.INCLUSIVE if i % 3 == 0 else TaxBehavior.EXCLUSIVE,
+            )
+            for i in range(LINES_PER_INVOICE)
+        ]
+        out.append((lines, who))
+    return out
+
+
+def run_once(
+    engine: BuiltinTaxEngine, work: list[tuple[list[TaxableLine], TaxCustomer]], seconds: float
+) -> tuple[float, float]:
+    at = datetime(2026, 1, 10, 12, tzinfo=UTC)
+    quotes = lines = 0
+    start = time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        for invoice, who in work:
+            engine.quote(invoice, who, REGISTRATIONS, at)
+            quotes += 1
+            lines += len(invoice)
+    return quotes / elapsed, lines / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=1.0)
+    args = parser.parse_args()
+    engine = BuiltinTaxEngine(seller_country="IE")
+    work = invoices()
+    run_once(engine, work, 0.2)  # warm-up
+    results = [run_once(engine, work, args.seconds) for _ in range(args.runs)]
+    quotes_per_s = statistics.median(r[0] for r in results)
+    lines_per_s = statistics.median(r[1] for r in results)
+    print(f"jurisdictions: {len(CUSTOMERS)} customers, {LINES_PER_INVOICE} lines per quote")
+    for i, (q, n) in enumerate(results, 1):
+        print(f"run {i}: {q:,.0f} quotes/s, {n:,.0f} lines/s")
+    print(
+        f"median: {quotes_per_s:,.0f} quotes/s, {lines_per_s:,.0f} lines/s (target 20,000 lines/s)"
+    )
+    print(
+        json.dumps({"quote_lines_per_s": round(lines_per_s), "quotes_per_s": round(quotes_per_s)})
+    )
+
+
+if __name__ == "__main__":
+    main()

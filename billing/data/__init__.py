@@ -1,0 +1,1 @@
+"""Data files shipped inside the billing package (read with importlib.resources)."""

@@ -1,0 +1,124 @@
+"""The ``dunwell`` command."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from dunwell.settings import Settings, get_settings
+from ledger.cli import ledger_app
+
+app = typer.Typer(help="Dunwell billing orchestration.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger", help="Ledger reports.")
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as err:
+        messages = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in err.errors())
+        typer.echo(f"dunwell: invalid settings: {messages}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _hard_exit(code: int) -> None:
+    # The temporalio Rust bridge can abort the interpreter during shutdown
+    # (sdk-python issue 300); processes holding a Temporal client leave this way.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+@app.command()
+def dev() -> None:
+    """Start the whole stack locally: Temporal, localstripe, SMTP sink, API, worker."""
+    from dunwell.devstack import run_dev
+
+    raise typer.Exit(run_dev(_settings()))
+
+
+@app.command()
+def api() -> None:
+    """Serve the HTTP API (server, portal, webhooks, ops)."""
+    import uvicorn
+
+    settings = _settings()
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="info",
+        access_log=False,  # request lines may carry tokens; routes log what they need
+    )
+    _hard_exit(0)
+
+
+@app.command()
+def worker() -> None:
+    """Run the Temporal worker (workflows and activities)."""
+    import asyncio
+
+    from worker import run_worker
+
+    settings = _settings()
+    code = 0
+    try:
+        asyncio.run(run_worker(settings))
+    except KeyboardInterrupt:
+        code = 0
+    except Exception as err:  # report, then leave through the safe exit
+        typer.echo(f"dunwell worker: {err}", err=True)
+        code = 1
+    _hard_exit(code)
+
+
+@app.command()
+def migrate(
+    revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
+    database_url: Annotated[str | None, typer.Option(help="Defaults to settings")] = None,
+) -> None:
+    """Apply database migrations (the only way Dunwell's schema is made)."""
+    from ledger.migrate import current, upgrade
+
+    url = database_url or _settings().database_url
+    upgrade(url, revision)
+    typer.echo(f"database at revision {current(url)}")
+
+
+@app.command()
+def localstripe(host: str = "127.0.0.1", port: int = 8420) -> None:
+    """Run localstripe, the fake Stripe API and Stripe.js (development and tests only)."""
+    from dunwell.fake_gateway import serve
+
+    serve(port, host)
+
+
+@app.command("smtp-sink")
+def smtp_sink(
+    host: str = "127.0.0.1",
+    port: int = 8025,
+    directory: Annotated[Path, typer.Option("--dir")] = Path(".dunwell/mail"),
+) -> None:
+    """Run a local SMTP server that keeps every message as a file (development only)."""
+    from dunwell.smtp_sink import SmtpSink
+
+    sink = SmtpSink(directory, host, port)
+    sink.start()
+    typer.echo(f"SMTP sink on {host}:{port}, messages in {directory}")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    sink.stop()
+
+
+def main() -> None:
+    app()

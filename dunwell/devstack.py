@@ -1,0 +1,323 @@
+"""``dunwell dev``: the whole stack on one machine, started for real.
+
+Starts, in order: the Temporal dev server (SQLite file under the state folder, UI,
+Dunwell's search attributes registered), localstripe (its webhook pointed at our
+API), the SMTP sink, the API and the worker. Applies migrations first and prints
+every URL. Each child runs in its own process group; on Ctrl-C or SIGTERM the stack
+stops them in reverse order (SIGTERM, then SIGKILL after a grace period) so nothing
+is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from dunwell.settings import Settings
+from workflows import search_attributes
+
+STOP_GRACE_SECONDS = 10.0
+START_TIMEOUT_SECONDS = 60.0
+
+
+class DevStackError(RuntimeError):
+    """The dev stack could not start (a port is taken, a component died)."""
+
+
+@dataclass
+class Service:
+    name: str
+    argv: list[str]
+    host: str
+    port: int
+    urls: list[tuple[str, str]] = field(default_factory=list)
+    after_start: Callable[[], None] | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+
+def bin_path(name: str) -> str:
+    """A console script installed beside this interpreter (the project's virtualenv)."""
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    raise DevStackError(f"{name} is not installed in {candidate.parent}; run `make dev`")
+
+
+def host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def port_answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class DevStack:
+    def __init__(self, settings: Settings, *, out: Callable[[str], None] = print) -> None:
+        self.settings = settings
+        self.out = out
+        self.state_dir = settings.state_dir.resolve()
+        self.log_dir = self.state_dir / "logs"
+        self.services = self._plan()
+
+    def _child_env(self) -> dict[str, str]:
+        s = self.settings
+        env = dict(os.environ)
+        env.update(
+            {
+                "DUNWELL_ENV": s.env.value,
+                "DUNWELL_STATE_DIR": str(self.state_dir),
+                "DUNWELL_DATABASE_URL": s.database_url,
+                "DUNWELL_TEMPORAL_ADDRESS": s.temporal_address,
+                "DUNWELL_TEMPORAL_NAMESPACE": s.temporal_namespace,
+                "DUNWELL_TASK_QUEUE": s.task_queue,
+                "DUNWELL_STRIPE_API_BASE": s.stripe_api_base or "",
+                "DUNWELL_API_HOST": s.api_host,
+                "DUNWELL_API_PORT": str(s.api_port),
+                "DUNWELL_PUBLIC_BASE_URL": s.public_base_url,
+                "DUNWELL_SMTP_HOST": s.smtp_host,
+                "DUNWELL_SMTP_PORT": str(s.smtp_port),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        return env
+
+    def _plan(self) -> list[Service]:
+        s = self.settings
+        t_host, t_port = host_port(s.temporal_address)
+        if not s.stripe_api_base:
+            raise DevStackError("dunwell dev needs DUNWELL_STRIPE_API_BASE (localstripe)")
+        stripe = urlsplit(s.stripe_api_base)
+        ls_host, ls_port = stripe.hostname or "127.0.0.1", stripe.port or 8420
+        dunwell = bin_path("dunwell")
+        temporal_argv = [
+            bin_path("temporal"),
+            "server",
+            "start-dev",
+            "--db-filename",
+            str(self.state_dir / "temporal.db"),
+            "--ip",
+            t_host,
+            "--port",
+            str(t_port),
+            "--ui-ip",
+            t_host,
+            "--ui-port",
+            str(s.temporal_ui_port),
+            "--ui-disable-news-fetch",
+            "--namespace",
+            s.temporal_namespace,
+            "--log-level",
+            "warn",
+            *search_attributes.cli_flags(),
+        ]
+        return [
+            Service(
+                "temporal",
+                temporal_argv,
+                t_host,
+                t_port,
+                urls=[
+                    ("Temporal frontend", f"{t_host}:{t_port}"),
+                    ("Temporal UI", f"http://{t_host}:{s.temporal_ui_port}"),
+                ],
+            ),
+            Service(
+                "localstripe",
+                [dunwell, "localstripe", "--host", ls_host, "--port", str(ls_port)],
+                ls_host,
+                ls_port,
+                urls=[
+                    ("localstripe API", s.stripe_api_base),
+                    ("Stripe.js (fake)", f"{s.stripe_api_base}/js.stripe.com/v3/"),
+                ],
+                after_start=self._register_localstripe_webhook,
+            ),
+            Service(
+                "smtp-sink",
+                [
+                    dunwell,
+                    "smtp-sink",
+                    "--host",
+                    s.smtp_host,
+                    "--port",
+                    str(s.smtp_port),
+                    "--dir",
+                    str(self.state_dir / "mail"),
+                ],
+                s.smtp_host,
+                s.smtp_port,
+                urls=[("SMTP sink", f"smtp://{s.smtp_host}:{s.smtp_port}")],
+            ),
+            Service(
+                "api",
+                [dunwell, "api"],
+                s.api_host,
+                s.api_port,
+                urls=[
+                    ("API", s.public_base_url),
+                    ("API docs", f"{s.public_base_url}/docs"),
+                    ("Mail sink (web)", f"{s.public_base_url}/dev/mail"),
+                ],
+            ),
+            Service("worker", [dunwell, "worker"], "", 0),
+        ]
+
+    def _register_localstripe_webhook(self) -> None:
+        base = self.settings.stripe_api_base
+        response = httpx.post(
+            f"{base}/_config/webhooks/dunwell",
+            data={
+                "url": f"{self.settings.public_base_url}/webhooks/stripe",
+                "secret": self.settings.stripe_webhook_secret,
+            },
+            timeout=10,
+        )
+        response.raise_for_status()
+
+    def check_ports(self) -> None:
+        taken = [
+            f"{svc.name} ({svc.host}:{svc.port})"
+            for svc in self.services
+            if svc.port and not port_is_free(svc.host, svc.port)
+        ]
+        if self.settings.temporal_ui_port and not port_is_free(
+            host_port(self.settings.temporal_address)[0], self.settings.temporal_ui_port
+        ):
+            taken.append(f"temporal UI (port {self.settings.temporal_ui_port})")
+        if taken:
+            raise DevStackError(
+                "ports already in use: " + ", ".join(taken) + " — is another stack running?"
+            )
+
+    def start(self) -> None:
+        self.check_ports()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.out(f"Dunwell dev stack — state in {self.state_dir}")
+        self._migrate()
+        env = self._child_env()
+        for svc in self.services:
+            self._start_one(svc, env)
+        self._print_urls()
+
+    def _migrate(self) -> None:
+        from ledger.migrate import upgrade
+
+        upgrade(self.settings.database_url)
+        self.out(f"  migrations applied to {self.settings.database_url}")
+
+    def _start_one(self, svc: Service, env: dict[str, str]) -> None:
+        log = (self.log_dir / f"{svc.name}.log").open("ab")
+        svc.process = subprocess.Popen(
+            svc.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=os.getcwd(),
+            start_new_session=True,  # its own process group: Ctrl-C is ours to relay
+        )
+        log.close()
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while svc.port and not port_answers(svc.host, svc.port):
+            if svc.process.poll() is not None:
+                raise DevStackError(
+                    f"{svc.name} exited with {svc.process.returncode}; "
+                    f"see {self.log_dir / (svc.name + '.log')}"
+                )
+            if time.monotonic() > deadline:
+                raise DevStackError(f"{svc.name} did not answer on {svc.host}:{svc.port}")
+            time.sleep(0.1)
+        if svc.after_start:
+            svc.after_start()
+        self.out(f"  started {svc.name:<12} pid {svc.process.pid}")
+
+    def _print_urls(self) -> None:
+        self.out("")
+        for svc in self.services:
+            for label, url in svc.urls:
+                self.out(f"  {label:<20} {url}")
+        self.out(f"  {'Database':<20} {self.settings.database_url}")
+        self.out(f"  {'Logs':<20} {self.log_dir}")
+        self.out("")
+        self.out("Dunwell dev stack is up. Press Ctrl-C to stop everything.")
+
+    def dead_services(self) -> list[Service]:
+        return [s for s in self.services if s.process is not None and s.process.poll() is not None]
+
+    def stop(self) -> None:
+        for svc in reversed(self.services):
+            proc = svc.process
+            if proc is None or proc.poll() is not None:
+                continue
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for svc in reversed(self.services):
+            proc = svc.process
+            if proc is None:
+                continue
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            # The group may hold grandchildren even when the leader has gone.
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+        self.out("Dunwell dev stack stopped.")
+
+
+def run_dev(settings: Settings) -> int:
+    stack = DevStack(settings)
+    stopping = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        stack.start()
+        while not stopping:
+            dead = stack.dead_services()
+            if dead:
+                names = ", ".join(s.name for s in dead)
+                print(f"{names} stopped unexpectedly; see {stack.log_dir}", file=sys.stderr)
+                return 1
+            time.sleep(0.5)
+        return 0
+    except DevStackError as err:
+        print(f"dunwell dev: {err}", file=sys.stderr)
+        return 1
+    finally:
+        stack.stop()

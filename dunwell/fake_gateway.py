@@ -1,0 +1,107 @@
+"""localstripe as Dunwell's development gateway, with the Stripe behaviour Dunwell relies on.
+
+``dunwell localstripe --port N`` (what ``dunwell dev`` and the tests start) serves
+localstripe's own aiohttp app with three adjustments:
+
+- The store stays in memory. localstripe pickles its whole store to the fixed path
+  ``/tmp/localstripe.pickle`` after every write, so parallel sessions would overwrite one
+  another's file, and each write would re-pickle everything.
+- ``Idempotency-Key`` is honoured as Stripe documents it (localstripe ignores it): the
+  first response for a key (per API key) is saved and replayed for a retry with the same
+  parameters; the same key with other parameters is a 400 ``idempotency_error``.
+  Unauthenticated (401) and rate-limited (429) requests are not saved, as on Stripe.
+- The pinned API version names ``allowed_payment_method_types`` what localstripe 1.15 knows
+  as ``payment_method_types``; SetupIntent ``payment_method_options`` (3-D Secure request)
+  is accepted and ignored, since localstripe decides 3-D Secure by test card alone.
+
+Development and tests only: production talks to Stripe.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def serve(port: int, host: str = "127.0.0.1") -> None:
+    from aiohttp import web
+    from localstripe import resources, server
+
+    # In-memory store only (see module docstring).
+    resources.Store.dump_to_disk = lambda self: None
+    resources.Store.try_load_from_disk = lambda self: None
+
+    _rename_payment_method_types(resources.PaymentIntent, drop_options=False)
+    _rename_payment_method_types(resources.SetupIntent, drop_options=True)
+
+    saved: dict[tuple[str, str], tuple[str, bytes, int, bytes, str]] = {}
+
+    @web.middleware
+    async def idempotency(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.method == "DELETE" and request.path == "/_config/data":
+            saved.clear()
+            response: web.StreamResponse = await handler(request)
+            return response
+        key = request.headers.get("Idempotency-Key")
+        if request.method != "POST" or not key:
+            passed: web.StreamResponse = await handler(request)
+            return passed
+        body = await request.read()
+        scope = (request.headers.get("Authorization", ""), key)
+        if scope in saved:
+            path, first_body, status, payload, content_type = saved[scope]
+            if (path, first_body) != (request.path, body):
+                return web.json_response(
+                    {
+                        "error": {
+                            "type": "idempotency_error",
+                            "message": "Keys for idempotent requests can only be used "
+                            "with the same parameters they were first used with.",
+                        }
+                    },
+                    status=400,
+                )
+            return web.Response(
+                body=payload,
+                status=status,
+                content_type=content_type,
+                headers={"Idempotent-Replayed": "true"},
+            )
+        response = await handler(request)
+        if isinstance(response, web.Response) and response.status not in (401, 429):
+            payload = response.body if isinstance(response.body, bytes) else b""
+            saved[scope] = (
+                request.path,
+                body,
+                response.status,
+                payload,
+                response.content_type,
+            )
+        return response
+
+    # Outermost, so that localstripe's error responses (402 declines) are saved too.
+    server.app.middlewares.insert(0, idempotency)
+    web.run_app(server.app, host=host, port=port, access_log=None, print=None)
+
+
+def _rename_payment_method_types(cls: Any, *, drop_options: bool) -> None:
+    original = cls._api_create.__func__
+
+    def _api_create(klass: Any, /, **data: Any) -> Any:
+        allowed = data.pop("allowed_payment_method_types", None)
+        if allowed is not None:
+            data.setdefault("payment_method_types", allowed)
+        if drop_options:
+            data.pop("payment_method_options", None)
+        return original(klass, **data)
+
+    cls._api_create = classmethod(_api_create)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="localstripe with Stripe's idempotency")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8420)
+    args = parser.parse_args()
+    serve(args.port, args.host)

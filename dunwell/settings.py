@@ -1,0 +1,101 @@
+"""Dunwell settings, read from the environment (prefix ``DUNWELL_``).
+
+The defaults are the ones ``make dev`` needs on a fresh machine: a SQLite file under
+``.dunwell/``, a local Temporal dev server, and localstripe standing in for Stripe.
+Outside dev and test mode the placeholder secrets below are refused, so a production
+deployment cannot start with a key that is printed in this file.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_STRIPE_KEY = "sk_test_dunwell_placeholder"
+PLACEHOLDER_WEBHOOK_SECRET = "whsec_dunwell_placeholder"
+PLACEHOLDER_API_KEY = "dw_dev_api_key"
+PLACEHOLDER_SESSION_SECRET = "dunwell-dev-session-secret"
+PLACEHOLDER_RELAY_SECRET = "dunwell-dev-relay-secret"
+
+_PLACEHOLDERS = {
+    "stripe_api_key": PLACEHOLDER_STRIPE_KEY,
+    "stripe_webhook_secret": PLACEHOLDER_WEBHOOK_SECRET,
+    "api_key": PLACEHOLDER_API_KEY,
+    "portal_session_secret": PLACEHOLDER_SESSION_SECRET,
+    "relay_secret": PLACEHOLDER_RELAY_SECRET,
+}
+
+
+class Environment(StrEnum):
+    DEV = "dev"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class PlaceholderSecretError(ValueError):
+    """A placeholder secret was configured outside dev or test mode."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DUNWELL_", extra="ignore")
+
+    env: Environment = Environment.DEV
+    state_dir: Path = Path(".dunwell")
+    database_url: str = "sqlite+pysqlite:///.dunwell/dunwell.db"
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_ui_port: int = Field(default=8233, ge=1, le=65535)
+    task_queue: str = "dunwell"
+
+    stripe_api_key: str = PLACEHOLDER_STRIPE_KEY
+    # None means Stripe's own API; dev points this at localstripe.
+    stripe_api_base: str | None = "http://127.0.0.1:8420"
+    stripe_webhook_secret: str = PLACEHOLDER_WEBHOOK_SECRET
+
+    api_key: str = PLACEHOLDER_API_KEY
+    portal_session_secret: str = PLACEHOLDER_SESSION_SECRET
+    relay_secret: str = PLACEHOLDER_RELAY_SECRET
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=8025, ge=1, le=65535)
+    mail_from: str = "billing@dunwell.localhost"
+
+    @field_validator("stripe_api_base", mode="before")
+    @classmethod
+    def _empty_base_means_stripe(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_outside_dev(self) -> Settings:
+        if self.env in (Environment.DEV, Environment.TEST):
+            return self
+        offending = [
+            f"DUNWELL_{name.upper()}"
+            for name, placeholder in _PLACEHOLDERS.items()
+            if getattr(self, name) == placeholder
+        ]
+        if offending:
+            raise PlaceholderSecretError(
+                f"{', '.join(offending)} still hold the development placeholder; "
+                f"set real secrets or run with DUNWELL_ENV=dev"
+            )
+        if self.stripe_api_base is not None and not self.stripe_api_base.startswith("https://"):
+            raise PlaceholderSecretError(
+                "DUNWELL_STRIPE_API_BASE points at a non-HTTPS gateway "
+                f"({self.stripe_api_base}) outside dev mode; unset it to use Stripe"
+            )
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

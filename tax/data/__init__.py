@@ -1,0 +1,1 @@
+"""Sourced rate data files; see README.md in this folder."""

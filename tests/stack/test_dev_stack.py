@@ -1,0 +1,129 @@
+"""`dunwell dev` starts every component for real and Ctrl-C leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import httpx
+import pytest
+
+DUNWELL = str(Path(sys.executable).parent / "dunwell")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); it is gone for our purpose once reaped or defunct.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.fixture
+def stack_env(tmp_path: Path) -> dict[str, str]:
+    ports = {name: free_port() for name in ("temporal", "ui", "stripe", "smtp", "api")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DUNWELL_")}
+    env.update(
+        DUNWELL_ENV="dev",
+        DUNWELL_STATE_DIR=str(tmp_path / "state"),
+        DUNWELL_DATABASE_URL=f"sqlite+pysqlite:///{tmp_path}/state/dunwell.db",
+        DUNWELL_TEMPORAL_ADDRESS=f"127.0.0.1:{ports['temporal']}",
+        DUNWELL_TEMPORAL_UI_PORT=str(ports["ui"]),
+        DUNWELL_STRIPE_API_BASE=f"http://127.0.0.1:{ports['stripe']}",
+        DUNWELL_SMTP_PORT=str(ports["smtp"]),
+        DUNWELL_API_PORT=str(ports["api"]),
+        DUNWELL_PUBLIC_BASE_URL=f"http://127.0.0.1:{ports['api']}",
+    )
+    return env
+
+
+@pytest.fixture
+def running_stack(stack_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+    proc = subprocess.Popen(
+        [DUNWELL, "dev"],
+        env=stack_env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 120
+    for line in proc.stdout:
+        lines.append(line.rstrip())
+        if "stack is up" in line or time.monotonic() > deadline:
+            break
+    try:
+        assert any("stack is up" in line for line in lines), "\n".join(lines)
+        yield proc, lines
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_dev_stack_starts_everything_and_stops_cleanly(
+    running_stack: tuple[subprocess.Popen[str], list[str]], stack_env: dict[str, str], tmp_path: Path
+) -> None:
+    proc, lines = running_stack
+    output = "\n".join(lines)
+    pids = [int(p) for p in re.findall(r"started \S+\s+pid (\d+)", output)]
+    assert len(pids) == 5, output
+    for label in ("Temporal UI", "API docs", "localstripe API", "SMTP sink", "Database"):
+        assert label in output
+
+    api = stack_env["DUNWELL_PUBLIC_BASE_URL"]
+    ui_port = stack_env["DUNWELL_TEMPORAL_UI_PORT"]
+    assert httpx.get(f"http://127.0.0.1:{ui_port}/", timeout=10).status_code == 200
+    assert httpx.get(f"{api}/healthz", timeout=10).json() == {"status": "ok"}
+    ready = httpx.get(f"{api}/readyz", timeout=10)
+    assert ready.status_code == 200, ready.text
+    stripe = stack_env["DUNWELL_STRIPE_API_BASE"]
+    assert httpx.get(f"{stripe}/js.stripe.com/v3/", timeout=10).status_code == 200
+
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "a@example.test", "b@example.test", "hello sink"
+    msg.set_content("body")
+    with smtplib.SMTP("127.0.0.1", int(stack_env["DUNWELL_SMTP_PORT"]), timeout=10) as smtp:
+        smtp.send_message(msg)
+    assert "hello sink" in httpx.get(f"{api}/dev/mail", timeout=10).text
+
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 0
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in pids if alive(pid)], "orphan processes left behind"
+
+
+def test_dev_stack_refuses_a_taken_port(stack_env: dict[str, str], tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", int(stack_env["DUNWELL_API_PORT"])))
+        busy.listen()
+        result = subprocess.run(
+            [DUNWELL, "dev"], env=stack_env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
+    assert result.returncode == 1
+    assert "ports already in use" in result.stderr and "api" in result.stderr

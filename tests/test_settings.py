@@ -1,0 +1,42 @@
+import pytest
+from pydantic import ValidationError
+
+from dunwell.settings import (
+    PLACEHOLDER_API_KEY,
+    Environment,
+    Settings,
+)
+
+REAL = {
+    "stripe_api_key": "sk_live_x",
+    "stripe_webhook_secret": "whsec_real",
+    "api_key": "k" * 32,
+    "portal_session_secret": "s" * 32,
+    "relay_secret": "r" * 32,
+    "stripe_api_base": None,
+}
+
+
+def test_dev_defaults_point_at_local_components() -> None:
+    s = Settings(env=Environment.DEV)
+    assert s.database_url.startswith("sqlite")
+    assert s.stripe_api_base == "http://127.0.0.1:8420"
+    assert s.api_key == PLACEHOLDER_API_KEY
+
+
+def test_production_refuses_placeholder_secrets() -> None:
+    with pytest.raises(ValidationError, match="DUNWELL_API_KEY"):
+        Settings(env=Environment.PRODUCTION, **{**REAL, "api_key": PLACEHOLDER_API_KEY})
+
+
+def test_production_refuses_plain_http_gateway() -> None:
+    with pytest.raises(ValidationError, match="STRIPE_API_BASE"):
+        Settings(env=Environment.PRODUCTION, **{**REAL, "stripe_api_base": "http://127.0.0.1:8420"})
+
+
+def test_production_accepts_real_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DUNWELL_STRIPE_API_BASE", "")
+    s = Settings(
+        env=Environment.PRODUCTION, **{k: v for k, v in REAL.items() if k != "stripe_api_base"}
+    )
+    assert s.stripe_api_base is None
