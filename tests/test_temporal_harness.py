@@ -13,7 +13,9 @@ async def _custom_attributes(env: WorkflowEnvironment) -> set[str]:
     return set(resp.custom_attributes)
 
 
-async def test_dev_server_has_dunwell_search_attributes(temporal_dev_env: WorkflowEnvironment) -> None:
+async def test_dev_server_has_dunwell_search_attributes(
+    temporal_dev_env: WorkflowEnvironment,
+) -> None:
     assert {k.name for k in ALL} <= await _custom_attributes(temporal_dev_env)
 
 

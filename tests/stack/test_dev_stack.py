@@ -58,7 +58,9 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def running_stack(stack_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+def running_stack(
+    stack_env: dict[str, str], tmp_path: Path
+) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
     proc = subprocess.Popen(
         [DUNWELL, "dev"],
         env=stack_env,
@@ -85,7 +87,9 @@ def running_stack(stack_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[s
 
 
 def test_dev_stack_starts_everything_and_stops_cleanly(
-    running_stack: tuple[subprocess.Popen[str], list[str]], stack_env: dict[str, str], tmp_path: Path
+    running_stack: tuple[subprocess.Popen[str], list[str]],
+    stack_env: dict[str, str],
+    tmp_path: Path,
 ) -> None:
     proc, lines = running_stack
     output = "\n".join(lines)
@@ -123,7 +127,12 @@ def test_dev_stack_refuses_a_taken_port(stack_env: dict[str, str], tmp_path: Pat
         busy.bind(("127.0.0.1", int(stack_env["DUNWELL_API_PORT"])))
         busy.listen()
         result = subprocess.run(
-            [DUNWELL, "dev"], env=stack_env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+            [DUNWELL, "dev"],
+            env=stack_env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     assert result.returncode == 1
     assert "ports already in use" in result.stderr and "api" in result.stderr
