@@ -12,7 +12,8 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from api.errors import install_error_handlers
-from api.routes import dev, health, ops
+from api.pan_guard import PanGuard
+from api.routes import dev, health, ops, relay, webhooks
 from api.temporal_client import TemporalConnection
 from dunwell.logs import install_redaction
 from dunwell.settings import Environment, Settings, get_settings
@@ -44,6 +45,10 @@ def create_app(
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(ops.router)
+    app.include_router(webhooks.router)
+    app.include_router(relay.router)
+    # Outermost: a body carrying card data is refused before any route or log sees it.
+    app.add_middleware(PanGuard)
     if settings.env is Environment.DEV:
         app.include_router(dev.router)
     return app

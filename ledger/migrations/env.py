@@ -15,6 +15,7 @@ from typing import Any
 from alembic import context
 from sqlalchemy import Connection
 
+import ledger.events_store  # registers its tables on the metadata
 import ledger.models
 from ledger.db import make_engine
 

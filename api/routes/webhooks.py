@@ -1,0 +1,251 @@
+"""Gateway event intake: Stripe webhooks, shared delivery to the subscription workflow,
+and the ops listing of parked events.
+
+Intake is verify -> record -> signal -> 200; business processing happens later in the
+workflow. Delivery is at-least-once towards Temporal and exactly-once in effect: the
+``processed_events`` row is inserted ``received`` with a delivery claim, the workflow is
+signalled (signal-with-start), then the row becomes ``delivered``. If the signal fails the
+claim is released and the sender gets 503 + Retry-After, so its retry signals again; if
+the process dies in between, the claim expires and a retry signals again. The workflow
+drops an event id it has already seen, so a repeated signal is harmless. A duplicate that
+arrives while another request holds the claim is answered ``duplicate`` at once: the
+holder either delivers, or fails towards its own sender, who retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import stripe
+from fastapi import APIRouter, Header, Query, Request
+from pydantic import BaseModel
+from sqlalchemy import Engine
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError
+
+from api.deps import ApiKey, EngineDep, SettingsDep
+from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
+from api.temporal_client import TemporalConnection, TemporalUnavailable
+from billing.events import (
+    GatewayEvent,
+    MalformedEvent,
+    SubscriptionStart,
+    Unroutable,
+    stripe_event,
+)
+from dunwell.settings import Settings
+from ledger import events_store
+
+log = logging.getLogger(__name__)
+
+WORKFLOW_TYPE = "SubscriptionWorkflow"
+SIGNAL_NAME = "gateway_event"
+SIGNATURE_TOLERANCE_SECONDS = 300
+# Longer than a signal can take (SIGNAL_RPC_TIMEOUT plus connecting), so a live claim is
+# never taken over; short enough that a crashed request's claim is gone before a retry.
+DELIVERY_LEASE = timedelta(seconds=30)
+SIGNAL_RPC_TIMEOUT = timedelta(seconds=10)
+
+router = APIRouter(tags=["webhooks"])
+
+INTAKE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "Bad or stale signature, or malformed event"},
+    503: {"model": ErrorResponse, "description": "Temporal unreachable; retry (Retry-After)"},
+}
+
+
+class IntakeAck(BaseModel):
+    status: Literal["accepted", "duplicate", "parked"]
+    event_id: str
+    reason: str | None = None
+
+
+def workflow_id(subscription_id: str) -> str:
+    return f"subscription-{subscription_id}"
+
+
+@router.post(
+    "/webhooks/stripe",
+    response_model=IntakeAck,
+    response_model_exclude_none=True,
+    responses=INTAKE_RESPONSES,
+)
+async def stripe_webhook(
+    request: Request,
+    settings: SettingsDep,
+    engine: EngineDep,
+    stripe_signature: Annotated[str | None, Header(alias="Stripe-Signature")] = None,
+) -> IntakeAck:
+    """Stripe's signed events: verified on the raw body, recorded once, signalled on."""
+    raw = await request.body()
+    _verify_stripe_signature(raw, stripe_signature, settings.stripe_webhook_secret)
+    try:
+        outcome = stripe_event(json.loads(raw))
+    except (ValueError, MalformedEvent) as err:
+        raise ApiError(400, "invalid_event", "the body is not a Stripe event") from err
+    return await intake(request, settings, engine, outcome, raw.decode("utf-8"))
+
+
+def _verify_stripe_signature(raw: bytes, header: str | None, secret: str) -> None:
+    if not header:
+        raise ApiError(400, "missing_signature", "the Stripe-Signature header is required")
+    try:
+        stripe.Webhook.construct_event(raw, header, secret, tolerance=SIGNATURE_TOLERANCE_SECONDS)
+    except stripe.SignatureVerificationError as err:
+        code = "stale_signature" if _is_stale(header) else "invalid_signature"
+        raise ApiError(400, code, "the Stripe signature does not verify") from err
+    except ValueError as err:  # not UTF-8 / not JSON: cannot be a signed Stripe event
+        raise ApiError(400, "invalid_event", "the body is not a Stripe event") from err
+
+
+def _is_stale(header: str) -> bool:
+    """Whether the header's timestamp is outside the tolerance (classifies the failure)."""
+    for item in header.split(","):
+        key, _, value = item.partition("=")
+        if key.strip() == "t" and value.strip().isdigit():
+            age = datetime.now(UTC).timestamp() - int(value)
+            return age > SIGNATURE_TOLERANCE_SECONDS
+    return False
+
+
+async def intake(
+    request: Request,
+    settings: Settings,
+    engine: Engine,
+    outcome: GatewayEvent | Unroutable,
+    raw_body: str,
+) -> IntakeAck:
+    """Record the event once, then park it or hand it to its subscription workflow."""
+    now = datetime.now(UTC)
+    if isinstance(outcome, Unroutable):
+        parked = await asyncio.to_thread(_park, engine, outcome, raw_body, now)
+        if not parked:
+            return IntakeAck(status="duplicate", event_id=outcome.event_id)
+        log.warning(
+            "parked gateway event %s (%s): %s", outcome.event_id, outcome.type, outcome.reason
+        )
+        return IntakeAck(status="parked", event_id=outcome.event_id, reason=outcome.reason)
+
+    event = outcome
+    claimed = await asyncio.to_thread(_record_or_claim, engine, event, raw_body, now)
+    if not claimed:
+        return IntakeAck(status="duplicate", event_id=event.event_id)
+    try:
+        await signal_with_start(request.app.state.temporal, settings, event)
+    except Exception:
+        await asyncio.to_thread(_release, engine, event.event_id)
+        raise
+    await asyncio.to_thread(_delivered, engine, event.event_id)
+    return IntakeAck(status="accepted", event_id=event.event_id)
+
+
+async def signal_with_start(
+    temporal: TemporalConnection, settings: Settings, event: GatewayEvent
+) -> None:
+    """Signal ``gateway_event`` to ``subscription-<id>``, starting the workflow if needed."""
+    client = await temporal.get()
+    try:
+        await client.start_workflow(
+            WORKFLOW_TYPE,
+            SubscriptionStart(subscription_id=event.subscription_id),
+            id=workflow_id(event.subscription_id),
+            task_queue=settings.task_queue,
+            start_signal=SIGNAL_NAME,
+            start_signal_args=[event],
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            rpc_timeout=SIGNAL_RPC_TIMEOUT,
+        )
+    except RPCError as err:
+        raise TemporalUnavailable(f"signal failed: {err.status.name}") from err
+
+
+def _park(engine: Engine, event: Unroutable, raw_body: str, now: datetime) -> bool:
+    with engine.begin() as conn:
+        return events_store.record_parked(
+            conn,
+            event_id=event.event_id,
+            source=event.source,
+            event_type=event.type,
+            object_type=event.object_type,
+            object_id=event.object_id,
+            subscription_id=event.subscription_id,
+            reason=event.reason,
+            raw_body=raw_body,
+            now=now,
+        )
+
+
+def _record_or_claim(engine: Engine, event: GatewayEvent, raw_body: str, now: datetime) -> bool:
+    """True when this request must deliver: it recorded the event, or it took over a
+    ``received`` row whose earlier delivery failed or was abandoned."""
+    with engine.begin() as conn:
+        if events_store.record_received(
+            conn,
+            event_id=event.event_id,
+            source=event.source,
+            event_type=event.type,
+            subscription_id=event.subscription_id,
+            raw_body=raw_body,
+            now=now,
+            lease=DELIVERY_LEASE,
+        ):
+            return True
+        return events_store.claim_for_delivery(conn, event.event_id, now=now, lease=DELIVERY_LEASE)
+
+
+def _release(engine: Engine, event_id: str) -> None:
+    with engine.begin() as conn:
+        events_store.release_claim(conn, event_id)
+
+
+def _delivered(engine: Engine, event_id: str) -> None:
+    with engine.begin() as conn:
+        events_store.skip_commit_flush(conn)
+        events_store.mark_delivered(conn, event_id, now=datetime.now(UTC))
+
+
+# --- ops -------------------------------------------------------------------------------
+
+
+class ParkedEventOut(BaseModel):
+    id: int
+    event_id: str
+    source: str
+    event_type: str
+    object_type: str | None
+    object_id: str | None
+    subscription_id: str | None
+    reason: str
+    parked_at: datetime
+
+
+class ParkedEventsPage(BaseModel):
+    items: list[ParkedEventOut]
+    next_after: int | None
+
+
+@router.get(
+    "/v1/ops/parked-events",
+    response_model=ParkedEventsPage,
+    tags=["ops"],
+    responses=ERROR_RESPONSES,
+)
+async def parked_events(
+    _auth: ApiKey,
+    engine: EngineDep,
+    after: Annotated[int, Query(ge=0, description="Continue after this parked-event id")] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> ParkedEventsPage:
+    """Gateway events that could not be routed to a subscription, oldest first."""
+
+    def load() -> list[events_store.ParkedRow]:
+        with engine.connect() as conn:
+            return events_store.list_parked(conn, after_id=after, limit=limit)
+
+    rows = await asyncio.to_thread(load)
+    items = [ParkedEventOut(**vars(row)) for row in rows]
+    return ParkedEventsPage(items=items, next_after=items[-1].id if len(items) == limit else None)

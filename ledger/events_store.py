@@ -1,0 +1,247 @@
+"""Processed and parked gateway events: the intake's dedupe table and ops' staging table.
+
+A ``processed_events`` row exists for every event id that passed signature checks, with
+the raw body kept for audit. Its ``status``:
+
+- ``received``: recorded, not yet handed to the subscription workflow. The request that
+  inserted the row holds a delivery *claim* (``claimed_until``); a retry of the same
+  event finds the row ``received`` and, once no live claim is held, claims it and
+  signals again (the workflow ignores an event id it has seen). A failed signal
+  releases the claim; a crashed process's claim simply expires.
+- ``delivered``: the signal was accepted by Temporal. Terminal; a retry is a duplicate.
+- ``parked``: unroutable; a ``parked_events`` row says why. Terminal for the intake.
+
+Functions here run inside the caller's transaction and never commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal, cast
+
+from sqlalchemy import (
+    CheckConstraint,
+    Connection,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ledger.models import Base, Id, UTCDateTime
+
+EventStatus = Literal["received", "delivered", "parked"]
+
+
+class ProcessedEvent(Base):
+    __tablename__ = "processed_events"
+    __table_args__ = (
+        CheckConstraint("source IN ('stripe', 'relay')", name="source"),
+        CheckConstraint("status IN ('received', 'delivered', 'parked')", name="status"),
+        Index("ix_processed_events_status_received_at", "status", "received_at"),
+    )
+
+    # Unique across sources: a relay forwarding a Stripe event under its Stripe id
+    # dedupes against the direct webhook.
+    event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))
+    event_type: Mapped[str] = mapped_column(String(128))
+    subscription_id: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))
+    raw_body: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivery_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ParkedEvent(Base):
+    __tablename__ = "parked_events"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(
+        String(255), ForeignKey("processed_events.event_id"), unique=True
+    )
+    source: Mapped[str] = mapped_column(String(16))
+    event_type: Mapped[str] = mapped_column(String(128))
+    object_type: Mapped[str | None] = mapped_column(String(64))
+    object_id: Mapped[str | None] = mapped_column(String(255))
+    subscription_id: Mapped[str | None] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(String(32))
+    parked_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+processed_events = cast(Table, ProcessedEvent.__table__)
+parked_events = cast(Table, ParkedEvent.__table__)
+
+
+@dataclass(frozen=True)
+class ParkedRow:
+    id: int
+    event_id: str
+    source: str
+    event_type: str
+    object_type: str | None
+    object_id: str | None
+    subscription_id: str | None
+    reason: str
+    parked_at: datetime
+
+
+def _insert_ignoring_duplicates(conn: Connection, table: Table, values: dict[str, object]) -> bool:
+    """Insert unless the primary/unique key exists; whether a row was inserted."""
+    # RETURNING, not rowcount: drivers may report -1 for an INSERT.
+    key = next(iter(table.primary_key.columns))
+    if conn.dialect.name == "postgresql":
+        pg = postgresql.insert(table).values(**values).on_conflict_do_nothing().returning(key)
+        return conn.execute(pg).first() is not None
+    if conn.dialect.name == "sqlite":
+        lite = sqlite.insert(table).values(**values).on_conflict_do_nothing().returning(key)
+        return conn.execute(lite).first() is not None
+    raise NotImplementedError(f"no insert-if-absent for {conn.dialect.name}")
+
+
+def record_received(
+    conn: Connection,
+    *,
+    event_id: str,
+    source: str,
+    event_type: str,
+    subscription_id: str,
+    raw_body: str,
+    now: datetime,
+    lease: timedelta,
+) -> bool:
+    """Record a routable event, claimed for delivery by the caller; False if already known."""
+    return _insert_ignoring_duplicates(
+        conn,
+        processed_events,
+        {
+            "event_id": event_id,
+            "source": source,
+            "event_type": event_type,
+            "subscription_id": subscription_id,
+            "status": "received",
+            "raw_body": raw_body,
+            "received_at": now,
+            "claimed_until": now + lease,
+            "delivery_attempts": 1,
+        },
+    )
+
+
+def record_parked(
+    conn: Connection,
+    *,
+    event_id: str,
+    source: str,
+    event_type: str,
+    object_type: str | None,
+    object_id: str | None,
+    subscription_id: str | None,
+    reason: str,
+    raw_body: str,
+    now: datetime,
+) -> bool:
+    """Record an unroutable event and park it for ops; False if the event id is known."""
+    inserted = _insert_ignoring_duplicates(
+        conn,
+        processed_events,
+        {
+            "event_id": event_id,
+            "source": source,
+            "event_type": event_type,
+            "subscription_id": subscription_id,
+            "status": "parked",
+            "raw_body": raw_body,
+            "received_at": now,
+        },
+    )
+    if inserted:
+        conn.execute(
+            parked_events.insert().values(
+                event_id=event_id,
+                source=source,
+                event_type=event_type,
+                object_type=object_type,
+                object_id=object_id,
+                subscription_id=subscription_id,
+                reason=reason,
+                parked_at=now,
+            )
+        )
+    return inserted
+
+
+def claim_for_delivery(conn: Connection, event_id: str, *, now: datetime, lease: timedelta) -> bool:
+    """Claim a ``received`` event nobody is delivering right now; whether the claim held."""
+    result = conn.execute(
+        update(processed_events)
+        .where(
+            processed_events.c.event_id == event_id,
+            processed_events.c.status == "received",
+            or_(
+                processed_events.c.claimed_until.is_(None),
+                processed_events.c.claimed_until < now,
+            ),
+        )
+        .values(
+            claimed_until=now + lease,
+            delivery_attempts=processed_events.c.delivery_attempts + 1,
+        )
+    )
+    return result.rowcount == 1
+
+
+def mark_delivered(conn: Connection, event_id: str, *, now: datetime) -> None:
+    conn.execute(
+        update(processed_events)
+        .where(processed_events.c.event_id == event_id)
+        .values(status="delivered", delivered_at=now, claimed_until=None)
+    )
+
+
+def skip_commit_flush(conn: Connection) -> None:
+    """Let this transaction commit without waiting for the WAL flush (PostgreSQL only).
+
+    Only for writes whose loss after a database crash is harmless, such as the
+    ``delivered`` mark: without it a retry signals once more and the workflow drops the
+    repeat. Temporal's history, not this table, is the record of delivery.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+
+
+def release_claim(conn: Connection, event_id: str) -> None:
+    """Give up a delivery claim after a failed signal so the next retry may claim it."""
+    conn.execute(
+        update(processed_events)
+        .where(processed_events.c.event_id == event_id, processed_events.c.status == "received")
+        .values(claimed_until=None)
+    )
+
+
+def status_of(conn: Connection, event_id: str) -> EventStatus | None:
+    status = conn.execute(
+        select(processed_events.c.status).where(processed_events.c.event_id == event_id)
+    ).scalar_one_or_none()
+    return cast(EventStatus | None, status)
+
+
+def list_parked(conn: Connection, *, after_id: int = 0, limit: int = 100) -> list[ParkedRow]:
+    """Parked events in the order they were parked, ``limit`` at a time after ``after_id``."""
+    rows = conn.execute(
+        select(parked_events)
+        .where(parked_events.c.id > after_id)
+        .order_by(parked_events.c.id)
+        .limit(limit)
+    ).mappings()
+    return [ParkedRow(**dict(row)) for row in rows]
