@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint typecheck unit install clean
+.PHONY: dev test lint typecheck unit install browser clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+# The portal page is tested in Debian's headless Chromium, never a downloaded browser.
+browser:
+	@test -x /usr/bin/chromium || { \
+		echo "installing Debian's chromium for the portal browser tests"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+unit: $(STAMP) browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck unit
