@@ -7,26 +7,37 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities import all_activities
+from activities.billing import BillingActivities
 from activities.ledger import LedgerActivities
+from billing.catalog import load_catalog
 from dunwell import temporal
+from dunwell.components import build_gateway, build_tax_engine
 from dunwell.logs import install_redaction
 from dunwell.settings import Settings
+from ledger.compliance import ComplianceLedger
 from ledger.db import make_engine
+from ledger.invoices import InvoiceStore
 from ledger.posting import Ledger
-
-WORKFLOWS: Sequence[type] = ()
+from workflows import WORKFLOWS
 
 
 def build_activities(settings: Settings) -> list[Callable[..., Any]]:
-    ledger = Ledger(make_engine(settings.database_url))
-    ledger_activities = LedgerActivities(ledger)
-    return [ledger_activities.post_entries]
+    engine = make_engine(settings.database_url)
+    billing = BillingActivities(
+        invoices=InvoiceStore(engine, issuer=settings.invoice_issuer),
+        tax_engine=build_tax_engine(settings),
+        gateway=build_gateway(settings),
+        registrations=ComplianceLedger(engine),
+        catalog=load_catalog(),
+    )
+    return all_activities(billing, LedgerActivities(Ledger(engine)))
 
 
 def build_worker(client: Client, settings: Settings, *, task_queue: str | None = None) -> Worker:

@@ -13,8 +13,20 @@ from temporalio.client import Client
 
 from api.errors import install_error_handlers
 from api.pan_guard import PanGuard
-from api.routes import dev, health, ops, relay, webhooks
+from api.routes import (
+    customers,
+    dev,
+    health,
+    ops,
+    portal,
+    relay,
+    subscriptions,
+    tax_reports,
+    webhooks,
+)
 from api.temporal_client import TemporalConnection
+from billing.catalog import load_catalog
+from dunwell.components import build_gateway, build_tax_engine
 from dunwell.logs import install_redaction
 from dunwell.settings import Environment, Settings, get_settings
 from ledger.db import make_engine
@@ -31,9 +43,13 @@ def create_app(
         app.state.settings = settings
         app.state.engine = make_engine(settings.database_url)
         app.state.temporal = TemporalConnection(settings, temporal_client)
+        app.state.catalog = load_catalog()
+        app.state.tax_engine = build_tax_engine(settings)
+        app.state.gateway = build_gateway(settings)
         try:
             yield
         finally:
+            app.state.gateway.close()
             app.state.engine.dispose()
 
     app = FastAPI(
@@ -45,6 +61,11 @@ def create_app(
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(ops.router)
+    app.include_router(tax_reports.router)
+    app.include_router(customers.router)
+    app.include_router(subscriptions.router)
+    app.include_router(portal.router)
+    app.include_router(portal.page_router)
     app.include_router(webhooks.router)
     app.include_router(relay.router)
     # Outermost: a body carrying card data is refused before any route or log sees it.

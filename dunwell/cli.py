@@ -14,9 +14,11 @@ from pydantic import ValidationError
 
 from dunwell.settings import Settings, get_settings
 from ledger.cli import ledger_app
+from ledger.tax_cli import tax_app
 
 app = typer.Typer(help="Dunwell billing orchestration.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger", help="Ledger reports.")
+app.add_typer(tax_app, name="tax", help="Tax liability reports.")
 
 
 def _settings() -> Settings:
@@ -91,6 +93,22 @@ def migrate(
     url = database_url or _settings().database_url
     upgrade(url, revision)
     typer.echo(f"database at revision {current(url)}")
+
+
+@app.command()
+def demo(
+    no_wait: Annotated[
+        bool, typer.Option("--no-wait", help="Do not wait for the first renewal")
+    ] = False,
+) -> None:
+    """Create demo customers and subscriptions on a running `make dev` stack."""
+    from dunwell.demo import DemoError, run_demo
+
+    try:
+        run_demo(_settings(), wait_for_renewal=not no_wait)
+    except DemoError as err:
+        typer.echo(f"dunwell demo: {err}", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()

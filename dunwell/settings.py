@@ -11,6 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -56,6 +57,16 @@ class Settings(BaseSettings):
     # None means Stripe's own API; dev points this at localstripe.
     stripe_api_base: str | None = "http://127.0.0.1:8420"
     stripe_webhook_secret: str = PLACEHOLDER_WEBHOOK_SECRET
+    # Publishable keys are public by design (they go to the browser); localstripe
+    # accepts any pk_test_ key.
+    stripe_publishable_key: str = "pk_test_dunwell_localstripe"
+
+    # "builtin" (offline jurisdictional engine) or "stripe" (Stripe Tax).
+    tax_engine: Literal["builtin", "stripe"] = "builtin"
+    # The EU member state the seller is established in (decides EU reverse charge).
+    seller_country: str | None = Field(default="IE", min_length=2, max_length=2)
+    # Issuer of invoice numbers (one gapless series per issuer).
+    invoice_issuer: str = "dunwell"
 
     api_key: str = PLACEHOLDER_API_KEY
     portal_session_secret: str = PLACEHOLDER_SESSION_SECRET

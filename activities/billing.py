@@ -1,0 +1,384 @@
+"""Billing activities: the subscription workflow's only way to tax, invoice and charge.
+
+Each side effect carries a key derived from the workflow's own identity: invoices by
+``sub:<id>:period:<start>`` or ``sub:<id>:change:<update id>``, charges by
+``<invoice id>:attempt:<n>``, so a retried activity finds the first result instead of
+doing the work twice. Declines are returned as ``ChargeDeclined`` values; only gateway
+failures raise (as ``ApplicationError``, via ``to_application_error``).
+
+The request and result types live here so the workflow can import them with the
+activity names; they are plain dataclasses for the pydantic data converter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.gateway_errors import to_application_error
+from billing.catalog import Catalog, CustomerProfile
+from billing.gateway import ChargeOutcome, GatewayError, PaymentGateway
+from billing.money import Money
+from ledger.invoices import (
+    CustomerTaxDetails,
+    DraftLine,
+    InvoiceError,
+    InvoiceStore,
+    InvoiceView,
+)
+from tax.engine import TaxEngine, aquote
+from tax.model import Address, Registration, TaxableLine, TaxBehavior, TaxCustomer, TaxQuote
+
+T = TypeVar("T")
+
+LineKind = Literal["subscription", "proration_credit", "proration_charge"]
+
+
+@dataclass(frozen=True)
+class InvoiceLineInput:
+    line_id: str
+    description: str
+    amount: int  # signed minor units; proration credits are negative
+    tax_inclusive: bool
+    kind: LineKind = "subscription"
+    plan_id: str | None = None
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TaxQuoteRequest:
+    customer: CustomerProfile
+    currency: str
+    lines: list[InvoiceLineInput]
+    at: datetime
+
+
+@dataclass(frozen=True)
+class CreateInvoiceRequest:
+    key: str
+    subscription_id: str
+    customer: CustomerProfile
+    currency: str
+    lines: list[InvoiceLineInput]
+    period_start: datetime
+    period_end: datetime
+    quote: TaxQuote
+    at: datetime
+
+
+@dataclass(frozen=True)
+class InvoiceSummary:
+    invoice_id: str
+    number: str | None
+    status: str
+    currency: str
+    subtotal: int
+    tax_total: int
+    total: int
+    amount_remaining: int
+
+
+@dataclass(frozen=True)
+class ChargeRequest:
+    subscription_id: str
+    invoice_id: str
+    attempt: int
+    gateway_customer_id: str
+    payment_method_id: str
+    amount: int
+    currency: str
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.invoice_id}:attempt:{self.attempt}"
+
+
+@dataclass(frozen=True)
+class MarkPaidRequest:
+    invoice_id: str
+    payment_ref: str
+    amount: int
+    at: datetime
+
+
+@dataclass(frozen=True)
+class VoidInvoiceRequest:
+    invoice_id: str
+    key: str
+    reason: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class CreditNoteSummary:
+    credit_note_id: str
+    number: str | None
+    amount: int
+
+
+@dataclass(frozen=True)
+class ProrationRecordRequest:
+    audit: dict[str, Any]
+    key: str
+    invoice_id: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class PaymentMethodRequest:
+    gateway_customer_id: str
+    payment_method_id: str
+    key: str
+
+
+def tax_customer(customer: CustomerProfile) -> TaxCustomer:
+    address = customer.address
+    return TaxCustomer(
+        billing_address=Address(
+            country=address.country,
+            region=address.state,
+            postal_code=address.postal_code,
+            city=address.city,
+            line1=address.line1,
+            line2=address.line2,
+        ),
+        vat_id=customer.tax_id,
+        customer_ref=customer.customer_id,
+    )
+
+
+def _behavior(line: InvoiceLineInput) -> TaxBehavior:
+    return TaxBehavior.INCLUSIVE if line.tax_inclusive else TaxBehavior.EXCLUSIVE
+
+
+def _summary(view: InvoiceView) -> InvoiceSummary:
+    return InvoiceSummary(
+        invoice_id=str(view.id),
+        number=view.number,
+        status=str(view.status),
+        currency=view.currency,
+        subtotal=view.subtotal,
+        tax_total=view.tax_total,
+        total=view.total,
+        amount_remaining=view.amount_remaining,
+    )
+
+
+def _non_retryable(exc: Exception) -> ApplicationError:
+    return ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True)
+
+
+async def _in_thread(work: Callable[[], T]) -> T:
+    """Run a blocking store call off the event loop. Invoice errors are final (the
+    request itself is wrong); anything else, e.g. contention, is retried by Temporal."""
+    try:
+        return await asyncio.to_thread(work)
+    except InvoiceError as exc:
+        raise _non_retryable(exc) from exc
+
+
+@runtime_checkable
+class RegistrationSource(Protocol):
+    """Where the seller's tax registrations are kept (the compliance ledger)."""
+
+    def registrations(self) -> list[Registration]: ...
+
+
+class BillingActivities:
+    """Built once per worker with its clients; each method is one activity."""
+
+    def __init__(
+        self,
+        *,
+        invoices: InvoiceStore,
+        tax_engine: TaxEngine,
+        gateway: PaymentGateway,
+        registrations: Sequence[Registration] | RegistrationSource,
+        catalog: Catalog,
+    ) -> None:
+        self._invoices = invoices
+        self._tax = tax_engine
+        self._gateway = gateway
+        # A fixed list (tests) or the compliance ledger, read at each quote so that a
+        # registration recorded while the worker runs applies from its effective date.
+        self._registrations = registrations
+        self._catalog = catalog
+
+    async def _current_registrations(self) -> Sequence[Registration]:
+        source = self._registrations
+        if isinstance(source, RegistrationSource):
+            return await asyncio.to_thread(source.registrations)
+        return tuple(source)
+
+    @activity.defn(name="billing.load_catalog")
+    async def load_catalog(self, version: int) -> Catalog:
+        """The worker's catalog; a workflow asking for a newer version than it holds fails."""
+        if version > self._catalog.version:
+            raise ApplicationError(
+                f"catalog version {version} requested, worker has {self._catalog.version}",
+                type="CatalogVersionUnavailable",
+            )
+        return self._catalog
+
+    @activity.defn(name="billing.quote_tax")
+    async def quote_tax(self, request: TaxQuoteRequest) -> TaxQuote:
+        lines = [
+            TaxableLine(
+                line_id=line.line_id,
+                amount=line.amount,
+                currency=request.currency,
+                tax_behavior=_behavior(line),
+                description=line.description,
+            )
+            for line in request.lines
+        ]
+        try:
+            registrations = await self._current_registrations()
+            return await aquote(
+                self._tax, lines, tax_customer(request.customer), registrations, request.at
+            )
+        except ValueError as exc:  # tax input errors are ValueErrors: retrying cannot help
+            raise _non_retryable(exc) from exc
+
+    @activity.defn(name="billing.create_invoice")
+    async def create_invoice(self, request: CreateInvoiceRequest) -> InvoiceSummary:
+        """Draft and finalize in one step; both are idempotent by ``request.key``."""
+        return _summary(await _in_thread(lambda: self._create_invoice(request)))
+
+    def _create_invoice(self, request: CreateInvoiceRequest) -> InvoiceView:
+        draft = self._invoices.create_draft(
+            key=request.key,
+            customer_id=request.customer.customer_id,
+            subscription_id=request.subscription_id,
+            currency=request.currency,
+            lines=[
+                DraftLine(
+                    line_id=line.line_id,
+                    description=line.description,
+                    amount=line.amount,
+                    tax_behavior=_behavior(line),
+                    kind=line.kind,
+                    plan_id=line.plan_id,
+                    period_start=line.period_start,
+                    period_end=line.period_end,
+                )
+                for line in request.lines
+            ],
+            period_start=request.period_start,
+            period_end=request.period_end,
+            at=request.at,
+        )
+        address = request.customer.address
+        return self._invoices.finalize(
+            draft.id,
+            quote=request.quote,
+            customer_tax=CustomerTaxDetails(
+                country=address.country,
+                region=address.state,
+                vat_id=request.customer.tax_id,
+                name=request.customer.name,
+                address_text=", ".join(
+                    part
+                    for part in (
+                        address.line1,
+                        address.line2,
+                        f"{address.postal_code} {address.city}",
+                        address.state,
+                        address.country,
+                    )
+                    if part
+                ),
+            ),
+            at=request.at,
+        )
+
+    @activity.defn(name="billing.charge_invoice")
+    async def charge_invoice(self, request: ChargeRequest) -> ChargeOutcome:
+        try:
+            return await self._gateway.charge_off_session(
+                customer_id=request.gateway_customer_id,
+                payment_method_id=request.payment_method_id,
+                amount=Money(request.amount, request.currency),
+                idempotency_key=request.idempotency_key,
+                metadata={
+                    "dunwell_subscription_id": request.subscription_id,
+                    "dunwell_invoice_id": request.invoice_id,
+                    "dunwell_attempt": str(request.attempt),
+                },
+            )
+        except GatewayError as exc:
+            raise to_application_error(exc) from exc
+
+    @activity.defn(name="billing.mark_invoice_paid")
+    async def mark_invoice_paid(self, request: MarkPaidRequest) -> InvoiceSummary:
+        view = await _in_thread(
+            lambda: self._invoices.mark_paid(
+                request.invoice_id,
+                payment_ref=request.payment_ref,
+                amount=request.amount,
+                at=request.at,
+            )
+        )
+        return _summary(view)
+
+    @activity.defn(name="billing.void_invoice")
+    async def void_invoice(self, request: VoidInvoiceRequest) -> CreditNoteSummary:
+        note = await _in_thread(
+            lambda: self._invoices.void(
+                request.invoice_id, key=request.key, reason=request.reason, at=request.at
+            )
+        )
+        return CreditNoteSummary(credit_note_id=str(note.id), number=note.number, amount=note.total)
+
+    @activity.defn(name="billing.record_proration")
+    async def record_proration(self, request: ProrationRecordRequest) -> None:
+        """The audit (inputs and outputs of the arithmetic) with the lines as taxed on
+        the finalized invoice, so the record shows the rates that were frozen."""
+
+        def work() -> None:
+            invoice = self._invoices.get(request.invoice_id)
+            self._invoices.record_proration(
+                request.audit,
+                key=request.key,
+                invoice_id=request.invoice_id,
+                taxed_lines=list(invoice.lines),
+                at=request.at,
+            )
+
+        await _in_thread(work)
+
+    @activity.defn(name="billing.set_default_payment_method")
+    async def set_default_payment_method(self, request: PaymentMethodRequest) -> None:
+        """Attach the token to the gateway customer (a no-op if attached) and make it default."""
+        try:
+            await self._gateway.attach_payment_method(
+                payment_method_id=request.payment_method_id,
+                customer_id=request.gateway_customer_id,
+                idempotency_key=f"{request.key}:attach",
+            )
+            await self._gateway.set_default_payment_method(
+                customer_id=request.gateway_customer_id,
+                payment_method_id=request.payment_method_id,
+                idempotency_key=f"{request.key}:default",
+            )
+        except GatewayError as exc:
+            raise to_application_error(exc) from exc
+
+    def all(self) -> list[Any]:
+        return [
+            self.load_catalog,
+            self.quote_tax,
+            self.create_invoice,
+            self.charge_invoice,
+            self.mark_invoice_paid,
+            self.void_invoice,
+            self.record_proration,
+            self.set_default_payment_method,
+        ]

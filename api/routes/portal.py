@@ -1,0 +1,462 @@
+"""Portal API (portal session token) and the portal page.
+
+Every route resolves objects through the token's customer: another customer's
+subscription is "not found" (404), never "forbidden", so ids cannot be probed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path
+from fastapi.responses import HTMLResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+
+from api.deps import EngineDep, SettingsDep
+from api.errors import ApiError
+from api.portal_tokens import InvalidPortalToken, PortalClaims, verify_portal_token
+from api.routes.customers import responses
+from api.schemas import (
+    CancellationOut,
+    CreditNoteListOut,
+    InvoiceListOut,
+    PaymentMethodIn,
+    PaymentMethodOut,
+    PlanChangeIn,
+    PlanChangePreviewOut,
+    PlanChangeResultOut,
+    PlanOut,
+    PlanPriceOut,
+    PortalConfigOut,
+    SetupIntentOut,
+    SubscriptionListOut,
+    SubscriptionOut,
+)
+from api.services import customers as customer_service
+from api.services import documents
+from api.services import payment_methods as cards
+from api.services import subscriptions as service
+from api.services.previews import preview_plan_change
+from api.services.runtime import (
+    CatalogDep,
+    GatewayDep,
+    RegistrationsDep,
+    TaxEngineDep,
+    TemporalDep,
+)
+from api.temporal_client import TemporalConnection
+from billing.catalog import Catalog
+from billing.lifecycle import PortalAction
+from ledger.customers import SubscriptionRecord
+from workflows.subscription_state import (
+    CancellationResult,
+    ChangePlanRequest,
+    ChangePlanResult,
+    SetPaymentMethodRequest,
+)
+
+_bearer = HTTPBearer(
+    auto_error=False, scheme_name="PortalSession", description="Portal session token"
+)
+
+
+def portal_claims(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> PortalClaims:
+    invalid = ApiError(
+        401,
+        "invalid_portal_session",
+        "the portal session is missing, invalid or expired; open the portal again",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+    if credentials is None:
+        raise invalid
+    try:
+        return verify_portal_token(
+            credentials.credentials,
+            secret=settings.portal_session_secret,
+            now=datetime.now(UTC),
+        )
+    except InvalidPortalToken:
+        raise invalid from None
+
+
+Portal = Annotated[PortalClaims, Depends(portal_claims)]
+SubscriptionIdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+router = APIRouter(prefix="/v1/portal", tags=["portal"])
+page_router = APIRouter(tags=["portal page"])
+
+
+async def _mine(
+    engine: EngineDep, portal: PortalClaims, subscription_id: str
+) -> SubscriptionRecord:
+    return await service.load_subscription(
+        engine=engine, subscription_id=subscription_id, customer_id=portal.customer_id
+    )
+
+
+@router.get("/session", response_model=PortalConfigOut, responses=responses(404))
+async def portal_session(portal: Portal, engine: EngineDep, catalog: CatalogDep) -> PortalConfigOut:
+    """Who the session is for, when it expires, and the plans on offer."""
+    customer = await customer_service.load_customer(engine=engine, customer_id=portal.customer_id)
+    return PortalConfigOut(
+        customer_id=customer.id,
+        customer_name=customer.name,
+        expires_at=portal.expires_at,
+        plans=[
+            PlanOut(
+                id=plan.plan_id,
+                name=plan.name,
+                tier=plan.tier,
+                interval=str(plan.prices[0].interval),
+                interval_count=plan.prices[0].interval_count,
+                prices=[PlanPriceOut(currency=p.currency, amount=p.amount) for p in plan.prices],
+            )
+            for plan in catalog.plans
+        ],
+    )
+
+
+@router.get("/subscriptions", response_model=SubscriptionListOut, responses=responses(503))
+async def list_my_subscriptions(
+    portal: Portal, engine: EngineDep, catalog: CatalogDep, temporal: TemporalDep
+) -> SubscriptionListOut:
+    """My subscriptions with their current state."""
+    records = await service.list_subscriptions(engine=engine, customer_id=portal.customer_id)
+    if not records:
+        return SubscriptionListOut(items=[])
+    client = await temporal.get()
+    states = await asyncio.gather(*(service.query_state(client=client, record=r) for r in records))
+    return SubscriptionListOut(
+        items=[
+            service.subscription_out(r, s, catalog) for r, s in zip(records, states, strict=True)
+        ]
+    )
+
+
+@router.get(
+    "/subscriptions/{subscription_id}",
+    response_model=SubscriptionOut,
+    responses=responses(404, 503),
+)
+async def get_my_subscription(
+    portal: Portal,
+    subscription_id: SubscriptionIdPath,
+    engine: EngineDep,
+    catalog: CatalogDep,
+    temporal: TemporalDep,
+) -> SubscriptionOut:
+    """One of my subscriptions."""
+    record = await _mine(engine, portal, subscription_id)
+    client = await temporal.get()
+    state = await service.query_state(client=client, record=record)
+    return service.subscription_out(record, state, catalog)
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/preview-change",
+    response_model=PlanChangePreviewOut,
+    responses=responses(400, 404, 409, 503),
+)
+async def preview_change(
+    portal: Portal,
+    subscription_id: SubscriptionIdPath,
+    body: PlanChangeIn,
+    engine: EngineDep,
+    catalog: CatalogDep,
+    temporal: TemporalDep,
+    tax_engine: TaxEngineDep,
+    registrations: RegistrationsDep,
+) -> PlanChangePreviewOut:
+    """What a plan change would cost (proration and tax per line); nothing is written."""
+    record = await _mine(engine, portal, subscription_id)
+    client = await temporal.get()
+    state = await service.query_state(client=client, record=record)
+    now = datetime.now(UTC)
+    old_price, new_price, decision = service.check_plan_change(
+        state, catalog, body.plan_id, now=now
+    )
+    customer = await customer_service.load_customer(engine=engine, customer_id=portal.customer_id)
+    return await preview_plan_change(
+        state=state,
+        old_price=old_price,
+        new_price=new_price,
+        decision=decision,
+        customer=state.customer or customer.profile(),
+        tax_engine=tax_engine,
+        registrations=registrations,
+        now=now,
+    )
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/change-plan",
+    response_model=PlanChangeResultOut,
+    responses=responses(400, 404, 409, 503),
+)
+async def change_plan(
+    portal: Portal,
+    subscription_id: SubscriptionIdPath,
+    body: PlanChangeIn,
+    engine: EngineDep,
+    catalog: CatalogDep,
+    temporal: TemporalDep,
+) -> PlanChangeResultOut:
+    """Change plan: upgrades now with a prorated invoice, downgrades at period end."""
+    record = await _mine(engine, portal, subscription_id)
+    client = await temporal.get()
+    state = await service.query_state(client=client, record=record)
+    service.check_plan_change(state, catalog, body.plan_id, now=datetime.now(UTC))
+    result = await service.send_update(
+        client=client,
+        record=record,
+        update="change_plan",
+        arg=ChangePlanRequest(plan_id=body.plan_id),
+        result_type=ChangePlanResult,
+    )
+    assert isinstance(result, ChangePlanResult)
+    after = await service.query_state(client=client, record=record)
+    return PlanChangeResultOut(
+        outcome=result.outcome,
+        plan_id=result.plan_id,
+        pending_plan_id=result.pending_plan_id,
+        effective_at=result.effective_at,
+        invoice_id=result.invoice_id,
+        amount_charged=result.amount_charged,
+        subscription=service.subscription_out(record, after, catalog),
+    )
+
+
+async def _cancellation(
+    portal: PortalClaims,
+    subscription_id: str,
+    engine: Engine,
+    catalog: Catalog,
+    temporal: TemporalConnection,
+    action: PortalAction,
+    update: str,
+) -> CancellationOut:
+    record = await _mine(engine, portal, subscription_id)
+    client = await temporal.get()
+    state = await service.query_state(client=client, record=record)
+    service.check_portal_action(state, action, now=datetime.now(UTC))
+    result = await service.send_update(
+        client=client, record=record, update=update, arg=None, result_type=CancellationResult
+    )
+    assert isinstance(result, CancellationResult)
+    after = await service.query_state(client=client, record=record)
+    return CancellationOut(
+        cancel_at_period_end=result.cancel_at_period_end,
+        access_until=result.access_until,
+        subscription=service.subscription_out(record, after, catalog),
+    )
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/cancel",
+    response_model=CancellationOut,
+    responses=responses(400, 404, 409, 503),
+)
+async def cancel_at_period_end(
+    portal: Portal,
+    subscription_id: SubscriptionIdPath,
+    engine: EngineDep,
+    catalog: CatalogDep,
+    temporal: TemporalDep,
+) -> CancellationOut:
+    """Cancel at the end of the paid period; access continues until then."""
+    return await _cancellation(
+        portal,
+        subscription_id,
+        engine,
+        catalog,
+        temporal,
+        PortalAction.CANCEL_AT_PERIOD_END,
+        "cancel_at_period_end",
+    )
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/undo-cancel",
+    response_model=CancellationOut,
+    responses=responses(400, 404, 409, 503),
+)
+async def undo_cancellation(
+    portal: Portal,
+    subscription_id: SubscriptionIdPath,
+    engine: EngineDep,
+    catalog: CatalogDep,
+    temporal: TemporalDep,
+) -> CancellationOut:
+    """Withdraw a pending cancellation before the period ends."""
+    return await _cancellation(
+        portal,
+        subscription_id,
+        engine,
+        catalog,
+        temporal,
+        PortalAction.UNDO_CANCELLATION,
+        "undo_cancellation",
+    )
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/payment-method/setup-intent",
+    response_model=SetupIntentOut,
+    responses=responses(400, 404, 409, 502, 503),
+)
+async def create_setup_intent(
+    portal: Portal,
+    subscription_id: SubscriptionIdPath,
+    engine: EngineDep,
+    settings: SettingsDep,
+    gateway: GatewayDep,
+    temporal: TemporalDep,
+) -> SetupIntentOut:
+    """Start a card set-up; the browser confirms it with Stripe.js, not through this API."""
+    record = await _mine(engine, portal, subscription_id)
+    client = await temporal.get()
+    state = await service.query_state(client=client, record=record)
+    service.check_portal_action(
+        state, PortalAction.SET_DEFAULT_PAYMENT_METHOD, now=datetime.now(UTC)
+    )
+    customer = await customer_service.load_customer(engine=engine, customer_id=portal.customer_id)
+    if customer.gateway_customer_id is None:
+        raise ApiError(409, "customer_not_ready", "the customer has no gateway customer")
+    result, request_3ds = await cards.create_setup_intent(
+        gateway=gateway,
+        gateway_customer_id=customer.gateway_customer_id,
+        country=customer.address.country,
+        subscription_id=record.id,
+    )
+    return SetupIntentOut(
+        client_secret=result.client_secret,
+        publishable_key=cards.publishable_key(settings),
+        stripe_js_url=cards.stripe_js_url(settings),
+        three_d_secure="any" if request_3ds.value == "any" else "automatic",
+    )
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/payment-method",
+    response_model=PaymentMethodOut,
+    responses=responses(400, 404, 409, 502, 503),
+)
+async def set_payment_method(
+    portal: Portal,
+    subscription_id: SubscriptionIdPath,
+    body: PaymentMethodIn,
+    engine: EngineDep,
+    catalog: CatalogDep,
+    gateway: GatewayDep,
+    temporal: TemporalDep,
+) -> PaymentMethodOut:
+    """Make a card token (`pm_…`) the subscription's default; card data is never accepted."""
+    record = await _mine(engine, portal, subscription_id)
+    client = await temporal.get()
+    state = await service.query_state(client=client, record=record)
+    service.check_portal_action(
+        state, PortalAction.SET_DEFAULT_PAYMENT_METHOD, now=datetime.now(UTC)
+    )
+    customer = await customer_service.load_customer(engine=engine, customer_id=portal.customer_id)
+    if customer.gateway_customer_id is None:
+        raise ApiError(409, "customer_not_ready", "the customer has no gateway customer")
+    details = await cards.attach_token(
+        gateway=gateway,
+        gateway_customer_id=customer.gateway_customer_id,
+        payment_method_id=body.payment_method_id,
+        key=f"dunwell:portal:{record.id}:pm:{body.payment_method_id}",
+        make_default=False,  # the workflow's update makes it the default
+    )
+    await service.send_update(
+        client=client,
+        record=record,
+        update="set_default_payment_method",
+        arg=SetPaymentMethodRequest(payment_method_id=body.payment_method_id),
+        result_type=None,
+    )
+    after = await service.query_state(client=client, record=record)
+    return PaymentMethodOut(
+        payment_method_id=details.id,
+        brand=details.brand,
+        last4=details.last4,
+        exp_month=details.exp_month,
+        exp_year=details.exp_year,
+        subscription=service.subscription_out(record, after, catalog),
+    )
+
+
+@router.get("/invoices", response_model=InvoiceListOut, responses=responses())
+async def list_my_invoices(portal: Portal, engine: EngineDep) -> InvoiceListOut:
+    """My finalized invoices, oldest first."""
+    return InvoiceListOut(
+        items=await documents.list_invoices(engine=engine, customer_id=portal.customer_id)
+    )
+
+
+@router.get("/credit-notes", response_model=CreditNoteListOut, responses=responses())
+async def list_my_credit_notes(portal: Portal, engine: EngineDep) -> CreditNoteListOut:
+    """My credit notes, oldest first."""
+    return CreditNoteListOut(
+        items=await documents.list_credit_notes(engine=engine, customer_id=portal.customer_id)
+    )
+
+
+# --- the page ----------------------------------------------------------------------------
+
+_PAGE_HEADERS = {
+    # The session token is in the page's URL: never send it on as a referrer, never cache.
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+}
+
+
+def _static(name: str) -> str:
+    return resources.files("api").joinpath("static", name).read_text("utf-8")
+
+
+@page_router.get("/portal", response_class=HTMLResponse, include_in_schema=True)
+async def portal_page(settings: SettingsDep) -> HTMLResponse:
+    """The customer portal page; it reads the session token from `?session=`."""
+    js_origin = cards.stripe_js_url(settings).split("/js.stripe.com")[0]
+    if not settings.stripe_api_base:
+        js_origin = "https://js.stripe.com https://api.stripe.com"
+    csp = (
+        f"default-src 'self'; script-src 'self' {js_origin}; connect-src 'self' {js_origin}; "
+        f"frame-src {js_origin}; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+    return HTMLResponse(
+        _static("portal.html"),
+        headers={**_PAGE_HEADERS, "Content-Security-Policy": csp},
+    )
+
+
+@page_router.get("/portal/portal.js", include_in_schema=False)
+async def portal_script() -> Response:
+    return Response(
+        _static("portal.js"),
+        media_type="text/javascript",
+        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+def install_routes(app: object) -> None:
+    """Add the server API, portal API and portal page routers to a FastAPI app."""
+    from fastapi import FastAPI
+
+    from api.routes import customers, subscriptions
+
+    assert isinstance(app, FastAPI)
+    app.include_router(customers.router)
+    app.include_router(subscriptions.router)
+    app.include_router(router)
+    app.include_router(page_router)

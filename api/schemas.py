@@ -1,0 +1,321 @@
+"""Request and response bodies of the server and portal APIs.
+
+Request models (``...In``) refuse unknown fields, so a misspelt field is a 422 rather
+than silently ignored; response models (``...Out``) describe exactly what is returned.
+Amounts are integer minor units of the named ISO 4217 currency.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+
+PlanId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,99}$")]
+Currency = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z]{3}$", to_upper=True, min_length=3, max_length=3)
+]
+PaymentMethodToken = Annotated[
+    str,
+    StringConstraints(pattern=r"^pm_[A-Za-z0-9_]{1,200}$"),
+    Field(description="A gateway payment method token (`pm_…`), never card data"),
+]
+ObjectId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+# --- customers -------------------------------------------------------------------------
+
+
+class AddressIn(_Request):
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$", to_upper=True)] = Field(
+        description="ISO 3166-1 alpha-2"
+    )
+    state: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    postal_code: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    city: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    line1: Annotated[str, StringConstraints(min_length=1, max_length=300)]
+    line2: Annotated[str, StringConstraints(max_length=300)] | None = None
+
+
+class CustomerIn(_Request):
+    email: Annotated[
+        str, StringConstraints(pattern=r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,}$", max_length=320)
+    ]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=300)]
+    address: AddressIn
+    tax_id: Annotated[str, StringConstraints(min_length=2, max_length=64)] | None = Field(
+        default=None, description="VAT or other tax ID; EU VAT IDs are checked for format"
+    )
+    timezone: str = Field(default="UTC", description="IANA zone, for showing local dates only")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+
+class AddressOut(BaseModel):
+    country: str
+    state: str | None
+    postal_code: str
+    city: str
+    line1: str
+    line2: str | None
+
+
+class CustomerOut(BaseModel):
+    id: str
+    email: str
+    name: str
+    address: AddressOut
+    tax_id: str | None
+    timezone: str
+    gateway_customer_id: str | None
+    created_at: datetime
+
+
+# --- subscriptions ---------------------------------------------------------------------
+
+
+class SubscriptionIn(_Request):
+    customer_id: ObjectId
+    plan_id: PlanId
+    currency: Currency
+    payment_method_id: PaymentMethodToken | None = None
+    trial: bool = Field(default=False, description="Start with the plan's trial, no card needed")
+    backdate_start_date: AwareDatetime | None = Field(
+        default=None,
+        description="Start the subscription in the past (at most one billing period back): "
+        "the first period is billed at once, and its renewal comes at the backdated "
+        "period end",
+    )
+
+
+class TransitionOut(BaseModel):
+    from_status: str
+    to_status: str
+    cause: str
+    at: datetime
+
+
+class InvoiceBriefOut(BaseModel):
+    invoice_id: str
+    number: str | None
+    purpose: str
+    currency: str
+    period_start: datetime
+    period_end: datetime
+    total: int
+    tax_total: int
+    status: str
+
+
+class PlanChangeOut(BaseModel):
+    change_id: str
+    from_plan: str
+    to_plan: str
+    kind: str
+    requested_at: datetime
+    effective_at: datetime
+    outcome: str
+
+
+class SubscriptionOut(BaseModel):
+    id: str
+    customer_id: str
+    workflow_id: str
+    plan_id: str
+    plan_name: str | None
+    currency: str
+    amount: int | None = Field(description="Price per period in minor units")
+    interval: str | None
+    status: str
+    current_period_start: datetime | None
+    current_period_end: datetime | None
+    cancel_at_period_end: bool
+    pending_plan_id: str | None
+    payment_method_id: str | None
+    transitions: list[TransitionOut]
+    recent_invoices: list[InvoiceBriefOut]
+    plan_changes: list[PlanChangeOut]
+    created_at: datetime
+
+
+class SubscriptionListOut(BaseModel):
+    items: list[SubscriptionOut]
+
+
+# --- invoices and credit notes ---------------------------------------------------------
+
+
+class InvoiceOut(BaseModel):
+    id: str
+    number: str | None
+    status: str
+    subscription_id: str | None
+    currency: str
+    subtotal: int | None
+    tax_total: int | None
+    total: int | None
+    amount_paid: int
+    amount_remaining: int
+    amount_credited: int
+    period_start: datetime | None
+    period_end: datetime | None
+    created_at: datetime
+    finalized_at: datetime | None
+
+
+class InvoiceListOut(BaseModel):
+    items: list[InvoiceOut]
+
+
+class CreditNoteOut(BaseModel):
+    id: str
+    number: str
+    invoice_id: str
+    currency: str
+    purpose: str
+    reason: str
+    subtotal: int
+    tax_total: int
+    total: int
+    created_at: datetime
+
+
+class CreditNoteListOut(BaseModel):
+    items: list[CreditNoteOut]
+
+
+# --- portal sessions -------------------------------------------------------------------
+
+
+class PortalSessionIn(_Request):
+    customer_id: ObjectId
+
+
+class PortalSessionOut(BaseModel):
+    token: str = Field(description="Bearer token for the portal API; treat as a secret")
+    url: str = Field(description="The portal page, with the token")
+    expires_at: datetime
+
+
+# --- portal actions --------------------------------------------------------------------
+
+
+class PlanChangeIn(_Request):
+    plan_id: PlanId
+
+
+class TaxComponentOut(BaseModel):
+    jurisdiction: str
+    tax_type: str | None
+    rate_ppm: int
+    tax_amount: int
+    reason: str
+
+
+class PreviewLineOut(BaseModel):
+    kind: Literal["credit", "charge", "next_period"]
+    description: str
+    plan_id: str
+    amount: int = Field(description="As priced; credits are negative")
+    amount_excluding_tax: int
+    tax_amount: int
+    amount_including_tax: int
+    tax: list[TaxComponentOut]
+
+
+class PlanChangePreviewOut(BaseModel):
+    subscription_id: str
+    from_plan_id: str
+    to_plan_id: str
+    kind: Literal["upgrade", "downgrade", "lateral"]
+    effective: Literal["immediately", "period_end", "trial_swap", "withdraw_scheduled"]
+    effective_at: datetime
+    currency: str
+    lines: list[PreviewLineOut]
+    subtotal: int
+    tax_total: int
+    total: int = Field(description="What is charged when the change takes effect")
+    tax_jurisdiction: str | None
+    legal_mentions: list[str]
+
+
+class SetupIntentOut(BaseModel):
+    client_secret: str = Field(description="For Stripe.js confirmCardSetup in the browser")
+    publishable_key: str
+    stripe_js_url: str
+    three_d_secure: Literal["any", "automatic"]
+
+
+class PaymentMethodIn(_Request):
+    payment_method_id: PaymentMethodToken
+
+
+class PortalConfigOut(BaseModel):
+    customer_id: str
+    customer_name: str
+    expires_at: datetime
+    plans: list[PlanOut]
+
+
+class PlanPriceOut(BaseModel):
+    currency: str
+    amount: int
+
+
+class PlanOut(BaseModel):
+    id: str
+    name: str
+    tier: int
+    interval: str
+    interval_count: int
+    prices: list[PlanPriceOut]
+
+
+PortalConfigOut.model_rebuild()
+
+
+class PlanChangeResultOut(BaseModel):
+    outcome: str = Field(
+        description="applied | scheduled | withdrawn | swapped_in_trial | reverted (charge failed)"
+    )
+    plan_id: str
+    pending_plan_id: str | None
+    effective_at: datetime
+    invoice_id: str | None
+    amount_charged: int
+    subscription: SubscriptionOut
+
+
+class CancellationOut(BaseModel):
+    cancel_at_period_end: bool
+    access_until: datetime | None
+    subscription: SubscriptionOut
+
+
+class PaymentMethodOut(BaseModel):
+    payment_method_id: str
+    brand: str | None
+    last4: str | None
+    exp_month: int | None
+    exp_year: int | None
+    subscription: SubscriptionOut

@@ -1,0 +1,101 @@
+"""Card set-up for the portal: the browser talks to the gateway, the API sees tokens only.
+
+1. ``create_setup_intent``: a SetupIntent for the customer's gateway customer; only its
+   ``client_secret`` goes to the page, which confirms it with Stripe.js
+   (``confirmCardSetup``). 3-D Secure is requested up front for customers in regulated
+   regions (``billing.sca.setup_requires_3ds``).
+2. ``attach_token``: the page sends back the resulting ``pm_…`` token; it must be
+   unattached or already this customer's, and is attached and made the default.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from activities.stripe_gateway import StripeGateway
+from api.errors import ApiError
+from api.services.customers import gateway_error
+from billing.gateway import (
+    GatewayError,
+    InvalidGatewayRequest,
+    PaymentMethodDetails,
+    SetupIntentResult,
+    ThreeDSecureRequest,
+)
+from billing.sca import setup_requires_3ds
+from dunwell.settings import Settings
+
+# localstripe accepts any publishable key of this shape; Stripe needs the account's own.
+LOCAL_PUBLISHABLE_KEY = "pk_test_dunwell_localstripe"
+
+
+def publishable_key(settings: Settings) -> str:
+    configured = getattr(settings, "stripe_publishable_key", None)
+    if isinstance(configured, str) and configured:
+        return configured
+    return LOCAL_PUBLISHABLE_KEY
+
+
+def stripe_js_url(settings: Settings) -> str:
+    if settings.stripe_api_base:
+        return f"{settings.stripe_api_base.rstrip('/')}/js.stripe.com/v3/"
+    return "https://js.stripe.com/v3/"
+
+
+def three_d_secure_for(country: str) -> ThreeDSecureRequest:
+    return ThreeDSecureRequest.ANY if setup_requires_3ds(country) else ThreeDSecureRequest.AUTOMATIC
+
+
+async def create_setup_intent(
+    *,
+    gateway: StripeGateway,
+    gateway_customer_id: str,
+    country: str,
+    subscription_id: str,
+) -> tuple[SetupIntentResult, ThreeDSecureRequest]:
+    request_3ds = three_d_secure_for(country)
+    try:
+        # Each press of "update card" is a new intent; the key guards this call's retries.
+        result = await gateway.create_setup_intent(
+            customer_id=gateway_customer_id,
+            idempotency_key=f"dunwell:seti:{subscription_id}:{secrets.token_hex(8)}",
+            request_three_d_secure=request_3ds,
+            metadata={"dunwell_subscription_id": subscription_id},
+        )
+    except GatewayError as err:
+        raise gateway_error(err) from err
+    return result, request_3ds
+
+
+async def attach_token(
+    *,
+    gateway: StripeGateway,
+    gateway_customer_id: str,
+    payment_method_id: str,
+    key: str,
+    make_default: bool = True,
+) -> PaymentMethodDetails:
+    """Attach ``pm_…`` to the gateway customer; 422 when it is unknown or someone else's."""
+    refused = ApiError(
+        422, "invalid_payment_method", "the payment method token is not usable for this customer"
+    )
+    try:
+        details = await gateway.retrieve_payment_method(payment_method_id)
+        if details.customer_id not in (None, gateway_customer_id):
+            raise refused
+        details = await gateway.attach_payment_method(
+            payment_method_id=payment_method_id,
+            customer_id=gateway_customer_id,
+            idempotency_key=f"{key}:attach",
+        )
+        if make_default:
+            await gateway.set_default_payment_method(
+                customer_id=gateway_customer_id,
+                payment_method_id=payment_method_id,
+                idempotency_key=f"{key}:default",
+            )
+    except InvalidGatewayRequest as err:
+        raise refused from err
+    except GatewayError as err:
+        raise gateway_error(err) from err
+    return details

@@ -1,0 +1,20 @@
+"""Factories for the collaborators that both the worker and the API build from settings,
+so the two always quote tax and talk to the gateway the same way."""
+
+from __future__ import annotations
+
+from activities.stripe_gateway import StripeGateway
+from dunwell.settings import Settings
+from tax import TaxEngine, make_engine
+
+
+def build_tax_engine(settings: Settings) -> TaxEngine:
+    if settings.tax_engine == "stripe":
+        return make_engine(
+            "stripe", api_key=settings.stripe_api_key, api_base=settings.stripe_api_base
+        )
+    return make_engine("builtin", seller_country=settings.seller_country)
+
+
+def build_gateway(settings: Settings) -> StripeGateway:
+    return StripeGateway(settings.stripe_api_key, settings.stripe_api_base)

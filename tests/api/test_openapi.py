@@ -1,0 +1,92 @@
+"""The OpenAPI document lists every server and portal route with its error responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.app import create_app
+from api.routes.portal import install_routes
+from dunwell.settings import Settings
+
+SERVER = "server api key"
+PORTAL = "portal session token"
+
+# (method, path): (auth, documented error statuses)
+EXPECTED: dict[tuple[str, str], tuple[str, set[str]]] = {
+    ("post", "/v1/customers"): (SERVER, {"400", "401", "409", "422", "502", "503"}),
+    ("get", "/v1/customers/{customer_id}"): (SERVER, {"401", "404", "422"}),
+    ("post", "/v1/portal-sessions"): (SERVER, {"400", "401", "404", "422"}),
+    ("post", "/v1/subscriptions"): (SERVER, {"400", "401", "404", "409", "422", "502", "503"}),
+    ("get", "/v1/subscriptions/{subscription_id}"): (SERVER, {"401", "404", "422", "503"}),
+    ("get", "/v1/subscriptions/{subscription_id}/invoices"): (SERVER, {"401", "404", "422"}),
+    ("get", "/v1/portal/session"): (PORTAL, {"401", "404", "422"}),
+    ("get", "/v1/portal/subscriptions"): (PORTAL, {"401", "422", "503"}),
+    ("get", "/v1/portal/subscriptions/{subscription_id}"): (
+        PORTAL,
+        {"401", "404", "422", "503"},
+    ),
+    ("post", "/v1/portal/subscriptions/{subscription_id}/preview-change"): (
+        PORTAL,
+        {"400", "401", "404", "409", "422", "503"},
+    ),
+    ("post", "/v1/portal/subscriptions/{subscription_id}/change-plan"): (
+        PORTAL,
+        {"400", "401", "404", "409", "422", "503"},
+    ),
+    ("post", "/v1/portal/subscriptions/{subscription_id}/cancel"): (
+        PORTAL,
+        {"400", "401", "404", "409", "422", "503"},
+    ),
+    ("post", "/v1/portal/subscriptions/{subscription_id}/undo-cancel"): (
+        PORTAL,
+        {"400", "401", "404", "409", "422", "503"},
+    ),
+    ("post", "/v1/portal/subscriptions/{subscription_id}/payment-method/setup-intent"): (
+        PORTAL,
+        {"400", "401", "404", "409", "422", "502", "503"},
+    ),
+    ("post", "/v1/portal/subscriptions/{subscription_id}/payment-method"): (
+        PORTAL,
+        {"400", "401", "404", "409", "422", "502", "503"},
+    ),
+    ("get", "/v1/portal/invoices"): (PORTAL, {"401", "422"}),
+    ("get", "/v1/portal/credit-notes"): (PORTAL, {"401", "422"}),
+}
+
+
+def _document() -> dict[str, Any]:
+    app = create_app(Settings(env="test"))
+    if not any(getattr(r, "path", None) == "/v1/customers" for r in app.routes):
+        install_routes(app)
+    document: dict[str, Any] = app.openapi()
+    return document
+
+
+def test_every_route_is_documented_with_its_errors() -> None:
+    document = _document()
+    schemes = document["components"]["securitySchemes"]
+    for (method, path), (auth, errors) in EXPECTED.items():
+        operation = document["paths"][path][method]
+        responses = operation["responses"]
+        documented = {code for code in responses if not code.startswith("2")}
+        assert documented == errors, (method, path, documented)
+        for code in errors:
+            schema = responses[code]["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/ErrorResponse"}, (path, code)
+        (success,) = [code for code in responses if code.startswith("2")]
+        assert "$ref" in responses[success]["content"]["application/json"]["schema"]
+        assert operation["description"].strip() and "\n" not in operation["description"]
+        (requirement,) = operation["security"]
+        (scheme,) = requirement
+        assert schemes[scheme]["description"].lower() == auth, (path, scheme)
+
+
+def test_request_bodies_refuse_card_fields_by_schema() -> None:
+    schemas = _document()["components"]["schemas"]
+    pm = schemas["PaymentMethodIn"]
+    assert pm["additionalProperties"] is False
+    assert pm["properties"]["payment_method_id"]["pattern"].startswith("^pm_")
+
+
+def test_the_portal_page_is_listed() -> None:
+    assert "get" in _document()["paths"]["/portal"]

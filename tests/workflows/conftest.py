@@ -1,0 +1,83 @@
+"""Workflow test harness: the time-skipping server, a real worker per test (fresh task
+queue) with the real billing activities: the invoice store on a PostgreSQL database, the
+built-in tax engine, and the Stripe adapter against localstripe."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import stripe
+from sqlalchemy import Engine
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.billing import BillingActivities
+from activities.stripe_gateway import StripeGateway
+from billing.catalog import load_catalog
+from ledger.db import make_engine
+from ledger.invoices import InvoiceStore
+from ledger.migrate import upgrade
+from ledger.posting import Ledger
+from tax import BuiltinTaxEngine
+from tests.conftest import create_database, drop_database
+from tests.support.localstripe import reset, running_localstripe
+from tests.workflows.harness import API_KEY, REGISTRATIONS, Billing
+from workflows import WORKFLOWS
+
+
+@pytest.fixture(scope="session")
+def billing_engine() -> Iterator[Engine]:
+    url = create_database("dunwell_wf")
+    try:
+        upgrade(url)
+        engine = make_engine(url)
+        yield engine
+        engine.dispose()
+    finally:
+        drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def localstripe_url() -> Iterator[str]:
+    with running_localstripe() as url:
+        yield url
+
+
+@pytest.fixture
+async def billing(
+    temporal_time_env: WorkflowEnvironment, billing_engine: Engine, localstripe_url: str
+) -> AsyncIterator[Billing]:
+    reset(localstripe_url)
+    gateway = StripeGateway(API_KEY, localstripe_url, timeout_seconds=10)
+    store = InvoiceStore(billing_engine, issuer="dunwell")
+    activities = BillingActivities(
+        invoices=store,
+        tax_engine=BuiltinTaxEngine(seller_country="IE"),
+        gateway=gateway,
+        registrations=REGISTRATIONS,
+        catalog=load_catalog(),
+    )
+    task_queue = f"wf-{uuid.uuid4().hex[:10]}"
+    worker = Worker(
+        temporal_time_env.client,
+        task_queue=task_queue,
+        workflows=list(WORKFLOWS),
+        activities=activities.all(),
+    )
+    async with worker:
+        harness = Billing(
+            env=temporal_time_env,
+            client=temporal_time_env.client,
+            task_queue=task_queue,
+            store=store,
+            ledger=Ledger(billing_engine),
+            stripe=stripe.StripeClient(API_KEY, base_addresses={"api": localstripe_url}),
+            gateway=gateway,
+        )
+        try:
+            yield harness
+        finally:
+            await harness.terminate_started()
+    gateway.close()

@@ -1,0 +1,182 @@
+"""Helpers for the workflow tests: the Billing handle, customers, polling, recording."""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import contextlib
+import json
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import stripe
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from activities.stripe_gateway import StripeGateway
+from billing.catalog import BillingAddress, CustomerProfile
+from ledger.invoices import InvoiceStore
+from ledger.posting import Ledger
+from tax import Registration, TaxType
+from workflows.subscription import SubscriptionWorkflow
+from workflows.subscription_state import SubscriptionInput, SubscriptionState
+
+API_KEY = "sk_test_dunwell_workflows"
+VISA_OK = "4242424242424242"
+FAILS_WHEN_CHARGED = "4000000000000341"
+HISTORIES = Path(__file__).parent / "histories"
+RECORD_ENV = "DUNWELL_RECORD_HISTORIES"
+
+# A seller established in Ireland, registered for the EU One-Stop Shop.
+REGISTRATIONS = (Registration("EU", TaxType.VAT, date(2020, 1, 1), None, "EU372000041"),)
+
+
+@dataclass
+class Billing:
+    """One test's view of the system: Temporal client, worker queue, store, gateway."""
+
+    env: WorkflowEnvironment
+    client: Client
+    task_queue: str
+    store: InvoiceStore
+    ledger: Ledger
+    stripe: stripe.StripeClient
+    gateway: StripeGateway
+    # Workflows this test started; the fixture terminates those still running, because
+    # a timer that fires for a queue nobody polls any more stalls the shared clock.
+    started: list[str] = field(default_factory=list)
+
+    def card(self, number: str) -> str:
+        pm = self.stripe.v1.payment_methods.create(
+            params={
+                "type": "card",
+                "card": {"number": number, "exp_month": 12, "exp_year": 2031, "cvc": "123"},
+            }
+        )
+        return pm.id
+
+    async def customer(self, number: str = VISA_OK) -> tuple[str, str]:
+        """A gateway customer with a default card: (cus_…, pm_…)."""
+        key = uuid.uuid4().hex
+        customer_id = await self.gateway.create_customer(
+            idempotency_key=f"{key}:customer", email="ada@example.test"
+        )
+        pm_id = self.card(number)
+        await self.gateway.attach_payment_method(
+            payment_method_id=pm_id, customer_id=customer_id, idempotency_key=f"{key}:attach"
+        )
+        await self.gateway.set_default_payment_method(
+            customer_id=customer_id, payment_method_id=pm_id, idempotency_key=f"{key}:default"
+        )
+        return customer_id, pm_id
+
+    async def subscribe(
+        self,
+        *,
+        plan_id: str = "pro-monthly",
+        start_at: datetime | None = None,
+        trial: bool = False,
+        card: str = VISA_OK,
+        **overrides: Any,
+    ) -> WorkflowHandle[SubscriptionWorkflow, SubscriptionState]:
+        subscription_id = f"sub_{uuid.uuid4().hex[:12]}"
+        gateway_customer, pm_id = await self.customer(card)
+        start = SubscriptionInput(
+            subscription_id=subscription_id,
+            customer=profile(f"cust_{uuid.uuid4().hex[:10]}"),
+            gateway_customer_id=gateway_customer,
+            default_payment_method_id=pm_id,
+            plan_id=plan_id,
+            currency="EUR",
+            start_at=start_at or await self.env.get_current_time(),
+            trial=trial,
+            **overrides,
+        )
+        self.started.append(f"subscription-{subscription_id}")
+        await self.client.start_workflow(
+            SubscriptionWorkflow.run,
+            start,
+            id=f"subscription-{subscription_id}",
+            task_queue=self.task_queue,
+            static_summary=f"Subscription {subscription_id}",
+        )
+        return self.client.get_workflow_handle_for(
+            SubscriptionWorkflow.run, f"subscription-{subscription_id}"
+        )
+
+    async def first_after_now(self, month: int, *, leap: bool | None = None) -> datetime:
+        """The next first day of ``month`` (in a leap year or not) after the server's
+        now: the session's time-skipping clock only moves forward, test after test."""
+        now = await self.env.get_current_time()
+        year = now.year
+        while True:
+            candidate = utc(year, month, 1)
+            if candidate > now + timedelta(days=1) and leap in (None, calendar.isleap(year)):
+                return candidate
+            year += 1
+
+    async def soon(self) -> datetime:
+        """A whole-second instant a day from the server's now."""
+        now = await self.env.get_current_time()
+        return (now + timedelta(days=1)).replace(microsecond=0)
+
+    async def terminate_started(self) -> None:
+        for workflow_id in self.started:
+            with contextlib.suppress(RPCError):
+                await self.client.get_workflow_handle(workflow_id).terminate("test finished")
+
+    async def sleep_until(self, moment: datetime) -> None:
+        now = await self.env.get_current_time()
+        if moment > now:
+            await self.env.sleep(moment - now)
+
+
+def profile(customer_id: str) -> CustomerProfile:
+    return CustomerProfile(
+        customer_id=customer_id,
+        email="ada@example.test",
+        name="Ada Lovelace",
+        address=BillingAddress(
+            country="DE", state=None, postal_code="10115", city="Berlin", line1="Invalidenstr. 1"
+        ),
+    )
+
+
+async def eventually(
+    handle: WorkflowHandle[Any, Any],
+    predicate: Callable[[SubscriptionState], bool],
+    *,
+    timeout: float = 15.0,
+) -> SubscriptionState:
+    """Query the latest run until ``predicate`` holds (activities finish in real time)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        state = await handle.query(SubscriptionWorkflow.state)
+        if predicate(state):
+            return state
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition never held; last state: {state}")
+        await asyncio.sleep(0.05)
+
+
+async def record_history(handle: WorkflowHandle[Any, Any], name: str) -> None:
+    """With DUNWELL_RECORD_HISTORIES=1, save this run's history for the replay test."""
+    if not os.environ.get(RECORD_ENV):
+        return
+    history = await handle.fetch_history()
+    HISTORIES.mkdir(exist_ok=True)
+    document = json.loads(history.to_json())
+    (HISTORIES / f"{name}.json").write_text(json.dumps(document, indent=1) + "\n")
+
+
+def utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+
+
+ONE_SECOND = timedelta(seconds=1)

@@ -1,0 +1,42 @@
+"""Recorded histories replay deterministically against the current workflow code.
+
+Regenerate after an intentional incompatible change (and keep a ``workflow.patched``
+path for running workflows) with::
+
+    DUNWELL_RECORD_HISTORIES=1 .venv/bin/pytest tests/workflows
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from workflows import WORKFLOWS
+
+HISTORIES = Path(__file__).parent / "histories"
+EXPECTED = {
+    "subscription_renewal",
+    "subscription_plan_change",
+    "subscription_cancel",
+    "subscription_event_start",
+    "subscription_review",
+    "manual_review",
+}
+
+
+def test_every_workflow_has_recorded_histories() -> None:
+    assert {p.stem for p in HISTORIES.glob("*.json")} >= EXPECTED
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+async def test_history_replays(name: str) -> None:
+    history = WorkflowHistory.from_json(
+        f"{name}-workflow", (HISTORIES / f"{name}.json").read_text()
+    )
+    replayer = Replayer(workflows=list(WORKFLOWS), data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
+    assert result.replay_failure is None
