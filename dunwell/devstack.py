@@ -229,6 +229,9 @@ class DevStack:
 
         upgrade(self.settings.database_url)
         self.out(f"  migrations applied to {self.settings.database_url}")
+        seeded = seed_dev_registrations(self.settings.database_url)
+        if seeded:
+            self.out(f"  recorded dev tax registrations: {', '.join(seeded)}")
 
     def _start_one(self, svc: Service, env: dict[str, str]) -> None:
         log = (self.log_dir / f"{svc.name}.log").open("ab")
@@ -294,6 +297,41 @@ class DevStack:
                 pass
             proc.wait()
         self.out("Dunwell dev stack stopped.")
+
+
+# A development seller registered where the demo customers live, so that quotes show
+# collected tax (and EU reverse charge) instead of "not collecting" everywhere.
+DEV_REGISTRATIONS = (
+    ("EU", "vat", "EU372000041"),  # One-Stop Shop, established in Ireland
+    ("IE", "vat", "IE3720000AH"),
+    ("GB", "vat", "GB123456789"),
+    ("US-NY", "sales_tax", "NY-DEV-0001"),
+    ("CA", "gst", "123456789RT0001"),
+)
+
+
+def seed_dev_registrations(database_url: str) -> list[str]:
+    """Record the dev registrations once, on an empty compliance ledger."""
+    from datetime import UTC, date, datetime
+
+    from ledger.compliance import ComplianceLedger
+    from ledger.db import make_engine
+    from tax import Registration, TaxType
+
+    engine = make_engine(database_url)
+    try:
+        ledger = ComplianceLedger(engine)
+        if ledger.registrations():
+            return []
+        for jurisdiction, tax_type, number in DEV_REGISTRATIONS:
+            ledger.record_registration(
+                Registration(jurisdiction, TaxType(tax_type), date(2020, 1, 1), None, number),
+                at=datetime.now(UTC),
+                note="dunwell dev default",
+            )
+        return [j for j, _, _ in DEV_REGISTRATIONS]
+    finally:
+        engine.dispose()
 
 
 def run_dev(settings: Settings) -> int:
