@@ -136,33 +136,36 @@ def _run(
     return len(work) / elapsed
 
 
+def measure(invoices: int, runs: int, threads: int) -> float:
+    """Median finalizations/s over ``runs`` runs on a fresh database (dropped after)."""
+    url = _database()
+    try:
+        upgrade(url)
+        engine = make_engine(url, pool_size=threads + 2)
+        store = InvoiceStore(engine, issuer=f"bench-{uuid.uuid4().hex[:6]}")
+        # Warm-up: accounts, the rate table record, connection pool.
+        _run(store, _prepare(store, 50, -1), threads)
+        rates = []
+        for run in range(runs):
+            work = _prepare(store, invoices, run)
+            rate = _run(store, work, threads)
+            rates.append(rate)
+            print(f"run {run + 1}: {invoices} finalizations, {threads} threads: {rate:,.0f}/s")
+        median = statistics.median(rates)
+        print(f"median finalizations/s: {median:,.0f} (target >= 200)")
+        engine.dispose()
+    finally:
+        _drop(url)
+    return float(median)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--invoices", type=int, default=2_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=4)
     args = parser.parse_args()
-
-    url = _database()
-    try:
-        upgrade(url)
-        engine = make_engine(url, pool_size=args.threads + 2)
-        store = InvoiceStore(engine, issuer=f"bench-{uuid.uuid4().hex[:6]}")
-        # Warm-up: accounts, the rate table record, connection pool.
-        _run(store, _prepare(store, 50, -1), args.threads)
-        rates = []
-        for run in range(args.runs):
-            work = _prepare(store, args.invoices, run)
-            rate = _run(store, work, args.threads)
-            rates.append(rate)
-            print(
-                f"run {run + 1}: {args.invoices} finalizations, {args.threads} threads: {rate:,.0f}/s"
-            )
-        median = statistics.median(rates)
-        print(f"median finalizations/s: {median:,.0f} (target >= 200)")
-        engine.dispose()
-    finally:
-        _drop(url)
+    median = measure(args.invoices, args.runs, args.threads)
     print(json.dumps({"finalizations_per_s": round(median, 1)}))
 
 
