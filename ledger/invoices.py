@@ -32,8 +32,6 @@ A credit note that brings an open invoice's amount remaining to zero marks it pa
 from __future__ import annotations
 
 import hashlib
-import random
-import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import asdict, dataclass
@@ -41,13 +39,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select, text, update
-from sqlalchemy.exc import DBAPIError
 
 from billing.money import is_supported_currency
-from ledger import chart, compliance, proration_audit
+from ledger import chart, compliance, proration_audit, unit_of_work
 from ledger.accounts import AccountRow, AccountSpec, get_or_create_accounts
-from ledger.db import READ_ONLY
-from ledger.dialect import insert_or_ignore, is_retryable
+from ledger.dialect import insert_or_ignore
 from ledger.documents_models import (
     invoice_lines as _lines,
 )
@@ -67,7 +63,6 @@ from ledger.documents_models import (
     invoices as _inv,
 )
 from ledger.entries import AccountRef, EntryRequest, PostingRequest
-from ledger.errors import LedgerBusyError
 from ledger.invoice_checks import (
     aware,
     aware_or_none,
@@ -123,13 +118,12 @@ from ledger.note_tax import (
     rate_change_delta,
 )
 from ledger.proration_audit import ProrationAuditRecord, jsonable
+from ledger.unit_of_work import MAX_ATTEMPTS
 from tax import TaxBehavior, TaxComponent, TaxQuote
 from tax.rates import load_rate_table
 
 T = TypeVar("T")
 
-MAX_ATTEMPTS = 8
-_BACKOFF_BASE_S = 0.005
 _NEW_ACCOUNTS = "dunwell_invoices_new_accounts"
 _ACCOUNT_CACHE_LIMIT = 100_000
 
@@ -1008,31 +1002,21 @@ class InvoiceStore:
         )
 
     def _read(self, work: Callable[[Connection], T]) -> T:
-        with self.engine.connect().execution_options(**READ_ONLY) as conn:
-            try:
-                return work(conn)
-            finally:
-                conn.rollback()
+        return unit_of_work.read(self.engine, work)
 
     def _transact(self, work: Callable[[Connection], T]) -> T:
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                with self.engine.begin() as conn:
-                    conn.info.pop(_NEW_ACCOUNTS, None)
-                    result = work(conn)
-                    created = conn.info.pop(_NEW_ACCOUNTS, None)
-                if created and len(self._accounts) < _ACCOUNT_CACHE_LIMIT:
-                    self._accounts.update(created)
-                return result
-            except DBAPIError as exc:
-                if not is_retryable(exc):
-                    raise
-                if attempt == self.max_attempts:
-                    raise LedgerBusyError(
-                        f"gave up after {attempt} attempts under contention"
-                    ) from exc
-                time.sleep(random.uniform(0, _BACKOFF_BASE_S * 2**attempt))
-        raise AssertionError("unreachable")
+        def tracked(conn: Connection) -> tuple[T, Any]:
+            conn.info.pop(_NEW_ACCOUNTS, None)
+            result = work(conn)
+            return result, conn.info.pop(_NEW_ACCOUNTS, None)
+
+        result, created = unit_of_work.transact(
+            self.engine, tracked, max_attempts=self.max_attempts
+        )
+        # Only accounts from a committed transaction may enter the cache.
+        if created and len(self._accounts) < _ACCOUNT_CACHE_LIMIT:
+            self._accounts.update(created)
+        return result
 
 
 def _scale(parts: Sequence[NoteComponent], sign: int) -> tuple[NoteComponent, ...]:

@@ -11,27 +11,22 @@ To write ledger entries together with other rows in one transaction, call
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 
 from billing.money import Money
-from ledger import accounts, journal, queries
+from ledger import accounts, journal, queries, unit_of_work
 from ledger.accounts import AccountRow, AccountSpec
-from ledger.db import READ_ONLY
-from ledger.dialect import is_retryable
 from ledger.entries import AccountRef, EntryRequest, PostedEntry, PostingRequest
-from ledger.errors import AlreadyReversedError, LedgerBusyError
+from ledger.errors import AlreadyReversedError
+from ledger.unit_of_work import MAX_ATTEMPTS
 
 T = TypeVar("T")
 
-MAX_ATTEMPTS = 8
-_BACKOFF_BASE_S = 0.005
 _STALE_ACCOUNT = "fk_ledger_postings_account_id_currency_ledger_accounts"
 
 
@@ -99,33 +94,23 @@ class Ledger:
         return self._read(lambda conn: queries.trial_balance(conn, at))
 
     def _read(self, work: Callable[[Connection], T]) -> T:
-        with self.engine.connect().execution_options(**READ_ONLY) as conn:
-            try:
-                return work(conn)
-            finally:
-                conn.rollback()
+        return unit_of_work.read(self.engine, work)
 
     def _transact(self, work: Callable[[Connection], T]) -> T:
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                with self.engine.begin() as conn:
-                    return work(conn)
-            except IntegrityError as exc:
-                if _STALE_ACCOUNT in str(exc.orig) and self._accounts and attempt == 1:
-                    # A cached account was deleted (possible only while it had no postings).
-                    self._accounts.clear()
-                    continue
-                if "reverses_entry_id" in str(exc.orig):
-                    raise AlreadyReversedError(
-                        "a concurrent transaction reversed the same entry"
-                    ) from exc
-                raise
-            except DBAPIError as exc:
-                if not is_retryable(exc):
-                    raise
-                if attempt == self.max_attempts:
-                    raise LedgerBusyError(
-                        f"gave up after {attempt} attempts under contention"
-                    ) from exc
-                time.sleep(random.uniform(0, _BACKOFF_BASE_S * 2**attempt))
-        raise AssertionError("unreachable")
+        try:
+            return unit_of_work.transact(self.engine, work, max_attempts=self.max_attempts)
+        except IntegrityError as exc:
+            if _STALE_ACCOUNT not in str(exc.orig) or not self._accounts:
+                raise _integrity_error(exc) from exc
+            # A cached account was deleted (possible only while it had no postings).
+            self._accounts.clear()
+        try:
+            return unit_of_work.transact(self.engine, work, max_attempts=self.max_attempts)
+        except IntegrityError as exc:
+            raise _integrity_error(exc) from exc
+
+
+def _integrity_error(exc: IntegrityError) -> Exception:
+    if "reverses_entry_id" in str(exc.orig):
+        return AlreadyReversedError("a concurrent transaction reversed the same entry")
+    return exc
