@@ -15,7 +15,9 @@ from temporalio.worker import Worker
 
 from activities import all_activities
 from activities.billing import BillingActivities
+from activities.dunning import DunningActivities
 from activities.ledger import LedgerActivities
+from activities.notifications import Notifier
 from billing.catalog import load_catalog
 from dunwell import temporal
 from dunwell.components import build_gateway, build_tax_engine
@@ -30,14 +32,24 @@ from workflows import WORKFLOWS
 
 def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     engine = make_engine(settings.database_url)
+    invoices = InvoiceStore(engine, issuer=settings.invoice_issuer)
+    gateway = build_gateway(settings)
     billing = BillingActivities(
-        invoices=InvoiceStore(engine, issuer=settings.invoice_issuer),
+        invoices=invoices,
         tax_engine=build_tax_engine(settings),
-        gateway=build_gateway(settings),
+        gateway=gateway,
         registrations=ComplianceLedger(engine),
         catalog=load_catalog(),
     )
-    return all_activities(billing, LedgerActivities(Ledger(engine)))
+    notifier = Notifier(
+        engine,
+        smtp_host=settings.smtp_host,
+        smtp_port=settings.smtp_port,
+        mail_from=settings.mail_from,
+        public_base_url=settings.public_base_url,
+    )
+    dunning = DunningActivities(gateway=gateway, notifier=notifier, invoices=invoices)
+    return [*all_activities(billing, LedgerActivities(Ledger(engine))), *dunning.all()]
 
 
 def build_worker(client: Client, settings: Settings, *, task_queue: str | None = None) -> Worker:

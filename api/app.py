@@ -16,6 +16,7 @@ from api.pan_guard import PanGuard
 from api.routes import (
     customers,
     dev,
+    dunning_ops,
     health,
     ops,
     portal,
@@ -62,6 +63,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(ops.router)
     app.include_router(tax_reports.router)
+    app.include_router(dunning_ops.router)
     app.include_router(customers.router)
     app.include_router(subscriptions.router)
     app.include_router(portal.router)

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from dunwell.dunning_cli import dunning_app
 from dunwell.settings import Settings, get_settings
 from ledger.cli import ledger_app
 from ledger.tax_cli import tax_app
@@ -19,6 +20,7 @@ from ledger.tax_cli import tax_app
 app = typer.Typer(help="Dunwell billing orchestration.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger", help="Ledger reports.")
 app.add_typer(tax_app, name="tax", help="Tax liability reports.")
+app.add_typer(dunning_app, name="dunning", help="Dunning runs: show, pause, resume, retry, end.")
 
 
 def _settings() -> Settings:

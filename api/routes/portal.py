@@ -447,16 +447,3 @@ async def portal_script() -> Response:
         media_type="text/javascript",
         headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
     )
-
-
-def install_routes(app: object) -> None:
-    """Add the server API, portal API and portal page routers to a FastAPI app."""
-    from fastapi import FastAPI
-
-    from api.routes import customers, subscriptions
-
-    assert isinstance(app, FastAPI)
-    app.include_router(customers.router)
-    app.include_router(subscriptions.router)
-    app.include_router(router)
-    app.include_router(page_router)

@@ -15,8 +15,12 @@ from typing import Any
 from alembic import context
 from sqlalchemy import Connection
 
-import ledger.events_store  # registers its tables on the metadata
+# Every module defining tables, so the metadata (and autogenerate) sees them all.
+import ledger.customers
+import ledger.documents_models
+import ledger.events_store
 import ledger.models
+import ledger.notifications_store
 from ledger.db import make_engine
 
 target_metadata = ledger.models.Base.metadata

@@ -20,9 +20,7 @@ from temporalio.worker import Worker
 from activities.billing import BillingActivities
 from activities.stripe_gateway import StripeGateway
 from api.app import create_app
-from api.pan_guard import PanGuard
 from api.portal_tokens import issue_portal_token
-from api.routes.portal import install_routes
 from billing.catalog import load_catalog
 from dunwell.settings import Settings
 from ledger.db import make_engine
@@ -77,11 +75,6 @@ def make_settings(db_url: str, stripe_base: str, **overrides: Any) -> Settings:
 
 def build_app(settings: Settings, temporal_client: Client | None = None) -> FastAPI:
     app = create_app(settings, temporal_client=temporal_client)
-    paths = {getattr(route, "path", None) for route in app.routes}
-    if "/v1/customers" not in paths:
-        install_routes(app)
-    if not any(m.cls is PanGuard for m in app.user_middleware):
-        app.add_middleware(PanGuard)
     app.state.tax_engine = BuiltinTaxEngine(seller_country="IE")
     app.state.tax_registrations = REGISTRATIONS
     return app

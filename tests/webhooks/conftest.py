@@ -22,8 +22,6 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from api.pan_guard import PanGuard
-from api.routes import relay, webhooks
 from billing.events import GatewayEvent
 from dunwell.settings import Settings
 from ledger.db import make_engine
@@ -60,17 +58,8 @@ def settings(events_db_url: str) -> Settings:
 
 
 def build_app(settings: Settings, temporal_client: Client | None) -> FastAPI:
-    """The API app with the intake wired as ``api/app.py`` wires it (added here only if
-    ``create_app`` does not include it yet)."""
-    app = create_app(settings, temporal_client=temporal_client)
-    paths = {path for path, _methods in api_routes(app)}
-    if "/webhooks/stripe" not in paths:
-        app.include_router(webhooks.router)
-    if "/v1/events" not in paths:
-        app.include_router(relay.router)
-    if not any(m.cls is PanGuard for m in app.user_middleware):
-        app.add_middleware(PanGuard)
-    return app
+    """The API app exactly as ``api/app.py`` wires it."""
+    return create_app(settings, temporal_client=temporal_client)
 
 
 def api_routes(app: FastAPI) -> list[tuple[str, set[str]]]:

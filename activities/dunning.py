@@ -1,0 +1,243 @@
+"""Dunning activities: charge the unpaid invoice, notify the customer, settle the invoice.
+
+Each side effect carries a key derived from the dunning workflow's identity:
+
+    charge       f"{invoice_id}:dunning:{attempt}"      Stripe Idempotency-Key
+    notify       notification_key(invoice, kind, n)     notifications row + Message-ID
+    mark paid    payment:{invoice_id}:{payment_ref}     InvoiceStore payment key
+    void         dunning:{invoice_id}:void              InvoiceStore credit note key
+
+Declines are ordinary results, never exceptions: every attempt that reached the card
+network must be fed to the scheduler, which counts it against the network caps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.gateway_errors import to_application_error
+from activities.notifications import NotificationReceipt, NotificationRequest, Notifier
+from billing.declines import DeclineInfo, classify_decline
+from billing.dunning.policy import InvoiceEndAction
+from billing.gateway import (
+    ChargeDeclined,
+    ChargeOutcome,
+    ChargeProcessing,
+    ChargeRequiresAction,
+    ChargeSucceeded,
+    GatewayError,
+    InvalidGatewayRequest,
+    PaymentGateway,
+    PaymentIntentStatus,
+)
+from billing.money import Money
+from ledger.invoice_errors import InvoiceError
+from ledger.invoices import InvoiceStore
+
+# A processing charge is polled this many times, this far apart, before the activity
+# fails with a retryable error (the retry re-sends the same idempotent request).
+PROCESSING_POLLS = 5
+PROCESSING_POLL_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class DunningChargeRequest:
+    invoice_id: str
+    subscription_id: str
+    attempt: int  # 1-based attempt number on this invoice
+    gateway_customer_id: str
+    payment_method_id: str
+    amount: int  # minor units
+    currency: str
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.invoice_id}:dunning:{self.attempt}"
+
+
+@dataclass(frozen=True)
+class DunningChargeResult:
+    outcome: Literal["succeeded", "declined"]
+    payment_intent_id: str | None = None
+    amount: int = 0
+    decline: DeclineInfo | None = None
+
+
+@dataclass(frozen=True)
+class MarkPaidRequest:
+    invoice_id: str
+    payment_ref: str
+    amount: int
+    at: datetime
+
+
+@dataclass(frozen=True)
+class InvoiceEndRequest:
+    invoice_id: str
+    action: InvoiceEndAction
+    at: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class InvoiceActionResult:
+    applied: bool  # False when no invoice store is configured or nothing was to be done
+    credit_note_id: str | None = None
+
+
+def _authentication_required(brand: str | None) -> DeclineInfo:
+    return DeclineInfo(code="authentication_required", card_brand=brand)
+
+
+class DunningActivities:
+    """Built by the worker with its gateway, notifier and (once available) invoice store."""
+
+    def __init__(
+        self,
+        *,
+        gateway: PaymentGateway,
+        notifier: Notifier,
+        invoices: InvoiceStore | None = None,
+    ) -> None:
+        self._gateway = gateway
+        self._notifier = notifier
+        self._invoices = invoices
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [self.charge, self.notify, self.mark_paid, self.end_invoice]
+
+    @activity.defn(name="dunning_charge")
+    async def charge(self, request: DunningChargeRequest) -> DunningChargeResult:
+        try:
+            outcome = await self._gateway.charge_off_session(
+                customer_id=request.gateway_customer_id,
+                payment_method_id=request.payment_method_id,
+                amount=Money(request.amount, request.currency),
+                idempotency_key=request.idempotency_key,
+                metadata={
+                    "invoice_id": request.invoice_id,
+                    "subscription_id": request.subscription_id,
+                    "dunning_attempt": str(request.attempt),
+                },
+            )
+            if isinstance(outcome, ChargeProcessing):
+                outcome = await self._await_processing(outcome)
+        except InvalidGatewayRequest as exc:
+            # The gateway refused the request itself (e.g. a detached payment method):
+            # recorded as a failed attempt so the schedule, not a hot loop, decides.
+            return DunningChargeResult(
+                "declined", decline=DeclineInfo(code=exc.code or "invalid_request")
+            )
+        except GatewayError as exc:
+            raise to_application_error(exc) from exc
+        return _result(outcome)
+
+    async def _await_processing(self, outcome: ChargeProcessing) -> ChargeOutcome:
+        for _ in range(PROCESSING_POLLS):
+            activity.heartbeat(outcome.payment_intent_id)
+            await asyncio.sleep(PROCESSING_POLL_SECONDS)
+            snapshot = await self._gateway.retrieve_payment_intent(outcome.payment_intent_id)
+            if snapshot.status is PaymentIntentStatus.SUCCEEDED:
+                return ChargeSucceeded(snapshot.id, snapshot.latest_charge_id, snapshot.amount)
+            if snapshot.status is PaymentIntentStatus.REQUIRES_ACTION:
+                return ChargeRequiresAction(
+                    snapshot.id, snapshot.client_secret or "", snapshot.amount
+                )
+            if snapshot.last_error is not None and snapshot.status in (
+                PaymentIntentStatus.REQUIRES_PAYMENT_METHOD,
+                PaymentIntentStatus.CANCELED,
+            ):
+                return _declined(snapshot.id, snapshot.amount, snapshot.last_error)
+        raise ApplicationError(
+            f"charge {outcome.payment_intent_id} is still processing", type="ChargeProcessing"
+        )
+
+    @activity.defn(name="dunning_notify")
+    async def notify(self, request: NotificationRequest) -> NotificationReceipt:
+        return await self._notifier.send(request)
+
+    @activity.defn(name="dunning_mark_paid")
+    async def mark_paid(self, request: MarkPaidRequest) -> InvoiceActionResult:
+        store = self._invoices
+        if store is None:
+            activity.logger.warning(
+                "no invoice store configured; %s not marked paid", request.invoice_id
+            )
+            return InvoiceActionResult(applied=False)
+        async with _invoice_errors():
+            await asyncio.to_thread(
+                store.mark_paid,
+                request.invoice_id,
+                payment_ref=request.payment_ref,
+                amount=request.amount,
+                at=request.at,
+            )
+        return InvoiceActionResult(applied=True)
+
+    @activity.defn(name="dunning_end_invoice")
+    async def end_invoice(self, request: InvoiceEndRequest) -> InvoiceActionResult:
+        store = self._invoices
+        if request.action is InvoiceEndAction.LEAVE_OPEN:
+            return InvoiceActionResult(applied=False)
+        if store is None:
+            activity.logger.warning("no invoice store configured; %s left open", request.invoice_id)
+            return InvoiceActionResult(applied=False)
+        async with _invoice_errors():
+            if request.action is InvoiceEndAction.MARK_UNCOLLECTIBLE:
+                await asyncio.to_thread(store.mark_uncollectible, request.invoice_id, at=request.at)
+                return InvoiceActionResult(applied=True)
+            note = await asyncio.to_thread(
+                store.void,
+                request.invoice_id,
+                key=f"dunning:{request.invoice_id}:void",
+                reason=request.reason,
+                at=request.at,
+            )
+        return InvoiceActionResult(applied=True, credit_note_id=note.id)
+
+
+@asynccontextmanager
+async def _invoice_errors() -> AsyncIterator[None]:
+    """Invoice state errors will not heal by retrying: fail the activity for good."""
+    try:
+        yield
+    except InvoiceError as exc:
+        raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from exc
+
+
+def _declined(payment_intent_id: str | None, amount: Money, decline: DeclineInfo) -> ChargeDeclined:
+    return ChargeDeclined(payment_intent_id, None, amount, decline, classify_decline(decline))
+
+
+def _result(outcome: ChargeOutcome) -> DunningChargeResult:
+    if isinstance(outcome, ChargeSucceeded):
+        return DunningChargeResult(
+            "succeeded", payment_intent_id=outcome.payment_intent_id, amount=outcome.amount.amount
+        )
+    if isinstance(outcome, ChargeRequiresAction):
+        # An off-session charge the issuer wants authenticated: the customer confirms it
+        # on-session in the portal; never retried automatically.
+        return DunningChargeResult(
+            "declined",
+            payment_intent_id=outcome.payment_intent_id,
+            amount=outcome.amount.amount,
+            decline=_authentication_required(None),
+        )
+    if isinstance(outcome, ChargeDeclined):
+        return DunningChargeResult(
+            "declined",
+            payment_intent_id=outcome.payment_intent_id,
+            amount=outcome.amount.amount,
+            decline=outcome.decline,
+        )
+    raise ApplicationError(
+        f"charge {outcome.payment_intent_id} is still processing", type="ChargeProcessing"
+    )

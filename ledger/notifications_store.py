@@ -1,0 +1,169 @@
+"""Customer notifications: one row per idempotency key, written before the email goes out.
+
+The row is both the send-once guard for email and what the portal shows the customer.
+Its ``status``:
+
+- ``pending``: recorded, the email may or may not have reached the SMTP relay (a worker
+  can die between handing the message over and marking it sent). A retry finds
+  ``pending`` and sends again under the same ``Message-ID``, so the only duplicate
+  possible is one a receiving system can drop by that header. At-least-once is the best
+  SMTP allows: the relay's acceptance and this row cannot commit together.
+- ``sent``: the relay accepted it. A retry finds ``sent`` and does nothing.
+
+Functions take an engine and run one short transaction each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, cast
+
+from sqlalchemy import (
+    CheckConstraint,
+    Connection,
+    Engine,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ledger.db import READ_ONLY
+from ledger.models import Base, UTCDateTime
+
+NotificationStatus = Literal["pending", "sent"]
+
+
+class NotificationRecord(Base):
+    __tablename__ = "notifications"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'sent')", name="status"),
+        Index("ix_notifications_customer_id_created_at", "customer_id", "created_at"),
+    )
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(255))
+    subscription_id: Mapped[str | None] = mapped_column(String(255))
+    invoice_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    recipient: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    message_id: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(16))
+    send_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+notifications = cast(Table, NotificationRecord.__table__)
+
+
+@dataclass(frozen=True)
+class NotificationRow:
+    key: str
+    customer_id: str
+    subscription_id: str | None
+    invoice_id: str | None
+    kind: str
+    recipient: str
+    subject: str
+    body: str
+    message_id: str
+    status: NotificationStatus
+    send_attempts: int
+    created_at: datetime
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True)
+class NewNotification:
+    key: str
+    customer_id: str
+    subscription_id: str | None
+    invoice_id: str | None
+    kind: str
+    recipient: str
+    subject: str
+    body: str
+    message_id: str
+
+
+def _insert_if_absent(conn: Connection, values: dict[str, object]) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(postgresql.insert(notifications).values(**values).on_conflict_do_nothing())
+    elif conn.dialect.name == "sqlite":
+        conn.execute(sqlite.insert(notifications).values(**values).on_conflict_do_nothing())
+    else:  # pragma: no cover - only the two supported backends
+        raise NotImplementedError(f"no insert-if-absent for {conn.dialect.name}")
+
+
+def _row(conn: Connection, key: str) -> NotificationRow:
+    found = conn.execute(select(notifications).where(notifications.c.key == key)).mappings().one()
+    return NotificationRow(**dict(found))
+
+
+def record_pending(engine: Engine, new: NewNotification, *, now: datetime) -> NotificationRow:
+    """Record the notification unless its key exists, and count one send attempt if it is
+    still pending; returns the stored row (whose content wins over ``new``)."""
+    with engine.begin() as conn:
+        _insert_if_absent(
+            conn,
+            {
+                "key": new.key,
+                "customer_id": new.customer_id,
+                "subscription_id": new.subscription_id,
+                "invoice_id": new.invoice_id,
+                "kind": new.kind,
+                "recipient": new.recipient,
+                "subject": new.subject,
+                "body": new.body,
+                "message_id": new.message_id,
+                "status": "pending",
+                "send_attempts": 0,
+                "created_at": now,
+            },
+        )
+        conn.execute(
+            update(notifications)
+            .where(notifications.c.key == new.key, notifications.c.status == "pending")
+            .values(send_attempts=notifications.c.send_attempts + 1)
+        )
+        return _row(conn, new.key)
+
+
+def mark_sent(engine: Engine, key: str, *, now: datetime) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(notifications)
+            .where(notifications.c.key == key, notifications.c.status == "pending")
+            .values(status="sent", sent_at=now)
+        )
+
+
+def get_notification(engine: Engine, key: str) -> NotificationRow | None:
+    with engine.connect().execution_options(**READ_ONLY) as conn:
+        found = (
+            conn.execute(select(notifications).where(notifications.c.key == key)).mappings().first()
+        )
+        return NotificationRow(**dict(found)) if found is not None else None
+
+
+def notifications_for_customer(
+    engine: Engine, customer_id: str, *, limit: int = 100
+) -> list[NotificationRow]:
+    """The customer's notifications, newest first (the portal's list)."""
+    with engine.connect().execution_options(**READ_ONLY) as conn:
+        rows = conn.execute(
+            select(notifications)
+            .where(notifications.c.customer_id == customer_id)
+            .order_by(notifications.c.created_at.desc(), notifications.c.key)
+            .limit(limit)
+        ).mappings()
+        return [NotificationRow(**dict(row)) for row in rows]

@@ -1,0 +1,40 @@
+"""Recorded dunning histories replay deterministically against the current code.
+
+Regenerate after an intentional incompatible change (keep a ``workflow.patched`` path
+for running workflows) with::
+
+    DUNWELL_RECORD_HISTORIES=1 .venv/bin/pytest tests/dunning_workflow
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from workflows.dunning import DunningWorkflow
+
+HISTORIES = Path(__file__).parent / "histories"
+EXPECTED = {
+    "dunning_recovered",
+    "dunning_authentication_required",
+    "dunning_cancel_in_flight",
+    "dunning_new_card",
+}
+
+
+def test_every_dunning_path_has_a_recorded_history() -> None:
+    assert {p.stem for p in HISTORIES.glob("*.json")} >= EXPECTED
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+async def test_history_replays(name: str) -> None:
+    history = WorkflowHistory.from_json(
+        f"{name}-workflow", (HISTORIES / f"{name}.json").read_text()
+    )
+    replayer = Replayer(workflows=[DunningWorkflow], data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
+    assert result.replay_failure is None
