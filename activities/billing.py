@@ -22,8 +22,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.gateway_errors import to_application_error
+from activities.gateway_sync import GatewaySyncActivities
 from billing.catalog import Catalog, CustomerProfile
-from billing.gateway import ChargeOutcome, GatewayError, PaymentGateway
+from billing.gateway import ChargeOutcome, GatewayError, PaymentGateway, PaymentMethodDetails
 from billing.money import Money
 from ledger.invoices import (
     CustomerTaxDetails,
@@ -210,6 +211,8 @@ class BillingActivities:
         # registration recorded while the worker runs applies from its effective date.
         self._registrations = registrations
         self._catalog = catalog
+        # Registered with the billing activities so every worker that charges can re-sync.
+        self.sync = GatewaySyncActivities(gateway)
 
     async def _current_registrations(self) -> Sequence[Registration]:
         source = self._registrations
@@ -316,6 +319,25 @@ class BillingActivities:
         except GatewayError as exc:
             raise to_application_error(exc) from exc
 
+    @activity.defn(name="billing.charge_invoice_on_session")
+    async def charge_invoice_on_session(self, request: ChargeRequest) -> ChargeOutcome:
+        """A customer-initiated attempt while the customer is in the portal; 3-D Secure
+        comes back as ``ChargeRequiresAction`` for the page to complete."""
+        try:
+            return await self._gateway.charge_on_session(
+                customer_id=request.gateway_customer_id,
+                payment_method_id=request.payment_method_id,
+                amount=Money(request.amount, request.currency),
+                idempotency_key=request.idempotency_key,
+                metadata={
+                    "dunwell_subscription_id": request.subscription_id,
+                    "dunwell_invoice_id": request.invoice_id,
+                    "dunwell_attempt": str(request.attempt),
+                },
+            )
+        except GatewayError as exc:
+            raise to_application_error(exc) from exc
+
     @activity.defn(name="billing.mark_invoice_paid")
     async def mark_invoice_paid(self, request: MarkPaidRequest) -> InvoiceSummary:
         view = await _in_thread(
@@ -355,10 +377,14 @@ class BillingActivities:
         await _in_thread(work)
 
     @activity.defn(name="billing.set_default_payment_method")
-    async def set_default_payment_method(self, request: PaymentMethodRequest) -> None:
-        """Attach the token to the gateway customer (a no-op if attached) and make it default."""
+    async def set_default_payment_method(
+        self, request: PaymentMethodRequest
+    ) -> PaymentMethodDetails | None:
+        """Attach the token to the gateway customer (a no-op if attached) and make it
+        default; the card's non-sensitive details come back for the portal (None in
+        histories recorded before the details were returned)."""
         try:
-            await self._gateway.attach_payment_method(
+            details = await self._gateway.attach_payment_method(
                 payment_method_id=request.payment_method_id,
                 customer_id=request.gateway_customer_id,
                 idempotency_key=f"{request.key}:attach",
@@ -370,6 +396,7 @@ class BillingActivities:
             )
         except GatewayError as exc:
             raise to_application_error(exc) from exc
+        return details
 
     def all(self) -> list[Any]:
         return [
@@ -377,8 +404,11 @@ class BillingActivities:
             self.quote_tax,
             self.create_invoice,
             self.charge_invoice,
+            self.charge_invoice_on_session,
             self.mark_invoice_paid,
             self.void_invoice,
             self.record_proration,
             self.set_default_payment_method,
+            self.sync.resync,
+            self.sync.describe_payment_method,
         ]

@@ -3,6 +3,8 @@
 - ``pg_url``: a fresh PostgreSQL database per test session, dropped at the end. The
   server at ``DUNWELL_TEST_PG_ADMIN_URL`` (default: 127.0.0.1:5432, trust auth) is
   required: a test that needs it fails, it never skips.
+- Every log record of the run is scanned for card-number-like values; one found
+  fails the session at teardown.
 - The session ends with ``os._exit`` after pytest has reported: the temporalio Rust
   bridge can abort the interpreter at shutdown ("PyGILState_Release", sdk-python
   issue 300), which would turn a green run into a random crash.
@@ -10,6 +12,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import uuid
@@ -20,6 +23,7 @@ import pytest
 from psycopg import sql
 from temporalio.testing import WorkflowEnvironment
 
+from billing.pan import find_pan_like
 from tests.support.temporal import start_dev_server, start_time_skipping
 
 os.environ.setdefault("DUNWELL_ENV", "test")
@@ -57,6 +61,48 @@ def drop_database(url: str) -> None:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
+
+
+# The suite's log scan: every log record produced during the run is checked for
+# card-number-like values; the session fails at teardown if one was logged.
+class PanScan(logging.Handler):
+    """Remembers where a card-number-like value was logged (never the value itself)."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.records = 0
+        self.leaks: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records += 1
+        try:
+            text = record.getMessage()
+        except Exception:  # a bad format string is not a leak; check the raw parts
+            text = f"{record.msg} {record.args}"
+        if record.exc_info and record.exc_info[1] is not None:
+            text += f" {record.exc_info[1]}"
+        if record.exc_text:
+            text += f" {record.exc_text}"
+        if find_pan_like(text):
+            self.leaks.append(f"{record.name}:{record.lineno} ({record.levelname})")
+
+
+LOG_SCAN = PanScan()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    root = logging.getLogger()
+    if LOG_SCAN not in root.handlers:
+        root.addHandler(LOG_SCAN)
+        # INFO and above are what a deployment records; make sure they are produced.
+        if root.level > logging.INFO or root.level == logging.NOTSET:
+            root.setLevel(logging.INFO)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_card_numbers_in_logs() -> Iterator[PanScan]:
+    yield LOG_SCAN
+    assert LOG_SCAN.leaks == [], f"card-number-like values were logged at {LOG_SCAN.leaks}"
 
 
 @pytest.fixture(scope="session")

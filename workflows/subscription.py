@@ -21,6 +21,7 @@ machine-readable reason code (``billing.lifecycle.ReasonCode``,
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -52,9 +53,17 @@ with workflow.unsafe.imports_passed_through():
         TaxQuoteRequest,
         VoidInvoiceRequest,
     )
+    from activities.gateway_sync import GatewaySyncActivities, ResyncRequest, ResyncResult
     from billing.catalog import Price, UnknownPlanError, UnknownPriceError
-    from billing.events import GatewayEvent, SubscriptionStart
-    from billing.gateway import ChargeDeclined, ChargeOutcome, ChargeSucceeded
+    from billing.declines import DeclineFamily
+    from billing.events import Gap, GatewayEvent, SubscriptionStart
+    from billing.gateway import (
+        ChargeDeclined,
+        ChargeOutcome,
+        ChargeRequiresAction,
+        ChargeSucceeded,
+        PaymentMethodDetails,
+    )
     from billing.lifecycle import (
         TERMINAL_STATUSES,
         InvalidTransition,
@@ -65,6 +74,7 @@ with workflow.unsafe.imports_passed_through():
         check_action,
         transition,
     )
+    from billing.money import Money
     from billing.proration import (
         ChangeDecision,
         ChangeTiming,
@@ -74,6 +84,7 @@ with workflow.unsafe.imports_passed_through():
         decide_change,
         prorate,
     )
+    from billing.sca import challenge_decision
     from workflows import search_attributes as sa
     from workflows.manual_review import (
         PAYMENT_METHOD_TOKEN,
@@ -86,9 +97,15 @@ with workflow.unsafe.imports_passed_through():
         CancellationResult,
         ChangePlanRequest,
         ChangePlanResult,
+        ConfirmPaymentRequest,
         InvoicePurpose,
         InvoiceRecord,
+        Notice,
+        PaymentConfirmation,
+        PaymentMethodInfo,
+        PendingAction,
         PlanChangeRecord,
+        ResyncRecord,
         SetPaymentMethodRequest,
         SubscriptionInput,
         SubscriptionState,
@@ -113,11 +130,36 @@ _CHARGE_RETRY = RetryPolicy(
     maximum_attempts=10,
 )
 
+# Behaviour added to running workflows; each name is a workflow.patched() marker.
+PATCH_GAP_RESYNC = "gateway-gap-resync"
+PATCH_CARD_DETAILS = "card-details-and-expiry"
+PATCH_CARD_UPDATER = "card-updater-retry"
+PATCH_ACTION_REQUIRED = "renewal-action-required"
+
+_GATEWAY_READ_TIMEOUT = timedelta(seconds=60)
+
 # The run argument: a new subscription, an event-started idle one (signal-with-start
 # from the webhook intake), or the state carried by continue-as-new. pydantic tries each
 # member: the ``shape`` literals keep input and state apart, and SubscriptionStart (whose
 # only field both others also have) wins ties by coming before SubscriptionState.
 SubscriptionRunInput = SubscriptionInput | SubscriptionStart | SubscriptionState
+
+
+def _authentication_demanded(outcome: ChargeOutcome | str | None) -> bool:
+    if isinstance(outcome, ChargeRequiresAction):
+        return True
+    return (
+        isinstance(outcome, ChargeDeclined)
+        and outcome.classification.family is DeclineFamily.AUTHENTICATION_REQUIRED
+    )
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _refusal(exc: InvalidTransition | PlanChangeRefused) -> ApplicationError:
@@ -138,12 +180,14 @@ class SubscriptionWorkflow:
         self._wake = False
         self._next_timer = "—"
         self._published: dict[str, object] = {}
+        self._watchers: list[asyncio.Task[None]] = []
 
     # --- main line ----------------------------------------------------------------------
 
     @workflow.run
     async def run(self, start: SubscriptionRunInput) -> SubscriptionState:
         state = self._state
+        self._start_watchers()
         if not state.activated:
             self._publish("idle: waiting for the subscription to be created")
             try:
@@ -205,7 +249,14 @@ class SubscriptionWorkflow:
                 return False
 
     async def _continue_as_new(self) -> None:
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        # Also wait for a watcher's gateway re-sync (it holds the lock, not a handler):
+        # cut short, it would leave a payment recorded in the ledger but not in state.
+        while True:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            await self._lock.acquire()
+            if workflow.all_handlers_finished():
+                break
+            self._lock.release()
         self._state.trim()
         self._state.runs += 1
         workflow.continue_as_new(self._state)
@@ -312,7 +363,7 @@ class SubscriptionWorkflow:
         outcome = await self._settle(invoice, attempt=1)
         if isinstance(outcome, ChargeSucceeded) or invoice.amount_remaining <= 0:
             return True
-        self._record_unpaid(invoice, outcome)
+        self._record_unpaid(invoice, outcome, purpose)
         return False
 
     # --- invoices and charges -----------------------------------------------------------
@@ -404,6 +455,7 @@ class SubscriptionWorkflow:
             await self._mark_paid(
                 invoice.invoice_id, outcome.payment_intent_id, outcome.amount.amount
             )
+            state.record_payment(outcome.amount.amount, workflow.now())
         state.last_event = f"charge {outcome.kind} for invoice {invoice.number}"
         return outcome
 
@@ -430,7 +482,12 @@ class SubscriptionWorkflow:
         self._state.set_invoice_status(invoice_id, "void")
         return note.credit_note_id
 
-    def _record_unpaid(self, invoice: InvoiceSummary, outcome: ChargeOutcome | str | None) -> None:
+    def _record_unpaid(
+        self,
+        invoice: InvoiceSummary,
+        outcome: ChargeOutcome | str | None,
+        purpose: InvoicePurpose,
+    ) -> None:
         family = reason = payment_intent = None
         if isinstance(outcome, ChargeDeclined):
             family, reason = str(outcome.classification.family), outcome.classification.reason
@@ -451,6 +508,15 @@ class SubscriptionWorkflow:
         )
         self._state.unpaid_invoices.append(unpaid)
         self._state.last_event = f"invoice {invoice.number} unpaid ({family or '—'}/{reason})"
+        if (
+            purpose == "renewal"
+            and payment_intent is not None
+            and _authentication_demanded(outcome)
+            and workflow.patched(PATCH_ACTION_REQUIRED)
+        ):
+            # Dunning waits: the customer may still confirm the same intent on-session.
+            self._require_action(unpaid, payment_intent)
+            return
         self._hand_to_dunning(unpaid)
 
     def _hand_to_dunning(self, unpaid: UnpaidInvoice) -> None:
@@ -793,7 +859,7 @@ class SubscriptionWorkflow:
     async def _set_payment_method(self, payment_method_id: str, key: str) -> None:
         state = self._state
         assert state.gateway_customer_id is not None
-        await workflow.execute_activity_method(
+        details = await workflow.execute_activity_method(
             BillingActivities.set_default_payment_method,
             PaymentMethodRequest(
                 gateway_customer_id=state.gateway_customer_id,
@@ -808,6 +874,11 @@ class SubscriptionWorkflow:
             start_to_close_timeout=_DB_TIMEOUT,
         )
         state.payment_method_id = payment_method_id
+        state.payment_method = (
+            PaymentMethodInfo.of(details)
+            if details is not None and details.id == payment_method_id
+            else PaymentMethodInfo(payment_method_id)
+        )
         state.last_event = "default payment method changed"
 
     # --- activation and gateway events ---------------------------------------------------
@@ -840,22 +911,37 @@ class SubscriptionWorkflow:
             self._publish_now()
 
     async def _apply_event(self, event: GatewayEvent) -> None:
+        if event.type == "payment_method.automatically_updated":
+            if workflow.patched(PATCH_CARD_UPDATER):
+                await self._apply_card_update(event)
+            return
         if event.type not in ("invoice.paid", "payment_intent.succeeded"):
             return
         metadata = event.payload.get("metadata") or {}
         invoice_id = metadata.get("dunwell_invoice_id") if isinstance(metadata, dict) else None
+        await self._settle_unpaid(invoice_id, event.object_id)
+
+    async def _settle_unpaid(self, invoice_id: object, payment_ref: str) -> bool:
+        """Record an unpaid invoice as paid by ``payment_ref`` and recover the subscription
+        once nothing is owed; False when the invoice is not one of the unpaid ones."""
         state = self._state
         unpaid = next((u for u in state.unpaid_invoices if u.invoice_id == invoice_id), None)
         if unpaid is None:
-            return
+            return False
         try:
-            await self._mark_paid(unpaid.invoice_id, event.object_id, unpaid.amount)
+            await self._mark_paid(unpaid.invoice_id, payment_ref, unpaid.amount)
         except ActivityError as exc:
-            state.last_event = f"could not record payment {event.object_id}: {exc}"
-            return
+            state.last_event = f"could not record payment {payment_ref}: {exc}"
+            return False
         state.unpaid_invoices.remove(unpaid)
+        state.record_payment(unpaid.amount, workflow.now())
+        action = state.pending_action
+        if action is not None and action.invoice_id == unpaid.invoice_id:
+            if action.status == "waiting":
+                state.pending_action = dataclasses.replace(action, status="confirmed")
+        state.last_event = f"invoice {unpaid.invoice_id} paid ({payment_ref})"
         if state.unpaid_invoices:
-            return
+            return True
         recovery = {
             SubscriptionStatus.INCOMPLETE: Trigger.FIRST_PAYMENT_SUCCEEDED,
             SubscriptionStatus.PAST_DUE: Trigger.DUNNING_RECOVERED,
@@ -863,6 +949,427 @@ class SubscriptionWorkflow:
         }.get(state.status)
         if recovery is not None:
             self._apply(recovery, workflow.now())
+        return True
+
+    # --- gateway truth: sequence gaps, the card on file, 3-D Secure on renewals ----------
+
+    def _start_watchers(self) -> None:
+        """Background loops of this run; each is a patched behaviour, so runs recorded
+        before it replay without it."""
+        if workflow.patched(PATCH_GAP_RESYNC):
+            self._watchers.append(asyncio.create_task(self._watch_gaps()))
+        if workflow.patched(PATCH_CARD_DETAILS):
+            self._watchers.append(asyncio.create_task(self._watch_card()))
+        if workflow.patched(PATCH_ACTION_REQUIRED):
+            self._watchers.append(asyncio.create_task(self._watch_action_deadline()))
+
+    async def _watch_gaps(self) -> None:
+        """A relay sequence gap open longer than the policy's timeout is settled by a
+        re-sync from the gateway (its current object state is the truth)."""
+        state = self._state
+        while True:
+            await workflow.wait_condition(lambda: state.events.buffered_count > 0)
+            timeout = state.gateway_policy.gap_timeout
+            now = workflow.now()
+            due = state.events.gaps(now, timeout)
+            if due:
+                async with self._lock:
+                    await self._resync(due[-1])
+                continue
+            holes = state.events.gaps(now, timedelta(0))
+            if not holes:
+                continue  # cannot happen: buffered relay events always sit behind a hole
+            wait = min(g.waiting_since for g in holes) + timeout - now
+            count = state.events.buffered_count
+
+            def drained(seen: int = count) -> bool:
+                return state.events.buffered_count < seen
+
+            try:
+                await workflow.wait_condition(
+                    drained,
+                    timeout=max(wait, timedelta(seconds=1)),
+                )
+            except TimeoutError:
+                pass
+
+    async def _resync(self, gap: Gap) -> None:
+        state = self._state
+        waiting_intents = [
+            p.event.object_id
+            for p in state.events.pending
+            if p.event.object_type == "payment_intent"
+        ]
+        owed_intents = [u.payment_intent_id for u in state.unpaid_invoices if u.payment_intent_id]
+        truth = await self._read_gateway([*owed_intents, *waiting_intents], state.payment_method_id)
+        settled = await self._apply_truth(truth)
+        now = workflow.now()
+        ready = state.events.resolve_gap_by_resync(gap, now)
+        state.resyncs.append(
+            ResyncRecord(
+                gap_first=gap.first,
+                gap_last=gap.last,
+                waiting_since=gap.waiting_since,
+                resynced_at=now,
+                payment_intents=[i.id for i in truth.intents],
+                settled_invoices=settled,
+            )
+        )
+        state.last_event = f"sequence gap {gap.first}..{gap.last} re-synced from the gateway"
+        for event in ready:
+            await self._apply_event(event)
+        self._publish_now()
+
+    async def _read_gateway(
+        self, payment_intent_ids: list[str], payment_method_id: str | None
+    ) -> ResyncResult:
+        return await workflow.execute_activity_method(
+            GatewaySyncActivities.resync,
+            ResyncRequest(
+                subscription_id=self._state.subscription_id,
+                payment_intent_ids=payment_intent_ids,
+                payment_method_id=payment_method_id,
+            ),
+            retry_policy=_RETRY,
+            start_to_close_timeout=_GATEWAY_READ_TIMEOUT,
+        )
+
+    async def _apply_truth(self, truth: ResyncResult) -> list[str]:
+        """Settle what the gateway says succeeded; refresh the card on file."""
+        state = self._state
+        settled: list[str] = []
+        for intent in truth.intents:
+            if intent.status == "succeeded" and await self._settle_unpaid(
+                intent.invoice_id, intent.id
+            ):
+                settled.append(str(intent.invoice_id))
+        card = truth.payment_method
+        if card is not None and card.id == state.payment_method_id:
+            state.payment_method = PaymentMethodInfo.of(card)
+        return settled
+
+    async def _watch_card(self) -> None:
+        """Keep the card's details in state and record one expiring-card notice per card,
+        ``expiring_card_notice`` before the end of its expiry month."""
+        state = self._state
+        described: str | None = None
+        while True:
+            await workflow.wait_condition(
+                lambda: state.activated and state.payment_method_id is not None
+            )
+            card = state.payment_method
+            if card is None or card.id != state.payment_method_id:
+                card = state.payment_method = PaymentMethodInfo(str(state.payment_method_id))
+
+            def replaced(seen: PaymentMethodInfo = card) -> bool:
+                return state.payment_method != seen
+
+            if not card.described and described != card.id:
+                described = card.id
+                await self._describe_card(card.id)
+                continue
+            expires = card.expires_at()
+            noticed = state.expiring_card_noticed == card.expiry_key()
+            if expires is not None and not noticed:
+                notice_at = expires - state.gateway_policy.expiring_card_notice
+                remaining = notice_at - workflow.now()
+                if remaining > timedelta(0):
+                    try:
+                        await workflow.wait_condition(replaced, timeout=remaining)
+                        continue
+                    except TimeoutError:
+                        pass
+                if workflow.now() < expires:
+                    self._notice_expiring(card, expires)
+                    continue
+            await workflow.wait_condition(replaced)
+
+    async def _describe_card(self, payment_method_id: str) -> None:
+        state = self._state
+        try:
+            details: PaymentMethodDetails = await workflow.execute_activity_method(
+                GatewaySyncActivities.describe_payment_method,
+                payment_method_id,
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=1),
+                    maximum_interval=timedelta(minutes=5),
+                    non_retryable_error_types=["InvalidGatewayRequest"],
+                ),
+                start_to_close_timeout=_GATEWAY_READ_TIMEOUT,
+            )
+        except ActivityError as exc:
+            state.last_event = f"could not read payment method {payment_method_id}: {exc}"
+            return
+        if details.id == state.payment_method_id:
+            state.payment_method = PaymentMethodInfo.of(details)
+            self._publish_now()
+
+    def _notice_expiring(self, card: PaymentMethodInfo, expires: datetime) -> None:
+        # No notification activity is registered yet: the notice is recorded in state,
+        # where the notification sender reads it.
+        state = self._state
+        state.expiring_card_noticed = card.expiry_key()
+        state.notices.append(
+            Notice(
+                kind="expiring_card",
+                key=f"expiring_card:{card.expiry_key()}",
+                at=workflow.now(),
+                payment_method_id=card.id,
+                due_at=expires,
+            )
+        )
+        state.last_event = f"card {card.brand or ''} •••• {card.last4 or '—'} expires soon"
+        self._publish_now()
+
+    async def _apply_card_update(self, event: GatewayEvent) -> None:
+        """``payment_method.automatically_updated``: the network account updater refreshed
+        the card. Stripe keeps the ``pm_…`` id; a refreshed token for the same gateway
+        customer is adopted as well."""
+        state = self._state
+        payload = event.payload
+        owner = payload.get("customer")
+        if event.object_id != state.payment_method_id and (
+            owner is None or owner != state.gateway_customer_id
+        ):
+            state.last_event = f"card update for {event.object_id} ignored: not the card on file"
+            return
+        raw_card = payload.get("card")
+        card: dict[str, object] = raw_card if isinstance(raw_card, dict) else {}
+        state.payment_method_id = event.object_id
+        state.payment_method = PaymentMethodInfo(
+            id=event.object_id,
+            brand=_str(card.get("brand")),
+            last4=_str(card.get("last4")),
+            exp_month=_int(card.get("exp_month")),
+            exp_year=_int(card.get("exp_year")),
+        )
+        state.last_event = f"card on file updated by the account updater ({event.object_id})"
+        await self._on_card_updated()
+
+    async def _on_card_updated(self) -> None:
+        """One immediate retry of each unpaid invoice on the updated card.
+
+        Dunning seam: once unpaid invoices are in dunning children, this forwards the
+        update to them instead (their ``card_updater_event``).
+        """
+        state = self._state
+        for unpaid in list(state.unpaid_invoices):
+            if not state.payment_method_id or not state.gateway_customer_id:
+                return
+            unpaid.attempts += 1
+            request = ChargeRequest(
+                subscription_id=state.subscription_id,
+                invoice_id=unpaid.invoice_id,
+                attempt=unpaid.attempts,
+                gateway_customer_id=state.gateway_customer_id,
+                payment_method_id=state.payment_method_id,
+                amount=unpaid.amount,
+                currency=unpaid.currency,
+            )
+            try:
+                outcome = await workflow.execute_activity_method(
+                    BillingActivities.charge_invoice,
+                    request,
+                    start_to_close_timeout=timedelta(seconds=60),
+                    retry_policy=_CHARGE_RETRY,
+                )
+            except ActivityError as err:
+                cause = err.cause
+                unpaid.decline_reason = (
+                    cause.type
+                    if isinstance(cause, ApplicationError) and cause.type
+                    else "charge_error"
+                )
+                continue
+            if isinstance(outcome, ChargeSucceeded):
+                await self._settle_unpaid(unpaid.invoice_id, outcome.payment_intent_id)
+                continue
+            unpaid.payment_intent_id = outcome.payment_intent_id or unpaid.payment_intent_id
+            if isinstance(outcome, ChargeDeclined):
+                unpaid.decline_family = str(outcome.classification.family)
+                unpaid.decline_reason = outcome.classification.reason
+            else:
+                unpaid.decline_reason = outcome.kind
+            state.last_event = (
+                f"retry after card update for invoice {unpaid.invoice_id}: {outcome.kind}"
+            )
+
+    def _require_action(self, unpaid: UnpaidInvoice, payment_intent_id: str) -> None:
+        state = self._state
+        assert state.customer is not None
+        now = workflow.now()
+        deadline = now + state.gateway_policy.action_required_deadline
+        decision = challenge_decision(
+            state.customer.address.country,
+            Money(unpaid.amount, unpaid.currency),
+            state.payment_history(),
+            now,
+        )
+        state.pending_action = PendingAction(
+            invoice_id=unpaid.invoice_id,
+            payment_intent_id=payment_intent_id,
+            amount=unpaid.amount,
+            currency=unpaid.currency,
+            requested_at=now,
+            deadline=deadline,
+            challenge=decision.challenge,
+            exemption=decision.exemption,
+            challenge_reason=decision.reason,
+        )
+        # No notification activity is registered yet: the notice is recorded in state.
+        state.notices.append(
+            Notice(
+                kind="action_required",
+                key=f"action_required:{payment_intent_id}",
+                at=now,
+                invoice_id=unpaid.invoice_id,
+                payment_intent_id=payment_intent_id,
+                due_at=deadline,
+                portal_path=f"/portal?subscription={state.subscription_id}",
+            )
+        )
+        state.last_event = f"action required: confirm payment for invoice {unpaid.invoice_id}"
+
+    async def _watch_action_deadline(self) -> None:
+        """After the deadline, an unconfirmed payment goes to dunning."""
+        state = self._state
+        while True:
+            await workflow.wait_condition(
+                lambda: (
+                    state.pending_action is not None and state.pending_action.status == "waiting"
+                )
+            )
+            action = state.pending_action
+            assert action is not None
+
+            def settled(seen: PendingAction = action) -> bool:
+                return state.pending_action is not seen
+
+            try:
+                await workflow.wait_condition(
+                    settled,
+                    timeout=max(action.deadline - workflow.now(), timedelta(seconds=1)),
+                )
+                continue
+            except TimeoutError:
+                pass
+            async with self._lock:
+                if state.pending_action is not action:
+                    continue
+                state.pending_action = dataclasses.replace(action, status="expired")
+                unpaid = next(
+                    (u for u in state.unpaid_invoices if u.invoice_id == action.invoice_id), None
+                )
+                state.last_event = f"payment confirmation for {action.invoice_id} expired"
+                if unpaid is not None:
+                    self._hand_to_dunning(unpaid)
+                self._publish_now()
+
+    @workflow.update
+    async def confirm_payment_completed(self, request: ConfirmPaymentRequest) -> PendingAction:
+        """The customer confirmed the pending payment on-session (portal, Stripe.js);
+        the gateway's state of the intent decides whether the invoice is paid."""
+        async with self._lock:
+            action = self._check_confirmation(request)
+            truth = await self._read_gateway([action.payment_intent_id], None)
+            if not any(i.status == "succeeded" for i in truth.intents):
+                raise ApplicationError(
+                    "the gateway has not seen the payment succeed",
+                    type="payment_not_completed",
+                    non_retryable=True,
+                )
+            await self._apply_truth(truth)
+            self._publish_now()
+            assert self._state.pending_action is not None
+            return self._state.pending_action
+
+    @confirm_payment_completed.validator
+    def _validate_confirmation(self, request: ConfirmPaymentRequest) -> None:
+        self._check_confirmation(request)
+
+    @workflow.update
+    async def begin_payment_confirmation(self) -> PaymentConfirmation:
+        """The customer opened the pending payment in the portal. Where ``billing.sca``
+        lets this account skip the challenge (low value, trusted history), one on-session
+        attempt comes first, and the issuer may approve it without friction; otherwise,
+        or if the issuer still asks, the customer completes the intent with Stripe.js."""
+        async with self._lock:
+            action = self._waiting_action()
+            if not action.challenge and not action.frictionless_attempted:
+                action = await self._attempt_on_session(action)
+            return PaymentConfirmation(
+                outcome="paid" if action.status == "confirmed" else "requires_action",
+                payment_intent_id=action.payment_intent_id,
+                challenge=action.challenge,
+                exemption=action.exemption,
+                reason=action.challenge_reason,
+            )
+
+    @begin_payment_confirmation.validator
+    def _validate_begin_confirmation(self) -> None:
+        self._waiting_action()
+
+    async def _attempt_on_session(self, action: PendingAction) -> PendingAction:
+        state = self._state
+        action = dataclasses.replace(action, frictionless_attempted=True)
+        state.pending_action = action
+        unpaid = next((u for u in state.unpaid_invoices if u.invoice_id == action.invoice_id), None)
+        if unpaid is None or not state.payment_method_id or not state.gateway_customer_id:
+            return action
+        unpaid.attempts += 1
+        request = ChargeRequest(
+            subscription_id=state.subscription_id,
+            invoice_id=unpaid.invoice_id,
+            attempt=unpaid.attempts,
+            gateway_customer_id=state.gateway_customer_id,
+            payment_method_id=state.payment_method_id,
+            amount=unpaid.amount,
+            currency=unpaid.currency,
+        )
+        try:
+            outcome = await workflow.execute_activity_method(
+                BillingActivities.charge_invoice_on_session,
+                request,
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=_CHARGE_RETRY,
+            )
+        except ActivityError as err:
+            cause = err.cause
+            unpaid.decline_reason = (
+                cause.type if isinstance(cause, ApplicationError) and cause.type else "charge_error"
+            )
+            return action
+        if isinstance(outcome, ChargeSucceeded):
+            await self._settle_unpaid(unpaid.invoice_id, outcome.payment_intent_id)
+            assert state.pending_action is not None
+            return state.pending_action
+        if outcome.payment_intent_id and _authentication_demanded(outcome):
+            # The issuer still asks: the customer completes this newer intent instead.
+            unpaid.payment_intent_id = outcome.payment_intent_id
+            action = dataclasses.replace(action, payment_intent_id=outcome.payment_intent_id)
+            state.pending_action = action
+        elif isinstance(outcome, ChargeDeclined):
+            unpaid.decline_family = str(outcome.classification.family)
+            unpaid.decline_reason = outcome.classification.reason
+        state.last_event = f"on-session attempt for invoice {unpaid.invoice_id}: {outcome.kind}"
+        return action
+
+    def _waiting_action(self) -> PendingAction:
+        action = self._state.pending_action
+        if action is None or action.status != "waiting":
+            raise ApplicationError(
+                "no payment is waiting for confirmation", type="no_pending_action"
+            )
+        return action
+
+    def _check_confirmation(self, request: ConfirmPaymentRequest) -> PendingAction:
+        action = self._waiting_action()
+        if action.payment_intent_id != request.payment_intent_id:
+            raise ApplicationError(
+                "that payment is not the one waiting for confirmation",
+                type="payment_intent_mismatch",
+            )
+        return action
 
     # --- queries and visibility ----------------------------------------------------------
 
@@ -892,6 +1399,7 @@ class SubscriptionWorkflow:
             sa.CANCEL_AT_PERIOD_END.value_set(state.cancel_at_period_end),
             sa.BUFFERED_EVENTS.value_set(state.events.buffered_count),
         ]
+        state.buffered_events = state.events.buffered_count
         if state.customer is not None:
             updates.append(sa.CUSTOMER_ID.value_set(state.customer.customer_id))
         if state.plan_id is not None:

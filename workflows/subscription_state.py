@@ -8,20 +8,38 @@ carries it through history. Nothing here reads a clock: ``now`` is always an arg
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from billing.catalog import Catalog, CustomerProfile, Price
 from billing.events import EventBuffer
+from billing.gateway import PaymentMethodDetails
 from billing.lifecycle import SubscriptionSnapshot, SubscriptionStatus, TransitionRecord
+from billing.money import Money
 from billing.periods import period_end
 from billing.proration import DEFAULT_CHANGE_POLICY, ChangePolicy
+from billing.sca import PaymentHistory
 
 # Finished records kept in state; older ones live in the ledger and in past runs' history.
 RECENT_LIMIT = 24
 
 InvoicePurpose = Literal["first", "renewal", "proration"]
 ChangeOutcome = Literal["applied", "scheduled", "withdrawn", "swapped_in_trial", "reverted"]
+
+
+@dataclass(frozen=True)
+class GatewayPolicy:
+    """How the workflow waits on the gateway and the customer."""
+
+    # A relay sequence gap older than this triggers a re-sync from the gateway.
+    gap_timeout: timedelta = timedelta(minutes=10)
+    # The expiring-card notice goes out this long before the card's expiry.
+    expiring_card_notice: timedelta = timedelta(days=30)
+    # How long a renewal waits for on-session 3-D Secure before dunning takes over.
+    action_required_deadline: timedelta = timedelta(hours=72)
+
+
+DEFAULT_GATEWAY_POLICY = GatewayPolicy()
 
 
 @dataclass(frozen=True)
@@ -38,6 +56,7 @@ class SubscriptionInput:
     trial: bool = False  # start with the plan's trial_days
     catalog_version: int = 1
     change_policy: ChangePolicy = DEFAULT_CHANGE_POLICY
+    gateway_policy: GatewayPolicy = DEFAULT_GATEWAY_POLICY
     # Tells the run argument's shapes apart (see SubscriptionWorkflow.run).
     shape: Literal["input"] = "input"
 
@@ -68,6 +87,88 @@ class UnpaidInvoice:
     payment_intent_id: str | None
     recorded_at: datetime
     dunning_workflow_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PaymentMethodInfo:
+    """The card on file as the portal shows it: a token and non-sensitive details."""
+
+    id: str
+    brand: str | None = None
+    last4: str | None = None
+    exp_month: int | None = None
+    exp_year: int | None = None
+
+    @classmethod
+    def of(cls, details: PaymentMethodDetails) -> PaymentMethodInfo:
+        return cls(details.id, details.brand, details.last4, details.exp_month, details.exp_year)
+
+    @property
+    def described(self) -> bool:
+        return self.exp_month is not None and self.exp_year is not None
+
+    def expires_at(self) -> datetime | None:
+        """A card is valid through the last day of its expiry month (UTC)."""
+        if self.exp_month is None or self.exp_year is None or not 1 <= self.exp_month <= 12:
+            return None
+        year, month = divmod(self.exp_year * 12 + self.exp_month, 12)
+        return datetime(year, month + 1, 1, tzinfo=UTC)
+
+    def expiry_key(self) -> str:
+        return f"{self.id}:{self.exp_year}-{self.exp_month}"
+
+
+NoticeKind = Literal["expiring_card", "action_required"]
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the customer must be told; ``key`` makes it once-only."""
+
+    kind: NoticeKind
+    key: str
+    at: datetime
+    payment_method_id: str | None = None
+    invoice_id: str | None = None
+    payment_intent_id: str | None = None
+    due_at: datetime | None = None  # card expiry, or the confirmation deadline
+    portal_path: str = "/portal"
+
+
+ActionStatus = Literal["waiting", "confirmed", "expired"]
+
+
+@dataclass(frozen=True)
+class PendingAction:
+    """An issuer asked for 3-D Secure on an off-session charge; the customer must confirm
+    on-session before ``deadline``. The client secret is read from the gateway when the
+    portal asks for it, never kept in state (queries would expose it)."""
+
+    invoice_id: str
+    payment_intent_id: str
+    amount: int
+    currency: str
+    requested_at: datetime
+    deadline: datetime
+    status: ActionStatus = "waiting"
+    # billing.sca.challenge_decision for the on-session confirmation.
+    challenge: bool = True
+    exemption: str | None = None
+    challenge_reason: str | None = None
+    # A frictionless on-session attempt is made at most once per pending action.
+    frictionless_attempted: bool = False
+
+
+@dataclass(frozen=True)
+class ResyncRecord:
+    """A sequence gap that timed out and what the gateway re-sync found (for ops)."""
+
+    gap_first: int
+    gap_last: int
+    waiting_since: datetime
+    resynced_at: datetime
+    payment_intents: list[str]
+    settled_invoices: list[str]
 
 
 @dataclass(frozen=True)
@@ -114,6 +215,18 @@ class SubscriptionState:
     events: EventBuffer = field(default_factory=EventBuffer)
     last_event: str | None = None
     runs: int = 1
+    gateway_policy: GatewayPolicy = DEFAULT_GATEWAY_POLICY
+    payment_method: PaymentMethodInfo | None = None
+    notices: list[Notice] = field(default_factory=list)
+    pending_action: PendingAction | None = None
+    resyncs: list[ResyncRecord] = field(default_factory=list)
+    # The workflow's own payment history (what billing.sca judges trust by).
+    successful_payments: int = 0
+    first_successful_payment_at: datetime | None = None
+    amount_paid: int = 0
+    disputes: int = 0
+    expiring_card_noticed: str | None = None  # PaymentMethodInfo.expiry_key() last noticed
+    buffered_events: int = 0  # events.buffered_count, as a field for query clients
 
     @classmethod
     def from_input(cls, start: SubscriptionInput) -> SubscriptionState:
@@ -132,6 +245,9 @@ class SubscriptionState:
         self.trial = start.trial
         self.catalog_version = start.catalog_version
         self.change_policy = start.change_policy
+        self.gateway_policy = start.gateway_policy
+        if start.default_payment_method_id:
+            self.payment_method = PaymentMethodInfo(start.default_payment_method_id)
 
     def price(self, plan_id: str | None = None) -> Price:
         assert self.catalog is not None and self.currency is not None and self.plan_id
@@ -163,6 +279,30 @@ class SubscriptionState:
     def trim(self) -> None:
         """Bound what continue-as-new carries forward."""
         del self.transitions[:-RECENT_LIMIT]
+        del self.notices[:-RECENT_LIMIT]
+        del self.resyncs[:-RECENT_LIMIT]
+
+    def has_notice(self, key: str) -> bool:
+        return any(n.key == key for n in self.notices)
+
+    def record_payment(self, amount: int, at: datetime) -> None:
+        self.successful_payments += 1
+        self.amount_paid += amount
+        if self.first_successful_payment_at is None:
+            self.first_successful_payment_at = at
+
+    def payment_history(self) -> PaymentHistory:
+        """The SCA view of this subscription's payments. Renewals are merchant-initiated
+        and no SCA is known here, so every payment counts towards the low-value
+        counters (the cautious reading: the issuer may count them too)."""
+        paid = Money(self.amount_paid, self.currency) if self.currency else None
+        return PaymentHistory(
+            successful_payments=self.successful_payments,
+            first_successful_payment_at=self.first_successful_payment_at,
+            disputes=self.disputes,
+            payments_since_sca=self.successful_payments,
+            amount_since_sca=paid,
+        )
 
 
 def next_period(price: Price, anchor: datetime, start: datetime) -> tuple[datetime, datetime]:
@@ -188,10 +328,31 @@ def details_markdown(state: SubscriptionState, now: datetime, next_timer: str) -
     if state.unpaid_invoices:
         ids = ", ".join(u.invoice_id for u in state.unpaid_invoices)
         rows.append(f"- unpaid invoices: {ids}")
+    if state.payment_method is not None:
+        rows.append(f"- card on file: {_card(state.payment_method)}")
+    action = state.pending_action
+    if action is not None and action.status == "waiting":
+        rows.append(
+            f"- **action required**: 3-D Secure for invoice {action.invoice_id} "
+            f"(`{action.payment_intent_id}`) by {_stamp(action.deadline)}"
+        )
     if state.events.buffered_count:
         rows.append(f"- buffered gateway events: {state.events.buffered_count}")
+    if state.resyncs:
+        last = state.resyncs[-1]
+        rows.append(
+            f"- sequence gaps re-synced from the gateway: {len(state.resyncs)} "
+            f"(last {last.gap_first}..{last.gap_last} at {_stamp(last.resynced_at)})"
+        )
     rows.append(f"- last event: {state.last_event or '—'} (as of {_stamp(now)})")
     return "\n".join(rows)
+
+
+def _card(card: PaymentMethodInfo) -> str:
+    if card.last4 is None:
+        return f"`{card.id}`"
+    expiry = f"{card.exp_month:02d}/{card.exp_year}" if card.described else "—"
+    return f"{card.brand or 'card'} •••• {card.last4} (expires {expiry})"
 
 
 def _stamp(moment: datetime | None) -> str:
@@ -221,6 +382,23 @@ class ChangePlanResult:
 @dataclass(frozen=True)
 class SetPaymentMethodRequest:
     payment_method_id: str
+
+
+@dataclass(frozen=True)
+class ConfirmPaymentRequest:
+    payment_intent_id: str
+
+
+@dataclass(frozen=True)
+class PaymentConfirmation:
+    """What the portal does next for a pending payment: nothing (``paid``), or complete
+    ``payment_intent_id`` with Stripe.js ``confirmCardPayment`` (``requires_action``)."""
+
+    outcome: Literal["paid", "requires_action"]
+    payment_intent_id: str
+    challenge: bool
+    exemption: str | None
+    reason: str | None
 
 
 @dataclass(frozen=True)

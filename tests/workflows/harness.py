@@ -30,6 +30,7 @@ from workflows.subscription_state import SubscriptionInput, SubscriptionState
 API_KEY = "sk_test_dunwell_workflows"
 VISA_OK = "4242424242424242"
 FAILS_WHEN_CHARGED = "4000000000000341"
+REQUIRES_3DS = "4000002500003155"
 HISTORIES = Path(__file__).parent / "histories"
 RECORD_ENV = "DUNWELL_RECORD_HISTORIES"
 
@@ -52,22 +53,25 @@ class Billing:
     # a timer that fires for a queue nobody polls any more stalls the shared clock.
     started: list[str] = field(default_factory=list)
 
-    def card(self, number: str) -> str:
+    def card(self, number: str, expiry: tuple[int, int] = (12, 2031)) -> str:
+        month, year = expiry
         pm = self.stripe.v1.payment_methods.create(
             params={
                 "type": "card",
-                "card": {"number": number, "exp_month": 12, "exp_year": 2031, "cvc": "123"},
+                "card": {"number": number, "exp_month": month, "exp_year": year, "cvc": "123"},
             }
         )
         return pm.id
 
-    async def customer(self, number: str = VISA_OK) -> tuple[str, str]:
+    async def customer(
+        self, number: str = VISA_OK, expiry: tuple[int, int] = (12, 2031)
+    ) -> tuple[str, str]:
         """A gateway customer with a default card: (cus_…, pm_…)."""
         key = uuid.uuid4().hex
         customer_id = await self.gateway.create_customer(
             idempotency_key=f"{key}:customer", email="ada@example.test"
         )
-        pm_id = self.card(number)
+        pm_id = self.card(number, expiry)
         await self.gateway.attach_payment_method(
             payment_method_id=pm_id, customer_id=customer_id, idempotency_key=f"{key}:attach"
         )
@@ -83,10 +87,11 @@ class Billing:
         start_at: datetime | None = None,
         trial: bool = False,
         card: str = VISA_OK,
+        card_expiry: tuple[int, int] = (12, 2031),
         **overrides: Any,
     ) -> WorkflowHandle[SubscriptionWorkflow, SubscriptionState]:
         subscription_id = f"sub_{uuid.uuid4().hex[:12]}"
-        gateway_customer, pm_id = await self.customer(card)
+        gateway_customer, pm_id = await self.customer(card, card_expiry)
         start = SubscriptionInput(
             subscription_id=subscription_id,
             customer=profile(f"cust_{uuid.uuid4().hex[:10]}"),

@@ -25,6 +25,11 @@ EXPECTED = {
     "subscription_event_start",
     "subscription_review",
     "manual_review",
+    "subscription_gateway_resync",
+    "subscription_card_updater",
+    "subscription_action_confirmed",
+    "subscription_action_expired",
+    "subscription_action_on_session",
 }
 
 
