@@ -21,6 +21,7 @@ from api.routes import (
     ops,
     portal,
     relay,
+    review_ops,
     subscriptions,
     tax_reports,
     webhooks,
@@ -64,6 +65,7 @@ def create_app(
     app.include_router(ops.router)
     app.include_router(tax_reports.router)
     app.include_router(dunning_ops.router)
+    app.include_router(review_ops.router)
     app.include_router(customers.router)
     app.include_router(subscriptions.router)
     app.include_router(portal.router)

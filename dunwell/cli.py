@@ -13,6 +13,7 @@ import typer
 from pydantic import ValidationError
 
 from dunwell.dunning_cli import dunning_app
+from dunwell.review_cli import review_app
 from dunwell.settings import Settings, get_settings
 from ledger.cli import ledger_app
 from ledger.tax_cli import tax_app
@@ -21,6 +22,7 @@ app = typer.Typer(help="Dunwell billing orchestration.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger", help="Ledger reports.")
 app.add_typer(tax_app, name="tax", help="Tax liability reports.")
 app.add_typer(dunning_app, name="dunning", help="Dunning runs: show, pause, resume, retry, end.")
+app.add_typer(review_app, name="review", help="Manual reviews of failed plan changes.")
 
 
 def _settings() -> Settings:
