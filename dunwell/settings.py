@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_ui_port: int = Field(default=8233, ge=1, le=65535)
     task_queue: str = "dunwell"
+    # Workflows kept in the worker's memory between tasks (Temporal's default is 1000);
+    # above it, a workflow's next task replays its history first.
+    worker_max_cached_workflows: int = Field(default=1000, ge=0)
 
     stripe_api_key: str = PLACEHOLDER_STRIPE_KEY
     # None means Stripe's own API; dev points this at localstripe.

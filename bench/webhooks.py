@@ -1,0 +1,573 @@
+"""Webhook intake throughput, acknowledgement latency and exactly-once application.
+
+Runs on the real components (``bench/_stack.py``): the Temporal dev server (in memory),
+PostgreSQL (a database of its own, dropped at the end), localstripe, the API
+(``dunwell api``, uvicorn) and the worker (``dunwell worker``), each a subprocess.
+Phases:
+
+0. ``--subscriptions`` subscription workflows are started first, idle, as the intake's
+   signal-with-start would start them (so intake and baseline both signal running
+   workflows).
+1. Baseline: bare Temporal signals/s, ``gateway_event`` signalled to those workflows
+   straight from a client, ``--concurrency`` in flight, as many as phase 2 sends.
+2. Throughput: Stripe-shaped events signed with ``Stripe-Signature`` POSTed to
+   ``/webhooks/stripe``, ``--concurrency`` in flight; events/s acknowledged (HTTP 200,
+   duplicates included) over the wall time of the run.
+3. Latency: more events sent open loop at ``--rate`` events/s; p50/p99 acknowledgement
+   latency (request issued -> response read, per attempt, measured in this process; a
+   timed-out attempt counts with its waiting time). Events never acknowledged are
+   delivered again afterwards, as Stripe retries. Above the intake's capacity the
+   latency is queueing time and grows with the run's length.
+4. Accounting: each workflow's ``state`` query, once every event has been handled.
+
+Events. Each subscription gets ``--events`` events on one invoice in phase 2
+(``invoice.created``, ``.finalized``, ``.paid``, ...) and two on one PaymentIntent in
+phase 3, with increasing ``created``. Sends go round-robin over the subscriptions, so
+with 1,000 subscriptions two events of one subscription are not in flight together and
+arrive in send order (timeouts and retries can still reorder them).
+``--out-of-order`` (10 %) of the events swap places with the next event of their
+object; ``--duplicates`` (10 %) of the events are sent again, at a random later place
+(sometimes while the first copy is still in flight).
+
+Exactly once. Stripe events carry no sequence number; the workflow applies an event
+when its order key (lifecycle rank, created, id) is above the last applied for the same
+object, and records it as *stale* (handled, not applied) otherwise (see
+``billing/events.py``), so an invoice never moves backwards. An out-of-order event
+therefore ends up stale when a later event of its object came first. Per unique event
+sent: ``lost`` = neither applied nor recorded stale; ``double_applied`` = applied more
+than once. The outcome predicted by that rule for the send order is compared too
+(printed as "outcome differs from the ordering rule").
+
+Run: .venv/bin/python bench/webhooks.py [--subscriptions 1000] [--events 3]
+Progress goes to stderr; the last line of stdout is one JSON object:
+{"events_per_s", "baseline_signals_per_s", "ratio", "p50_ms", "p99_ms", "lost",
+ "double_applied"}
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import random
+import string
+import sys
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if sys.path and Path(sys.path[0] or ".").resolve() == REPO / "bench":
+    sys.path[0] = str(REPO)  # bench/tax.py would shadow the tax package
+
+import httpx  # noqa: E402
+from temporalio.client import Client  # noqa: E402
+from temporalio.service import RPCError  # noqa: E402
+
+from bench._stack import (  # noqa: E402
+    WEBHOOK_SECRET,
+    Stack,
+    machine_load,
+    progress,
+    stop_on_sigterm,
+)
+from billing.events import GatewayEvent, SubscriptionStart, stripe_event  # noqa: E402
+from dunwell import temporal  # noqa: E402
+from dunwell.settings import Settings  # noqa: E402
+from workflows.subscription import SubscriptionWorkflow  # noqa: E402
+from workflows.subscription_state import SubscriptionState  # noqa: E402
+
+# Phase 2 uses the first --events - 1 of these, then invoice.paid.
+INVOICE_TYPES = ("invoice.created", "invoice.finalized", "invoice.payment_failed")
+INTENT_TYPES = ("payment_intent.created", "payment_intent.succeeded")
+SEND_ATTEMPTS = 3  # a 5xx or a timeout is retried at once, as Stripe retries later
+REQUEST_TIMEOUT_SECONDS = 10.0
+SETTLE_TIMEOUT_SECONDS = 180.0
+
+
+def letters(n: int, width: int = 6) -> str:
+    """A letters-only id part: a digit run in a body could trip the API's card guard."""
+    out = []
+    for _ in range(width):
+        n, r = divmod(n, 26)
+        out.append(string.ascii_lowercase[r])
+    return "".join(reversed(out))
+
+
+def rand_letters(rng: random.Random, width: int = 20) -> str:
+    return "".join(rng.choice(string.ascii_letters) for _ in range(width))
+
+
+def signature(body: bytes, secret: str) -> str:
+    """Stripe's scheme: ``t=<unix>,v1=<HMAC-SHA256 of "<t>.<body>">``."""
+    t = int(time.time())
+    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
+
+
+@dataclass(frozen=True)
+class Event:
+    event_id: str
+    subscription_id: str
+    object_id: str
+    type: str
+    created: int
+    body: bytes
+
+    @property
+    def order_key(self) -> tuple[int, int, str]:
+        parsed = stripe_event(json.loads(self.body))
+        assert isinstance(parsed, GatewayEvent)
+        return parsed.order_key
+
+
+def make_event(
+    rng: random.Random, subscription_id: str, object_id: str, event_type: str, created: int
+) -> Event:
+    event_id = f"evt_{rand_letters(rng)}"
+    object_type = "invoice" if object_id.startswith("in_") else "payment_intent"
+    body = {
+        "id": event_id,
+        "object": "event",
+        "api_version": "2024-06-20",
+        "created": created,
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "type": event_type,
+        "data": {
+            "object": {
+                "id": object_id,
+                "object": object_type,
+                "amount": 2900,
+                "currency": "eur",
+                "status": event_type.rsplit(".", 1)[1],
+                "metadata": {"dunwell_subscription_id": subscription_id},
+            }
+        },
+    }
+    return Event(
+        event_id, subscription_id, object_id, event_type, created, json.dumps(body).encode()
+    )
+
+
+def plan_sends(
+    rng: random.Random,
+    subscriptions: Sequence[str],
+    types: Sequence[str],
+    object_prefix: str,
+    created_base: int,
+    out_of_order: float,
+    duplicates: float,
+) -> tuple[list[Event], int]:
+    """Send order for one phase (see the module docstring); and how many were swapped."""
+    per_sub: list[list[Event]] = []
+    for sub in subscriptions:
+        object_id = f"{object_prefix}_{rand_letters(rng)}"
+        chain = [
+            make_event(rng, sub, object_id, event_type, created_base + j)
+            for j, event_type in enumerate(types)
+        ]
+        per_sub.append(chain)
+    unique = sum(len(chain) for chain in per_sub)
+    # Swap disjoint neighbour pairs until the wanted share of events is out of order.
+    slots = [(s, j) for s, chain in enumerate(per_sub) for j in range(len(chain) - 1)]
+    rng.shuffle(slots)
+    swapped, taken = 0, set[tuple[int, int]]()
+    for s, j in slots:
+        if swapped >= round(unique * out_of_order):
+            break
+        if (s, j) in taken or (s, j + 1) in taken:
+            continue
+        chain = per_sub[s]
+        chain[j], chain[j + 1] = chain[j + 1], chain[j]
+        taken |= {(s, j), (s, j + 1)}
+        swapped += 1
+    order = [chain[j] for j in range(len(types)) for chain in per_sub]
+    for original in rng.sample(range(len(order)), round(unique * duplicates)):
+        event = order[original]
+        at = rng.randrange(order.index(event) + 1, len(order) + 1)
+        order.insert(at, event)
+    return order, swapped
+
+
+# --- sending ------------------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    statuses: Counter[str]
+    latencies_ms: list[float]
+    unacknowledged: list[Event]
+    errors: int = 0
+
+    @classmethod
+    def new(cls) -> Tally:
+        return cls(Counter(), [], [])
+
+
+async def post(http: httpx.AsyncClient, event: Event, tally: Tally) -> None:
+    """One delivery attempt cycle; an event still unacknowledged is left for ``redeliver``."""
+    for attempt in range(SEND_ATTEMPTS):
+        headers = {
+            "Stripe-Signature": signature(event.body, WEBHOOK_SECRET),
+            "Content-Type": "application/json",
+        }
+        started = time.perf_counter()
+        try:
+            response = await http.post("/webhooks/stripe", content=event.body, headers=headers)
+        except httpx.HTTPError:
+            # The sender waited this long without an acknowledgement.
+            tally.latencies_ms.append((time.perf_counter() - started) * 1000)
+            tally.errors += 1
+            await asyncio.sleep(0.2 * (attempt + 1))
+            continue
+        elapsed = (time.perf_counter() - started) * 1000
+        if response.status_code == 200:
+            tally.latencies_ms.append(elapsed)
+            tally.statuses[response.json()["status"]] += 1
+            return
+        tally.errors += 1
+        if response.status_code < 500:
+            raise SystemExit(
+                f"intake refused {event.event_id}: {response.status_code} {response.text}"
+            )
+        await asyncio.sleep(0.2 * (attempt + 1))
+    tally.unacknowledged.append(event)
+
+
+async def redeliver(http: httpx.AsyncClient, tally: Tally, concurrency: int) -> int:
+    """Send again what was never acknowledged, as Stripe retries; how many were."""
+    pending, tally.unacknowledged = tally.unacknowledged, []
+    if pending:
+        progress(f"{len(pending)} events unacknowledged (timeouts); delivering them again")
+        retry = Tally.new()
+        await bounded(pending, concurrency, lambda e: post(http, e, retry), "redelivery")
+        if retry.unacknowledged:
+            raise SystemExit(f"{len(retry.unacknowledged)} events never acknowledged")
+    return len(pending)
+
+
+async def bounded(
+    items: Sequence[Any], concurrency: int, job: Callable[[Any], Awaitable[None]], label: str
+) -> float:
+    """Run ``job`` over ``items`` in order, at most ``concurrency`` in flight; elapsed s."""
+    position = 0
+    done = 0
+    last_report = time.monotonic()
+
+    async def lane() -> None:
+        nonlocal position, done, last_report
+        while position < len(items):
+            item = items[position]
+            position += 1
+            await job(item)
+            done += 1
+            if time.monotonic() - last_report > 5:
+                last_report = time.monotonic()
+                progress(f"{label}: {done}/{len(items)}")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(lane() for _ in range(concurrency)))
+    return time.perf_counter() - started
+
+
+async def paced(
+    http: httpx.AsyncClient, events: Sequence[Event], rate: float
+) -> tuple[Tally, float]:
+    """Open loop: event i is sent at start + i / rate whatever the earlier ones do."""
+    tally = Tally.new()
+    tasks: list[asyncio.Task[None]] = []
+    behind = 0.0
+    started = time.perf_counter()
+    for i, event in enumerate(events):
+        due = started + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        else:
+            behind = max(behind, -delay)
+        tasks.append(asyncio.create_task(post(http, event, tally)))
+        if i and i % (int(rate) * 5) == 0:
+            progress(f"paced run: {i}/{len(events)} sent")
+    await asyncio.gather(*tasks)
+    return tally, behind
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+# --- accounting ---------------------------------------------------------------------------
+
+
+def predicted_outcomes(sends: Sequence[Event]) -> dict[str, str]:
+    """What the ordering rule makes of each unique event, for this arrival order."""
+    marks: dict[str, tuple[int, int, str]] = {}
+    outcome: dict[str, str] = {}
+    for event in sends:
+        if event.event_id in outcome:
+            continue  # a duplicate: the intake answers it without signalling
+        key = event.order_key
+        mark = marks.get(event.object_id)
+        if mark is None or key > mark:
+            marks[event.object_id] = key
+            outcome[event.event_id] = "applied"
+        else:
+            outcome[event.event_id] = "stale"
+    return outcome
+
+
+async def query_states(
+    client: Client, subscriptions: Sequence[str], concurrency: int
+) -> dict[str, SubscriptionState]:
+    """The state of every workflow that answers; one whose task is failing (it is retried
+    by Temporal) is left out this time."""
+    states: dict[str, SubscriptionState] = {}
+    failures: Counter[str] = Counter()
+
+    async def one(sub: str) -> None:
+        handle = client.get_workflow_handle_for(SubscriptionWorkflow.run, f"subscription-{sub}")
+        try:
+            states[sub] = await handle.query(
+                SubscriptionWorkflow.state, rpc_timeout=timedelta(seconds=10)
+            )
+        except RPCError as err:
+            failures[err.message[:80]] += 1
+
+    await bounded(list(subscriptions), concurrency, one, "state queries")
+    if failures:
+        progress(f"queries not answered this time: {dict(failures)}")
+    return states
+
+
+def account(
+    states: dict[str, SubscriptionState], unique: Sequence[Event]
+) -> tuple[int, int, Counter[str]]:
+    applied: Counter[str] = Counter()
+    stale: set[str] = set()
+    for state in states.values():
+        applied.update(state.events.applied_ids)
+        stale.update(s.event_id for s in state.events.stale)
+    lost = sum(1 for e in unique if applied[e.event_id] == 0 and e.event_id not in stale)
+    double = sum(1 for e in unique if applied[e.event_id] > 1)
+    outcome: Counter[str] = Counter()
+    for e in unique:
+        outcome[
+            "applied" if applied[e.event_id] else "stale" if e.event_id in stale else "lost"
+        ] += 1
+    return lost, double, outcome
+
+
+async def settle(
+    client: Client, subscriptions: Sequence[str], unique: Sequence[Event], concurrency: int
+) -> dict[str, SubscriptionState]:
+    """Query until every workflow answers and every sent event is accounted for (signals
+    are applied asynchronously, and a failed workflow task is retried by Temporal)."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT_SECONDS
+    states: dict[str, SubscriptionState] = {}
+    while True:
+        missing = [sub for sub in subscriptions if sub not in states]
+        states.update(await query_states(client, missing, concurrency))
+        lost, _double, _outcome = account(states, unique)
+        if (lost == 0 and len(states) == len(subscriptions)) or time.monotonic() > deadline:
+            if len(states) < len(subscriptions):
+                progress(f"WARNING: {len(subscriptions) - len(states)} workflows never answered")
+            return states
+        progress(
+            f"{len(states)}/{len(subscriptions)} workflows answered, {lost} events unaccounted"
+        )
+        await asyncio.sleep(2.0)
+        # Events still in flight to a workflow that answered: ask it again.
+        pending = {e.subscription_id for e in unique}
+        for sub in list(states):
+            if sub in pending and lost:
+                del states[sub]
+
+
+# --- main ---------------------------------------------------------------------------------
+
+
+async def run(args: argparse.Namespace) -> dict[str, float | int]:
+    rng = random.Random(args.seed)
+    subscriptions = [f"whk{letters(i)}" for i in range(args.subscriptions)]
+    now = int(time.time())
+    throughput_sends, swapped_1 = plan_sends(
+        rng,
+        subscriptions,
+        (*INVOICE_TYPES[: args.events - 1], "invoice.paid"),
+        "in",
+        now - 3600,
+        args.out_of_order,
+        args.duplicates,
+    )
+    paced_sends, swapped_2 = plan_sends(
+        rng, subscriptions, INTENT_TYPES, "pi", now - 1800, args.out_of_order, args.duplicates
+    )
+    all_sends = throughput_sends + paced_sends
+    unique = list({e.event_id: e for e in all_sends}.values())
+    progress(
+        f"{len(subscriptions)} subscriptions; throughput run {len(throughput_sends)} sends, "
+        f"paced run {len(paced_sends)} sends; {len(unique)} unique events, "
+        f"{len(all_sends) - len(unique)} duplicates, {swapped_1 + swapped_2} swapped pairs"
+    )
+
+    with Stack("webhooks") as running:
+        running.start_database()
+        running.start_temporal()
+        running.start_localstripe()
+        running.start_worker()
+        api_base = running.start_api()
+        settings = Settings(
+            env="test",
+            database_url=running.database_url or "",
+            temporal_address=running.temporal_address,
+            task_queue=running.task_queue,
+        )
+        client = await temporal.connect(settings)
+        await running.wait_for_worker(client)
+
+        async def start(sub: str) -> None:
+            await client.start_workflow(
+                SubscriptionWorkflow.run,
+                SubscriptionStart(subscription_id=sub),
+                id=f"subscription-{sub}",
+                task_queue=settings.task_queue,
+            )
+
+        elapsed = await bounded(subscriptions, 50, start, "workflow starts")
+        progress(f"{len(subscriptions)} idle subscription workflows started in {elapsed:.1f} s")
+
+        # Baseline: the same signal the intake sends, straight from a client.
+        baseline_events = [
+            stripe_event(json.loads(e.body))
+            for e in plan_sends(
+                rng,
+                subscriptions,
+                (*INVOICE_TYPES, "invoice.paid"),
+                "in",
+                now - 7200,
+                0.0,
+                0.0,
+            )[0][: len(throughput_sends)]
+        ]
+
+        async def signal(event: Any) -> None:
+            assert isinstance(event, GatewayEvent)
+            handle = client.get_workflow_handle(f"subscription-{event.subscription_id}")
+            await handle.signal(SubscriptionWorkflow.gateway_event, event)
+
+        elapsed = await bounded(baseline_events, args.concurrency, signal, "baseline signals")
+        baseline = len(baseline_events) / elapsed
+        progress(f"baseline: {baseline:.0f} bare signals/s ({args.concurrency} in flight)")
+        running.check_alive()
+
+        limits = httpx.Limits(
+            max_connections=args.concurrency, max_keepalive_connections=args.concurrency
+        )
+        async with httpx.AsyncClient(
+            base_url=api_base, limits=limits, timeout=REQUEST_TIMEOUT_SECONDS
+        ) as http:
+            tally = Tally.new()
+            cpu_before = running.cpu_by_component()
+            elapsed = await bounded(
+                throughput_sends, args.concurrency, lambda e: post(http, e, tally), "intake"
+            )
+            events_per_s = sum(tally.statuses.values()) / elapsed
+            cpu = {
+                name: used - cpu_before.get(name, 0.0)
+                for name, used in running.cpu_by_component().items()
+            }
+            late_1 = await redeliver(http, tally, args.concurrency)
+            progress(
+                f"intake: {events_per_s:.0f} events/s acknowledged ({dict(tally.statuses)}, "
+                f"{tally.errors} errors, {late_1} redelivered later); latency under load p50 "
+                f"{percentile(tally.latencies_ms, 0.5):.1f} ms, p99 "
+                f"{percentile(tally.latencies_ms, 0.99):.1f} ms"
+            )
+            progress(
+                f"CPU seconds during the {elapsed:.1f} s intake run: "
+                + ", ".join(f"{name} {used:.1f}" for name, used in cpu.items())
+                + f" (2 CPUs = {2 * elapsed:.1f} s)"
+            )
+            running.check_alive()
+
+        open_limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        async with httpx.AsyncClient(
+            base_url=api_base, limits=open_limits, timeout=REQUEST_TIMEOUT_SECONDS
+        ) as http:
+            progress(f"paced run: {len(paced_sends)} events at {args.rate:.0f}/s")
+            latency, behind = await paced(http, paced_sends, args.rate)
+            late_2 = await redeliver(http, latency, args.concurrency)
+        p50 = percentile(latency.latencies_ms, 0.5)
+        p99 = percentile(latency.latencies_ms, 0.99)
+        progress(
+            f"paced run: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max "
+            f"{max(latency.latencies_ms):.1f} ms ({dict(latency.statuses)}, "
+            f"{latency.errors} errors, {late_2} redelivered later; sender at most {behind * 1000:.0f} ms behind)"
+        )
+
+        states = await settle(client, subscriptions, unique, args.concurrency)
+        lost, double, outcome = account(states, unique)
+        predicted = predicted_outcomes(all_sends)
+        applied_ids = {i for s in states.values() for i in s.events.applied_ids}
+        mismatches = sum(
+            1 for e in unique if (predicted[e.event_id] == "applied") != (e.event_id in applied_ids)
+        )
+        progress(
+            f"accounting over {len(unique)} unique events: {dict(outcome)}; lost {lost}, "
+            f"double applied {double}; outcome differs from the ordering rule for {mismatches}"
+        )
+        running.check_alive()
+
+    ratio = events_per_s / baseline
+    return {
+        "events_per_s": round(events_per_s, 1),
+        "baseline_signals_per_s": round(baseline, 1),
+        "ratio": round(ratio, 3),
+        "p50_ms": round(p50, 2),
+        "p99_ms": round(p99, 2),
+        "lost": lost,
+        "double_applied": double,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--subscriptions", type=int, default=1000)
+    parser.add_argument("--events", type=int, default=3, help="phase-2 events per subscription")
+    parser.add_argument("--duplicates", type=float, default=0.10)
+    parser.add_argument("--out-of-order", type=float, default=0.10)
+    parser.add_argument("--concurrency", type=int, default=20, help="requests in flight")
+    parser.add_argument("--rate", type=float, default=200.0, help="paced run, events/s")
+    parser.add_argument("--seed", type=int, default=20261125)
+    args = parser.parse_args()
+    if args.subscriptions < 1 or not 2 <= args.events <= len(INVOICE_TYPES) + 1:
+        parser.error(f"--subscriptions >= 1 and 2 <= --events <= {len(INVOICE_TYPES) + 1}")
+    stop_on_sigterm()
+    progress(f"start: {machine_load()}")
+    result = asyncio.run(run(args))
+    progress(f"end: {machine_load()}")
+    print(
+        f"intake: {result['events_per_s']} events/s vs {result['baseline_signals_per_s']} "
+        f"bare signals/s (ratio {result['ratio']}, target >= 0.7); acknowledgement at "
+        f"{args.rate:.0f}/s: p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms "
+        f"(target < 50); lost {result['lost']}, double applied {result['double_applied']}"
+    )
+    print(json.dumps(result), flush=True)
+    # The temporalio bridge can abort the interpreter at shutdown (sdk-python issue 300).
+    sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""The end-to-end benchmarks run with tiny counts and end with their JSON figures.
+
+Each benchmark starts its own stack (Temporal dev server, PostgreSQL database,
+localstripe, worker, API) as subprocesses, so these tests need the same peers as the
+integration tests. They check the shape and sanity of the figures, never their speed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TIMEOUT_SECONDS = 300
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.temporal]
+
+
+def run_bench(script: str, *args: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / script), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_SECONDS,
+    )
+    assert done.returncode == 0, f"{script} failed:\n{done.stderr[-4000:]}"
+    last = done.stdout.strip().splitlines()[-1]
+    figures = json.loads(last)
+    assert isinstance(figures, dict)
+    return figures
+
+
+def finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def test_renewals_bench_prints_its_figures() -> None:
+    figures = run_bench(
+        "renewals.py", "--n", "5", "--warmup", "2", "--sample", "2", "--min-lead", "8"
+    )
+    assert set(figures) == {
+        "renewals_per_s",
+        "baseline_starts_per_s",
+        "actions_per_renewal",
+        "kb_per_cached_workflow",
+    }
+    assert all(finite(v) for v in figures.values())
+    assert figures["renewals_per_s"] > 0
+    assert figures["baseline_starts_per_s"] > 0
+    # A renewal schedules its activities and the next run's timer: some actions, not none.
+    assert 1 <= figures["actions_per_renewal"] < 1000
+
+
+def test_webhooks_bench_prints_its_figures_and_loses_nothing() -> None:
+    figures = run_bench(
+        "webhooks.py",
+        "--subscriptions",
+        "10",
+        "--events",
+        "3",
+        "--concurrency",
+        "4",
+        "--rate",
+        "20",
+    )
+    assert set(figures) == {
+        "events_per_s",
+        "baseline_signals_per_s",
+        "ratio",
+        "p50_ms",
+        "p99_ms",
+        "lost",
+        "double_applied",
+    }
+    assert all(finite(v) for v in figures.values())
+    assert figures["events_per_s"] > 0 and figures["baseline_signals_per_s"] > 0
+    assert figures["ratio"] == pytest.approx(
+        figures["events_per_s"] / figures["baseline_signals_per_s"], rel=0.01
+    )
+    assert 0 < figures["p50_ms"] <= figures["p99_ms"]
+    assert figures["lost"] == 0
+    assert figures["double_applied"] == 0
