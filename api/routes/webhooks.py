@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import stripe
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Header, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import Engine
 from temporalio.common import WorkflowIDConflictPolicy
@@ -76,6 +76,7 @@ def workflow_id(subscription_id: str) -> str:
 )
 async def stripe_webhook(
     request: Request,
+    background: BackgroundTasks,
     settings: SettingsDep,
     engine: EngineDep,
     stripe_signature: Annotated[str | None, Header(alias="Stripe-Signature")] = None,
@@ -87,18 +88,21 @@ async def stripe_webhook(
         outcome = stripe_event(json.loads(raw))
     except (ValueError, MalformedEvent) as err:
         raise ApiError(400, "invalid_event", "the body is not a Stripe event") from err
-    return await intake(request, settings, engine, outcome, raw.decode("utf-8"))
+    return await intake(request, settings, engine, outcome, raw.decode("utf-8"), background)
 
 
 def _verify_stripe_signature(raw: bytes, header: str | None, secret: str) -> None:
     if not header:
         raise ApiError(400, "missing_signature", "the Stripe-Signature header is required")
     try:
-        stripe.Webhook.construct_event(raw, header, secret, tolerance=SIGNATURE_TOLERANCE_SECONDS)
+        # The signature only: the body is parsed once, by the caller.
+        stripe.WebhookSignature.verify_header(
+            raw.decode("utf-8"), header, secret, tolerance=SIGNATURE_TOLERANCE_SECONDS
+        )
     except stripe.SignatureVerificationError as err:
         code = "stale_signature" if _is_stale(header) else "invalid_signature"
         raise ApiError(400, code, "the Stripe signature does not verify") from err
-    except ValueError as err:  # not UTF-8 / not JSON: cannot be a signed Stripe event
+    except ValueError as err:  # not UTF-8: cannot be a signed Stripe event
         raise ApiError(400, "invalid_event", "the body is not a Stripe event") from err
 
 
@@ -118,6 +122,7 @@ async def intake(
     engine: Engine,
     outcome: GatewayEvent | Unroutable,
     raw_body: str,
+    background: BackgroundTasks,
 ) -> IntakeAck:
     """Record the event once, then park it or hand it to its subscription workflow."""
     now = datetime.now(UTC)
@@ -139,7 +144,9 @@ async def intake(
     except Exception:
         await asyncio.to_thread(_release, engine, event.event_id)
         raise
-    await asyncio.to_thread(_delivered, engine, event.event_id)
+    # Bookkeeping after the acknowledgement: if it is lost, the claim expires and a
+    # retried delivery signals again, which the workflow drops as a duplicate.
+    background.add_task(asyncio.to_thread, _delivered, engine, event.event_id)
     return IntakeAck(status="accepted", event_id=event.event_id)
 
 
