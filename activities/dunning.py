@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -93,6 +94,12 @@ class InvoiceActionResult:
     credit_note_id: str | None = None
 
 
+@dataclass(frozen=True)
+class UtcOffsetRequest:
+    timezone: str  # IANA zone name
+    at: datetime
+
+
 def _authentication_required(brand: str | None) -> DeclineInfo:
     return DeclineInfo(code="authentication_required", card_brand=brand)
 
@@ -112,7 +119,23 @@ class DunningActivities:
         self._invoices = invoices
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.charge, self.notify, self.mark_paid, self.end_invoice]
+        return [
+            self.charge,
+            self.notify,
+            self.mark_paid,
+            self.end_invoice,
+            self.utc_offset_minutes,
+        ]
+
+    @activity.defn(name="customer.utc_offset_minutes")
+    async def utc_offset_minutes(self, request: UtcOffsetRequest) -> int:
+        """The customer's UTC offset at ``at`` (0 for an unknown zone). An activity, not
+        workflow code: the tz database is read from disk and changes between releases."""
+        try:
+            offset = request.at.astimezone(ZoneInfo(request.timezone)).utcoffset()
+        except (ZoneInfoNotFoundError, ValueError):
+            return 0
+        return int(offset.total_seconds() // 60) if offset is not None else 0
 
     @activity.defn(name="dunning_charge")
     async def charge(self, request: DunningChargeRequest) -> DunningChargeResult:

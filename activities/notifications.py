@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
+from enum import StrEnum
 from importlib.resources import files
 from string import Template
 
@@ -32,19 +33,28 @@ from ledger.notifications_store import NewNotification, NotificationRow, mark_se
 SMTP_TIMEOUT_SECONDS = 30.0
 
 
+class CustomerNoticeKind(StrEnum):
+    """Notices of the subscription itself (the dunning campaign's are NotificationKind)."""
+
+    EXPIRING_CARD = "expiring_card"
+    ACTION_REQUIRED = "action_required"  # 3-D Secure on a renewal, before any dunning
+
+
 @dataclass(frozen=True)
 class NotificationRequest:
     key: str
-    kind: NotificationKind
+    kind: NotificationKind | CustomerNoticeKind
     customer_id: str
     recipient: str
-    invoice_id: str
+    invoice_id: str | None  # None for notices about the card rather than an invoice
     subscription_id: str | None
     amount: int  # minor units
     currency: str
     message: CustomerMessage | None = None
     next_retry_at: datetime | None = None  # for reminders and failure notices
-    deadline: datetime | None = None  # the last attempt or the customer's deadline
+    deadline: datetime | None = None  # the last attempt, the customer's deadline, or expiry
+    card: str | None = None  # "visa •••• 4242": the card a notice is about
+    portal_path: str = "/portal"
 
 
 @dataclass(frozen=True)
@@ -75,10 +85,11 @@ def render(request: NotificationRequest, *, public_base_url: str) -> RenderedEma
         else ""
     )
     text = Template(raw).substitute(
-        invoice_id=request.invoice_id,
+        invoice_id=request.invoice_id or "",
         amount=Money(request.amount, request.currency).format(),
         message=message,
-        portal_url=f"{public_base_url.rstrip('/')}/portal",
+        portal_url=f"{public_base_url.rstrip('/')}{request.portal_path}",
+        card=request.card or "your card",
         next_retry_at=_when(request.next_retry_at),
         deadline=_when(request.deadline),
         retry_line=retry_line,

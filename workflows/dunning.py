@@ -17,6 +17,10 @@ answers ``RetryNow`` again; a charge already in flight still reports its outcome
 
 The parent sets the static summary at start (``Dunning <invoice_id>``); the current
 details (markdown) show the phase, next retry and last decline.
+
+Started by a subscription (``ParentClosePolicy.ABANDON``: the parent's continue-as-new
+does not end it), the run signals its result to the parent's workflow id
+(``dunning_finished``), which reaches whichever run of the subscription is current.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Any, Literal
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from billing.declines import DeclineInfo
 from billing.dunning import (
@@ -81,6 +85,10 @@ with workflow.unsafe.imports_passed_through():
     from activities.notifications import NotificationRequest
 
 WORKFLOW_TYPE = "DunningWorkflow"
+# The subscription workflow's signal that receives a child's DunningResult.
+DUNNING_FINISHED_SIGNAL = "dunning_finished"
+# Behaviour added to running workflows; each name is a workflow.patched() marker.
+PATCH_REPORT_TO_PARENT = "dunning-result-to-parent"
 
 _CHARGE_TIMEOUT = timedelta(minutes=5)
 _CHARGE_RETRY = RetryPolicy(
@@ -186,6 +194,7 @@ class DunningResult:
     credit_note_id: str | None = None
     duplicate_payment_ref: str | None = None  # a second successful charge to refund
     notifications_sent: tuple[str, ...] = field(default_factory=tuple)
+    invoice_id: str = ""
 
 
 def _refuse(message: str, kind: str) -> ApplicationError:
@@ -230,7 +239,11 @@ class DunningWorkflow:
             else:
                 await self._wait_for_change()
             await self._send_due_notifications()
-        return await self._finish()
+        result = await self._finish()
+        if workflow.patched(PATCH_REPORT_TO_PARENT):
+            result = replace(result, invoice_id=self._input.invoice_id)
+            await _report_to_parent(result)
+        return result
 
     # --- the loop's steps ---------------------------------------------------------------
 
@@ -622,6 +635,18 @@ class DunningWorkflow:
     def _refuse_if_cancelled(self) -> None:
         if self._state.cancelled_at is not None:
             raise _refuse("the customer cancelled; dunning is ending", "customer_cancelled")
+
+
+async def _report_to_parent(result: DunningResult) -> None:
+    parent = workflow.info().parent
+    if parent is None:
+        return  # started by ops or a test: the result is the workflow's return value
+    handle = workflow.get_external_workflow_handle(parent.workflow_id)
+    try:
+        await handle.signal(DUNNING_FINISHED_SIGNAL, result)
+    except FailureError:
+        # The subscription has ended (e.g. canceled at its period end): nothing to update.
+        workflow.logger.info("subscription %s has ended; result not delivered", parent.workflow_id)
 
 
 def _check_payment_method(payment_method_id: str) -> None:

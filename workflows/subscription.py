@@ -12,6 +12,18 @@ that await activities hold one ``asyncio.Lock`` (so does the period close): conc
 portal updates run one after another. Gateway events arrive as the ``gateway_event``
 signal and are ordered by ``billing.events.EventBuffer``.
 
+Unpaid renewals go to a ``DunningWorkflow`` child per invoice (``dunning-<invoice id>``).
+Continue-as-new waits while a child started by this run is still running (a dunning run
+is bounded by its policy window, at most weeks), so the child's completion reaches a live
+run; the child is started with ``ParentClosePolicy.ABANDON`` so that a subscription that
+ends first (canceled at its period end) does not cut short the invoice's end action. The
+child signals its result back (``dunning_finished``), and the result is kept in state
+until applied: a recovery at once, a stop's end action exactly at its
+``revoke_access_at`` (a durable timer in ``_watch_dunning``).
+Customer cancellation, a new default card, card-updater events and payments made
+elsewhere are forwarded to the children as signals; the cancellation is delivered before
+the update returns, and the child then never starts another charge.
+
 Every rejection and refusal is an ``ApplicationError`` whose ``type`` is the
 machine-readable reason code (``billing.lifecycle.ReasonCode``,
 ``billing.proration.RefusalCode``, or one of ``unknown_plan``,
@@ -32,7 +44,7 @@ from temporalio.common import (
     SearchAttributeUpdate,
     TypedSearchAttributes,
 )
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     # Modules whose types cross the data converter must be in the sandbox's own module
@@ -53,9 +65,12 @@ with workflow.unsafe.imports_passed_through():
         TaxQuoteRequest,
         VoidInvoiceRequest,
     )
+    from activities.dunning import DunningActivities, UtcOffsetRequest
     from activities.gateway_sync import GatewaySyncActivities, ResyncRequest, ResyncResult
+    from activities.notifications import CustomerNoticeKind, NotificationRequest
     from billing.catalog import Price, UnknownPlanError, UnknownPriceError
-    from billing.declines import DeclineFamily
+    from billing.declines import CustomerMessage, DeclineFamily, DeclineInfo
+    from billing.dunning import CardRef, EndAction, policy_for
     from billing.events import Gap, GatewayEvent, SubscriptionStart
     from billing.gateway import (
         ChargeDeclined,
@@ -86,6 +101,16 @@ with workflow.unsafe.imports_passed_through():
     )
     from billing.sca import challenge_decision
     from workflows import search_attributes as sa
+    from workflows.dunning import (
+        DUNNING_FINISHED_SIGNAL,
+        CardUpdaterUpdate,
+        DunningInput,
+        DunningResult,
+        DunningWorkflow,
+        PaidOutside,
+        PaymentMethodUpdate,
+        dunning_workflow_id,
+    )
     from workflows.manual_review import (
         PAYMENT_METHOD_TOKEN,
         REVIEW_RESOLVED_SIGNAL,
@@ -98,6 +123,7 @@ with workflow.unsafe.imports_passed_through():
         ChangePlanRequest,
         ChangePlanResult,
         ConfirmPaymentRequest,
+        DunningOutcome,
         InvoicePurpose,
         InvoiceRecord,
         Notice,
@@ -135,8 +161,16 @@ PATCH_GAP_RESYNC = "gateway-gap-resync"
 PATCH_CARD_DETAILS = "card-details-and-expiry"
 PATCH_CARD_UPDATER = "card-updater-retry"
 PATCH_ACTION_REQUIRED = "renewal-action-required"
+PATCH_DUNNING_CHILD = "dunning-child"
+PATCH_CUSTOMER_NOTICES = "customer-notices"
+
+# Dunning policies are assigned per plan and customer segment; profiles carry no segment
+# yet, so every customer is in this one (the ``*`` assignments apply).
+DEFAULT_SEGMENT = "default"
 
 _GATEWAY_READ_TIMEOUT = timedelta(seconds=60)
+# Keys of sent notices kept in state; notices are trimmed to RECENT_LIMIT, so this covers them.
+RECENT_NOTICE_KEYS = 48
 
 # The run argument: a new subscription, an event-started idle one (signal-with-start
 # from the webhook intake), or the state carried by continue-as-new. pydantic tries each
@@ -181,6 +215,8 @@ class SubscriptionWorkflow:
         self._next_timer = "—"
         self._published: dict[str, object] = {}
         self._watchers: list[asyncio.Task[None]] = []
+        self._live_children: set[str] = set()  # dunning children this run started
+        self._continue_due = False  # a period boundary passed while children ran
 
     # --- main line ----------------------------------------------------------------------
 
@@ -214,11 +250,18 @@ class SubscriptionWorkflow:
                     await self._close_period()
                 if state.status in TERMINAL_STATUSES:
                     break
+                if self._live_children:
+                    self._continue_due = True  # once the dunning children have closed
+                    continue
                 await self._continue_as_new()
-            elif workflow.info().is_continue_as_new_suggested():
+            elif self._may_continue_as_new():
                 await self._continue_as_new()
         self._publish("none: the subscription has ended")
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        # A dunning run closes on its own (a cancellation stops it at the grace end, after
+        # its invoice end action); the subscription's run ends after it.
+        await workflow.wait_condition(
+            lambda: workflow.all_handlers_finished() and not self._live_children
+        )
         return state
 
     async def _wait_until_start(self) -> None:
@@ -240,7 +283,7 @@ class SubscriptionWorkflow:
             self._publish(f"period end at {state.period_end.isoformat()}")
             try:
                 await workflow.wait_condition(
-                    lambda: self._wake or workflow.info().is_continue_as_new_suggested(),
+                    lambda: self._wake or self._may_continue_as_new(),
                     timeout=remaining,
                 )
             except TimeoutError:
@@ -248,13 +291,21 @@ class SubscriptionWorkflow:
             if not self._wake:
                 return False
 
+    def _ready_to_continue(self) -> bool:
+        return workflow.all_handlers_finished() and not self._unsent_notices()
+
+    def _may_continue_as_new(self) -> bool:
+        wanted = self._continue_due or workflow.info().is_continue_as_new_suggested()
+        return wanted and not self._live_children
+
     async def _continue_as_new(self) -> None:
         # Also wait for a watcher's gateway re-sync (it holds the lock, not a handler):
         # cut short, it would leave a payment recorded in the ledger but not in state.
+        # Notices go out first: an activity scheduled alongside continue-as-new is lost.
         while True:
-            await workflow.wait_condition(workflow.all_handlers_finished)
+            await workflow.wait_condition(self._ready_to_continue)
             await self._lock.acquire()
-            if workflow.all_handlers_finished():
+            if self._ready_to_continue():
                 break
             self._lock.release()
         self._state.trim()
@@ -363,7 +414,7 @@ class SubscriptionWorkflow:
         outcome = await self._settle(invoice, attempt=1)
         if isinstance(outcome, ChargeSucceeded) or invoice.amount_remaining <= 0:
             return True
-        self._record_unpaid(invoice, outcome, purpose)
+        await self._record_unpaid(invoice, outcome, purpose)
         return False
 
     # --- invoices and charges -----------------------------------------------------------
@@ -482,20 +533,23 @@ class SubscriptionWorkflow:
         self._state.set_invoice_status(invoice_id, "void")
         return note.credit_note_id
 
-    def _record_unpaid(
+    async def _record_unpaid(
         self,
         invoice: InvoiceSummary,
         outcome: ChargeOutcome | str | None,
         purpose: InvoicePurpose,
     ) -> None:
         family = reason = payment_intent = None
+        decline: DeclineInfo | None = None
         if isinstance(outcome, ChargeDeclined):
             family, reason = str(outcome.classification.family), outcome.classification.reason
-            payment_intent = outcome.payment_intent_id
+            payment_intent, decline = outcome.payment_intent_id, outcome.decline
         elif isinstance(outcome, str):
             reason = outcome
         elif outcome is not None:  # processing, or 3-D Secure asked of the customer
             reason, payment_intent = outcome.kind, outcome.payment_intent_id
+            if isinstance(outcome, ChargeRequiresAction):
+                decline = DeclineInfo(code="authentication_required")
         unpaid = UnpaidInvoice(
             invoice_id=invoice.invoice_id,
             amount=invoice.amount_remaining,
@@ -506,6 +560,8 @@ class SubscriptionWorkflow:
             payment_intent_id=payment_intent,
             recorded_at=workflow.now(),
         )
+        if workflow.patched(PATCH_DUNNING_CHILD):
+            unpaid.first_decline = decline
         self._state.unpaid_invoices.append(unpaid)
         self._state.last_event = f"invoice {invoice.number} unpaid ({family or '—'}/{reason})"
         if (
@@ -517,14 +573,200 @@ class SubscriptionWorkflow:
             # Dunning waits: the customer may still confirm the same intent on-session.
             self._require_action(unpaid, payment_intent)
             return
-        self._hand_to_dunning(unpaid)
+        if purpose != "first":  # a first invoice has FIRST_PAYMENT_WINDOW, not dunning
+            await self._hand_to_dunning(unpaid)
 
-    def _hand_to_dunning(self, unpaid: UnpaidInvoice) -> None:
-        """The dunning seam: the unpaid invoice waits in ``unpaid_invoices``.
+    async def _hand_to_dunning(self, unpaid: UnpaidInvoice) -> None:
+        """Start the invoice's dunning child (runs recorded before the patch leave the
+        invoice waiting in ``unpaid_invoices``)."""
+        state = self._state
+        if not workflow.patched(PATCH_DUNNING_CHILD) or unpaid.dunning_workflow_id:
+            return
+        if state.customer is None or state.plan_id is None or not state.gateway_customer_id:
+            return
+        if not state.payment_method_id:
+            state.last_event = f"invoice {unpaid.invoice_id} waits for a payment method"
+            return
+        policy = policy_for(state.plan_id, DEFAULT_SEGMENT)
+        card = await self._card_ref(state.payment_method_id)
+        offset = await workflow.execute_activity_method(
+            DunningActivities.utc_offset_minutes,
+            UtcOffsetRequest(timezone=state.customer.timezone, at=workflow.now()),
+            retry_policy=_RETRY,
+            start_to_close_timeout=_DB_TIMEOUT,
+        )
+        child_id = dunning_workflow_id(unpaid.invoice_id)
+        start = DunningInput(
+            invoice_id=unpaid.invoice_id,
+            subscription_id=state.subscription_id,
+            customer_id=state.customer.customer_id,
+            customer_email=state.customer.email,
+            gateway_customer_id=state.gateway_customer_id,
+            payment_method_id=state.payment_method_id,
+            card=card,
+            amount=unpaid.amount,
+            currency=unpaid.currency,
+            utc_offset_minutes=offset,
+            policy_id=policy.policy_id,
+            policy_version=policy.version,
+            first_decline=unpaid.first_decline,
+            started_at=unpaid.recorded_at,
+        )
+        try:
+            child = await workflow.start_child_workflow(
+                DunningWorkflow.run,
+                start,
+                id=child_id,
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                static_summary=f"Dunning {unpaid.invoice_id}",
+            )
+        except FailureError as exc:  # e.g. a dunning run for this invoice already exists
+            state.last_event = f"dunning for {unpaid.invoice_id} not started: {exc}"
+            return
+        unpaid.dunning_workflow_id = child_id
+        self._live_children.add(child_id)
+        self._watchers.append(asyncio.create_task(self._await_child(child_id, child)))
+        grace = unpaid.recorded_at + policy.grace_period
+        state.grace_until = max(state.grace_until or grace, grace)
+        state.last_event = f"invoice {unpaid.invoice_id} handed to dunning ({policy.key})"
+        self._publish_now()
 
-        The dunning workflow arrives as a ``workflow.patched("dunning-child")`` change
-        here: it will start a child per unpaid invoice and set ``dunning_workflow_id``.
-        """
+    async def _await_child(
+        self, child_id: str, child: workflow.ChildWorkflowHandle[Any, DunningResult]
+    ) -> None:
+        """The result itself arrives as the ``dunning_finished`` signal (sent before the
+        child completes); this only tracks that the child has closed."""
+        try:
+            await child
+        except FailureError as exc:  # failed, terminated or timed out: nothing will report
+            self._state.last_event = f"dunning {child_id} ended without a result: {exc}"
+        self._live_children.discard(child_id)
+        self._wake = True
+
+    async def _card_ref(self, payment_method_id: str) -> CardRef:
+        """What network caps count against: the card's fingerprint and brand, read from
+        the gateway when the state does not have them."""
+        state = self._state
+        card = state.payment_method
+        if card is None or card.id != payment_method_id or not card.fingerprint:
+            try:
+                details: PaymentMethodDetails = await workflow.execute_activity_method(
+                    GatewaySyncActivities.describe_payment_method,
+                    payment_method_id,
+                    retry_policy=RetryPolicy(
+                        initial_interval=timedelta(seconds=1),
+                        maximum_interval=timedelta(minutes=1),
+                        maximum_attempts=5,
+                        non_retryable_error_types=["InvalidGatewayRequest"],
+                    ),
+                    start_to_close_timeout=_GATEWAY_READ_TIMEOUT,
+                )
+            except ActivityError:
+                return CardRef(payment_method_id, card.brand if card and card.brand else "unknown")
+            card = PaymentMethodInfo.of(details)
+            if payment_method_id == state.payment_method_id:
+                state.payment_method = card
+        return CardRef(card.fingerprint or card.id, card.brand or "unknown")
+
+    def _dunning_children(self) -> list[str]:
+        return [u.dunning_workflow_id for u in self._state.unpaid_invoices if u.dunning_workflow_id]
+
+    async def _tell_dunning(self, child_id: str, signal: str, arg: object = None) -> None:
+        handle = workflow.get_external_workflow_handle(child_id)
+        try:
+            if arg is None:
+                await handle.signal(signal)
+            else:
+                await handle.signal(signal, arg)
+        except FailureError:
+            # The child has finished; its result signal is on its way or applied.
+            self._state.last_event = f"{child_id} has finished; {signal} not delivered"
+
+    @workflow.signal(name=DUNNING_FINISHED_SIGNAL)
+    def dunning_finished(self, result: DunningResult) -> None:
+        """A dunning child's result; applied by ``_watch_dunning``."""
+        state = self._state
+        end_action = result.end_action.value if result.end_action is not None else None
+        state.dunning_outcomes.append(
+            DunningOutcome(
+                invoice_id=result.invoice_id,
+                outcome=result.outcome,
+                reason=result.reason,
+                attempts=result.attempts,
+                received_at=workflow.now(),
+                end_action=end_action,
+                revoke_access_at=result.revoke_access_at,
+                payment_ref=result.payment_ref,
+                duplicate_payment_ref=result.duplicate_payment_ref,
+            )
+        )
+        state.last_event = f"dunning for {result.invoice_id}: {result.outcome} ({result.reason})"
+
+    async def _watch_dunning(self) -> None:
+        """Apply dunning results: recoveries at once, stops at their revoke instant."""
+        state = self._state
+        while True:
+            await workflow.wait_condition(lambda: bool(state.dunning_outcomes))
+            now = workflow.now()
+            due = [o for o in state.dunning_outcomes if o.due_at() <= now]
+            if not due:
+                wake = min(o.due_at() for o in state.dunning_outcomes)
+                count = len(state.dunning_outcomes)
+
+                def arrived(seen: int = count) -> bool:
+                    return len(state.dunning_outcomes) != seen
+
+                try:
+                    await workflow.wait_condition(
+                        arrived, timeout=wake - now, timeout_summary="dunning end action"
+                    )
+                except TimeoutError:
+                    pass
+                continue
+            async with self._lock:
+                for outcome in due:
+                    state.dunning_outcomes.remove(outcome)
+                    await self._apply_dunning_outcome(outcome)
+                self._wake = True  # the main loop re-checks for a terminal status
+                self._publish_now()
+
+    async def _apply_dunning_outcome(self, outcome: DunningOutcome) -> None:
+        state = self._state
+        unpaid = next(
+            (u for u in state.unpaid_invoices if u.invoice_id == outcome.invoice_id), None
+        )
+        if unpaid is None:
+            return  # already settled here (paid elsewhere, then forwarded to the child)
+        if outcome.duplicate_payment_ref:
+            state.last_event = (
+                f"invoice {unpaid.invoice_id} paid twice: refund {outcome.duplicate_payment_ref}"
+            )
+        if outcome.outcome == "recovered":
+            # The child has recorded the payment on the invoice.
+            state.unpaid_invoices.remove(unpaid)
+            state.set_invoice_status(unpaid.invoice_id, "paid")
+            state.record_payment(unpaid.amount, workflow.now())
+            if not state.unpaid_invoices:
+                state.grace_until = None
+                if state.status is SubscriptionStatus.PAST_DUE:
+                    self._apply(Trigger.DUNNING_RECOVERED, workflow.now())
+            return
+        unpaid.dunning_workflow_id = None  # the invoice stays owed; a payment still settles it
+        # The child stops at its revoke instant and reports a moment later: the record
+        # carries the instant policy set (access was already off by grace_until).
+        at = outcome.revoke_access_at or outcome.received_at
+        state.grace_until = at
+        if outcome.reason == "customer_cancelled" and not state.cancel_at_period_end:
+            # The customer undid the cancellation after dunning had stopped for it.
+            state.last_event = f"dunning for {unpaid.invoice_id} ended by an undone cancellation"
+            return
+        if state.status is not SubscriptionStatus.PAST_DUE:
+            return
+        if outcome.end_action == EndAction.CANCEL.value:
+            state.unpaid_invoices.remove(unpaid)
+            self._apply(Trigger.DUNNING_EXHAUSTED_CANCEL, at)
+        elif outcome.end_action == EndAction.MARK_UNPAID.value:
+            self._apply(Trigger.DUNNING_EXHAUSTED_UNPAID, at)
 
     # --- plan changes -------------------------------------------------------------------
 
@@ -815,6 +1057,9 @@ class SubscriptionWorkflow:
             self._check_action(PortalAction.CANCEL_AT_PERIOD_END)
             self._state.cancel_at_period_end = True
             self._state.last_event = "cancellation requested for the period end"
+            # Delivered before the update returns: no dunning charge starts after this.
+            for child_id in self._dunning_children():
+                await self._tell_dunning(child_id, "notify_customer_cancelled")
             self._publish_now()
             return CancellationResult(True, self._state.period_end)
 
@@ -843,7 +1088,12 @@ class SubscriptionWorkflow:
             await self._set_payment_method(
                 request.payment_method_id, update.id if update else str(workflow.uuid4())
             )
-            # Dunning seam: a new card will retry the unpaid invoices at once.
+            children = self._dunning_children()
+            if children:  # each dunning child retries once, at once, with the new card
+                card = await self._card_ref(request.payment_method_id)
+                change = PaymentMethodUpdate(payment_method_id=request.payment_method_id, card=card)
+                for child_id in children:
+                    await self._tell_dunning(child_id, "notify_payment_method_updated", change)
             self._publish_now()
 
     @set_default_payment_method.validator
@@ -935,6 +1185,9 @@ class SubscriptionWorkflow:
             return False
         state.unpaid_invoices.remove(unpaid)
         state.record_payment(unpaid.amount, workflow.now())
+        if unpaid.dunning_workflow_id:
+            paid = PaidOutside(payment_ref=payment_ref, amount=unpaid.amount)
+            await self._tell_dunning(unpaid.dunning_workflow_id, "notify_invoice_paid", paid)
         action = state.pending_action
         if action is not None and action.invoice_id == unpaid.invoice_id:
             if action.status == "waiting":
@@ -942,6 +1195,7 @@ class SubscriptionWorkflow:
         state.last_event = f"invoice {unpaid.invoice_id} paid ({payment_ref})"
         if state.unpaid_invoices:
             return True
+        state.grace_until = None
         recovery = {
             SubscriptionStatus.INCOMPLETE: Trigger.FIRST_PAYMENT_SUCCEEDED,
             SubscriptionStatus.PAST_DUE: Trigger.DUNNING_RECOVERED,
@@ -962,6 +1216,61 @@ class SubscriptionWorkflow:
             self._watchers.append(asyncio.create_task(self._watch_card()))
         if workflow.patched(PATCH_ACTION_REQUIRED):
             self._watchers.append(asyncio.create_task(self._watch_action_deadline()))
+        if workflow.patched(PATCH_DUNNING_CHILD):
+            self._watchers.append(asyncio.create_task(self._watch_dunning()))
+        if workflow.patched(PATCH_CUSTOMER_NOTICES):
+            self._watchers.append(asyncio.create_task(self._watch_notices()))
+
+    async def _watch_notices(self) -> None:
+        """Send each recorded notice once (its key is the notification's key: a retried
+        or replayed send finds the row already sent)."""
+        state = self._state
+        while True:
+            await workflow.wait_condition(lambda: bool(self._unsent_notices()))
+            async with self._lock:
+                for notice in self._unsent_notices():
+                    request = self._notice_request(notice)
+                    if request is not None:
+                        await workflow.execute_activity_method(
+                            DunningActivities.notify,
+                            request,
+                            retry_policy=_RETRY,
+                            start_to_close_timeout=timedelta(minutes=2),
+                            summary=notice.key,
+                        )
+                    state.notices_sent.append(notice.key)
+                    del state.notices_sent[:-RECENT_NOTICE_KEYS]
+
+    def _unsent_notices(self) -> list[Notice]:
+        sent = set(self._state.notices_sent)
+        return [n for n in self._state.notices if n.key not in sent]
+
+    def _notice_request(self, notice: Notice) -> NotificationRequest | None:
+        state = self._state
+        if state.customer is None:
+            return None
+        card = state.payment_method
+        described = (
+            f"{card.brand or 'card'} •••• {card.last4}"
+            if card is not None and card.id == notice.payment_method_id and card.last4
+            else None
+        )
+        action = state.pending_action
+        amount = action.amount if action is not None and notice.kind == "action_required" else 0
+        return NotificationRequest(
+            key=f"sub:{state.subscription_id}:{notice.key}",
+            kind=CustomerNoticeKind(notice.kind),
+            customer_id=state.customer.customer_id,
+            recipient=state.customer.email,
+            invoice_id=notice.invoice_id,
+            subscription_id=state.subscription_id,
+            amount=amount,
+            currency=state.currency or "EUR",
+            message=CustomerMessage.CONFIRM_PAYMENT if notice.kind == "action_required" else None,
+            deadline=notice.due_at,
+            card=described,
+            portal_path=notice.portal_path,
+        )
 
     async def _watch_gaps(self) -> None:
         """A relay sequence gap open longer than the policy's timeout is settled by a
@@ -1105,8 +1414,7 @@ class SubscriptionWorkflow:
             self._publish_now()
 
     def _notice_expiring(self, card: PaymentMethodInfo, expires: datetime) -> None:
-        # No notification activity is registered yet: the notice is recorded in state,
-        # where the notification sender reads it.
+        # Recorded in state; _watch_notices sends it (runs since the customer-notices patch).
         state = self._state
         state.expiring_card_noticed = card.expiry_key()
         state.notices.append(
@@ -1142,20 +1450,31 @@ class SubscriptionWorkflow:
             last4=_str(card.get("last4")),
             exp_month=_int(card.get("exp_month")),
             exp_year=_int(card.get("exp_year")),
+            fingerprint=_str(card.get("fingerprint")),
         )
         state.last_event = f"card on file updated by the account updater ({event.object_id})"
         await self._on_card_updated()
 
     async def _on_card_updated(self) -> None:
-        """One immediate retry of each unpaid invoice on the updated card.
-
-        Dunning seam: once unpaid invoices are in dunning children, this forwards the
-        update to them instead (their ``card_updater_event``).
-        """
+        """One immediate retry of each unpaid invoice on the updated card: a dunning
+        child gets the event (its own one immediate retry), other invoices are retried
+        here."""
         state = self._state
         for unpaid in list(state.unpaid_invoices):
             if not state.payment_method_id or not state.gateway_customer_id:
                 return
+            if unpaid.dunning_workflow_id:
+                card = state.payment_method
+                ref = (
+                    CardRef(card.fingerprint or card.id, card.brand or "unknown")
+                    if card is not None
+                    else None
+                )
+                update = CardUpdaterUpdate(payment_method_id=state.payment_method_id, card=ref)
+                await self._tell_dunning(
+                    unpaid.dunning_workflow_id, "notify_card_updater_event", update
+                )
+                continue
             unpaid.attempts += 1
             request = ChargeRequest(
                 subscription_id=state.subscription_id,
@@ -1216,7 +1535,7 @@ class SubscriptionWorkflow:
             exemption=decision.exemption,
             challenge_reason=decision.reason,
         )
-        # No notification activity is registered yet: the notice is recorded in state.
+        # Recorded in state; _watch_notices sends it (runs since the customer-notices patch).
         state.notices.append(
             Notice(
                 kind="action_required",
@@ -1262,7 +1581,7 @@ class SubscriptionWorkflow:
                 )
                 state.last_event = f"payment confirmation for {action.invoice_id} expired"
                 if unpaid is not None:
-                    self._hand_to_dunning(unpaid)
+                    await self._hand_to_dunning(unpaid)
                 self._publish_now()
 
     @workflow.update

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from billing.catalog import Catalog, CustomerProfile, Price
+from billing.declines import DeclineInfo
 from billing.events import EventBuffer
 from billing.gateway import PaymentMethodDetails
 from billing.lifecycle import SubscriptionSnapshot, SubscriptionStatus, TransitionRecord
@@ -86,7 +87,30 @@ class UnpaidInvoice:
     decline_reason: str | None
     payment_intent_id: str | None
     recorded_at: datetime
-    dunning_workflow_id: str | None = None
+    dunning_workflow_id: str | None = None  # the running dunning child, if any
+    # The decline of the failed charge, as the gateway reported it (dunning starts from it).
+    first_decline: DeclineInfo | None = None
+
+
+@dataclass(frozen=True)
+class DunningOutcome:
+    """What a dunning child reported (its ``DunningResult``), waiting to be applied: a
+    recovery at once, a stop's end action exactly at ``revoke_access_at``."""
+
+    invoice_id: str
+    outcome: Literal["recovered", "stopped"]
+    reason: str
+    attempts: int
+    received_at: datetime
+    end_action: str | None = None  # cancel | mark_unpaid | leave_past_due
+    revoke_access_at: datetime | None = None
+    payment_ref: str | None = None
+    duplicate_payment_ref: str | None = None
+
+    def due_at(self) -> datetime:
+        if self.outcome == "stopped" and self.revoke_access_at is not None:
+            return max(self.revoke_access_at, self.received_at)
+        return self.received_at
 
 
 @dataclass(frozen=True)
@@ -98,10 +122,18 @@ class PaymentMethodInfo:
     last4: str | None = None
     exp_month: int | None = None
     exp_year: int | None = None
+    fingerprint: str | None = None  # the gateway's card fingerprint (network caps count by it)
 
     @classmethod
     def of(cls, details: PaymentMethodDetails) -> PaymentMethodInfo:
-        return cls(details.id, details.brand, details.last4, details.exp_month, details.exp_year)
+        return cls(
+            details.id,
+            details.brand,
+            details.last4,
+            details.exp_month,
+            details.exp_year,
+            details.fingerprint,
+        )
 
     @property
     def described(self) -> bool:
@@ -227,6 +259,12 @@ class SubscriptionState:
     disputes: int = 0
     expiring_card_noticed: str | None = None  # PaymentMethodInfo.expiry_key() last noticed
     buffered_events: int = 0  # events.buffered_count, as a field for query clients
+    # Dunning children's results not yet applied (a stop waits for its revoke instant).
+    dunning_outcomes: list[DunningOutcome] = field(default_factory=list)
+    # past_due keeps access until this instant (billing.lifecycle.has_access); set from
+    # the dunning policy's grace period, then from a stop's revoke_access_at.
+    grace_until: datetime | None = None
+    notices_sent: list[str] = field(default_factory=list)  # Notice.key of each notice sent
 
     @classmethod
     def from_input(cls, start: SubscriptionInput) -> SubscriptionState:

@@ -11,7 +11,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +176,20 @@ class Dunning:
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError(f"condition never held; last view: {view}")
             await asyncio.sleep(0.05)
+
+    async def move_clock_to_a_quiet_early_morning(self) -> None:
+        """03:00 UTC on a day of month away from the standard policy's pay dates (1st,
+        15th, last business day). An insufficient-funds retry leans to the customer's
+        local morning and to pay dates, so from an arbitrary instant it may land less than
+        ``reminder_before_retry_hours`` after the failure, and then no reminder is planned
+        (the failure notice already names the retry). From this instant, for a customer
+        at UTC+1 (the default), the first retry is always a later morning more than 24 h
+        away, whatever the jitter: a retry reminder is always planned."""
+        now = await self.env.get_current_time()
+        moment = (now + timedelta(days=1)).replace(hour=3, minute=0, second=0, microsecond=0)
+        while not (2 <= moment.day <= 12 or 16 <= moment.day <= 26):
+            moment += timedelta(days=1)
+        await self.env.sleep(moment - now)
 
     async def sleep_until(self, moment: datetime) -> None:
         now = await self.env.get_current_time()

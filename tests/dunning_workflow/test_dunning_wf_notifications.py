@@ -43,14 +43,17 @@ async def test_exactly_once_per_key_across_a_worker_restart(
     scripted.decline("decline_insufficient_funds")
     scripted.succeed()
     invoice = dunning.invoice()
+    await dunning.move_clock_to_a_quiet_early_morning()
     async with dunning.worker():
         handle = await dunning.start(
             invoice, first_decline=decline_of("decline_insufficient_funds")
         )
-        await dunning.eventually(
+        view = await dunning.eventually(
             handle, lambda v: isinstance(v.decision, RetryAt) and bool(v.sent_notifications)
         )
     assert dunning.kinds() == ["failure_notice"]
+    pending = [p.notification.kind for p in view.pending_notifications]
+    assert pending == [NotificationKind.RETRY_REMINDER]
 
     async with dunning.worker():  # a new worker process on the same task queue
         result = await handle.result()

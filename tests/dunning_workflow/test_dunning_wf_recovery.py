@@ -23,6 +23,7 @@ async def test_insufficient_funds_recovers_on_the_third_retry(dunning: Dunning) 
     scripted.decline("decline_insufficient_funds")
     scripted.succeed()
     invoice = dunning.invoice()
+    await dunning.move_clock_to_a_quiet_early_morning()  # a reminder is always planned
     handle = await dunning.start(invoice, first_decline=decline_of("decline_insufficient_funds"))
 
     first = await dunning.eventually(handle, lambda v: isinstance(v.decision, RetryAt))

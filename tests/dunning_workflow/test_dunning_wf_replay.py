@@ -23,6 +23,7 @@ EXPECTED = {
     "dunning_authentication_required",
     "dunning_cancel_in_flight",
     "dunning_new_card",
+    "dunning_child_reports_to_parent",  # since the dunning-result-to-parent patch
 }
 
 

@@ -14,15 +14,18 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.billing import BillingActivities
+from activities.dunning import DunningActivities
+from activities.notifications import Notifier
 from activities.stripe_gateway import StripeGateway
 from billing.catalog import load_catalog
+from dunwell.smtp_sink import SmtpSink
 from ledger.db import make_engine
 from ledger.invoices import InvoiceStore
 from ledger.migrate import upgrade
 from ledger.posting import Ledger
 from tax import BuiltinTaxEngine
 from tests.conftest import create_database, drop_database
-from tests.support.localstripe import reset, running_localstripe
+from tests.support.localstripe import free_port, reset, running_localstripe
 from tests.workflows.harness import API_KEY, REGISTRATIONS, Billing
 from workflows import WORKFLOWS
 
@@ -45,9 +48,21 @@ def localstripe_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def mail_sink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpSink]:
+    """The SMTP relay dunning notifications go to (one folder for the session)."""
+    server = SmtpSink(tmp_path_factory.mktemp("mail"), "127.0.0.1", free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 async def billing(
-    temporal_time_env: WorkflowEnvironment, billing_engine: Engine, localstripe_url: str
+    temporal_time_env: WorkflowEnvironment,
+    billing_engine: Engine,
+    localstripe_url: str,
+    mail_sink: SmtpSink,
 ) -> AsyncIterator[Billing]:
     reset(localstripe_url)
     gateway = StripeGateway(API_KEY, localstripe_url, timeout_seconds=10)
@@ -59,12 +74,20 @@ async def billing(
         registrations=REGISTRATIONS,
         catalog=load_catalog(),
     )
+    notifier = Notifier(
+        billing_engine,
+        smtp_host=mail_sink.host,
+        smtp_port=mail_sink.port,
+        mail_from="billing@dunwell.example.test",
+        public_base_url="https://billing.example.test",
+    )
+    dunning = DunningActivities(gateway=gateway, notifier=notifier, invoices=store)
     task_queue = f"wf-{uuid.uuid4().hex[:10]}"
     worker = Worker(
         temporal_time_env.client,
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
-        activities=activities.all(),
+        activities=[*activities.all(), *dunning.all()],
     )
     async with worker:
         harness = Billing(

@@ -30,6 +30,11 @@ EXPECTED = {
     "subscription_action_confirmed",
     "subscription_action_expired",
     "subscription_action_on_session",
+    # Since the dunning-child and customer-notices patches:
+    "subscription_card_updater_dunning",
+    "subscription_dunning_recovered",
+    "subscription_dunning_exhausted",
+    "subscription_dunning_cancelled",
 }
 
 

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
@@ -19,6 +20,7 @@ from billing.lifecycle import SubscriptionStatus, Trigger
 from billing.money import Money
 from billing.periods import period_end
 from billing.sca import challenge_decision
+from ledger.notifications_store import notifications_for_customer
 from tests.workflows.harness import (
     API_KEY,
     FAILS_WHEN_CHARGED,
@@ -218,19 +220,21 @@ async def test_card_updater_updates_details_and_retries_at_once(billing: Billing
     assert recovered.unpaid_invoices == []
     assert recovered.transitions[-1].cause is Trigger.DUNNING_RECOVERED
     assert str(billing.store.get(unpaid.invoice_id).status) == "paid"
+    # The invoice's dunning child made the one immediate retry (its attempt 2).
+    assert unpaid.dunning_workflow_id == f"dunning-{unpaid.invoice_id}"
     intents = billing.stripe.v1.payment_intents.list(params={"limit": 100})
     retries = [
         pi
         for pi in intents.data
-        if pi.metadata.to_dict().get("dunwell_invoice_id") == unpaid.invoice_id
-        and pi.metadata.to_dict().get("dunwell_attempt") == "2"
+        if pi.metadata.to_dict().get("invoice_id") == unpaid.invoice_id
+        and "dunning_attempt" in pi.metadata.to_dict()
     ]
-    assert [pi.status for pi in retries] == ["succeeded"], "exactly one immediate retry"
+    assert [(pi.metadata["dunning_attempt"], pi.status) for pi in retries] == [("2", "succeeded")]
 
     await handle.signal(SubscriptionWorkflow.gateway_event, event)  # redelivered: no effect
     again = await eventually(handle, lambda s: s.events.duplicate_count == 1)
     assert again.successful_payments == recovered.successful_payments
-    await record_history(handle, "subscription_card_updater")
+    await record_history(handle, "subscription_card_updater_dunning")
 
 
 async def test_card_update_for_someone_elses_card_is_ignored(billing: Billing) -> None:
@@ -253,7 +257,9 @@ async def test_card_update_for_someone_elses_card_is_ignored(billing: Billing) -
     assert after.payment_method_id == active.payment_method_id != stranger
 
 
-async def test_expiring_card_is_noticed_once_ahead_of_expiry(billing: Billing) -> None:
+async def test_expiring_card_is_noticed_once_ahead_of_expiry(
+    billing: Billing, billing_engine: Engine
+) -> None:
     handle = await billing.subscribe(plan_id="pro-yearly")
     described = await eventually(
         handle, lambda s: s.payment_method is not None and s.payment_method.last4 is not None
@@ -306,6 +312,13 @@ async def test_expiring_card_is_noticed_once_ahead_of_expiry(billing: Billing) -
     await billing.sleep_until(expires + timedelta(days=2))
     later = await handle.query(SubscriptionWorkflow.state)
     assert [n.kind for n in later.notices] == ["expiring_card"], "once per card"
+    # ... and emailed once, recorded for the portal.
+    assert later.notices_sent == [notice.key]
+    assert later.customer is not None
+    rows = notifications_for_customer(billing_engine, later.customer.customer_id)
+    assert [(r.kind, r.status, r.send_attempts) for r in rows] == [("expiring_card", "sent", 1)]
+    assert rows[0].subject == "Your card on file expires soon"
+    assert f"visa •••• 4242) expires on {expires:%Y-%m-%d}" in rows[0].body
 
 
 async def test_action_required_then_confirmed_on_session(
