@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 from fastapi.responses import HTMLResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 from sqlalchemy import Engine
 
 from api.deps import EngineDep, SettingsDep
@@ -52,6 +53,7 @@ from api.temporal_client import TemporalConnection
 from billing.catalog import Catalog
 from billing.lifecycle import PortalAction
 from ledger.customers import SubscriptionRecord
+from ledger.notifications_store import notifications_for_customer
 from workflows.subscription_state import (
     CancellationResult,
     ChangePlanRequest,
@@ -405,6 +407,40 @@ async def list_my_credit_notes(portal: Portal, engine: EngineDep) -> CreditNoteL
     """My credit notes, oldest first."""
     return CreditNoteListOut(
         items=await documents.list_credit_notes(engine=engine, customer_id=portal.customer_id)
+    )
+
+
+class NotificationOut(BaseModel):
+    kind: str
+    subject: str
+    body: str
+    invoice_id: str | None
+    subscription_id: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class NotificationListOut(BaseModel):
+    items: list[NotificationOut]
+
+
+@router.get("/notifications", response_model=NotificationListOut, responses=responses())
+async def list_my_notifications(portal: Portal, engine: EngineDep) -> NotificationListOut:
+    """My billing notifications (payment failures, reminders, actions needed), newest first."""
+    rows = await asyncio.to_thread(notifications_for_customer, engine, portal.customer_id)
+    return NotificationListOut(
+        items=[
+            NotificationOut(
+                kind=row.kind,
+                subject=row.subject,
+                body=row.body,
+                invoice_id=row.invoice_id,
+                subscription_id=row.subscription_id,
+                created_at=row.created_at,
+                sent_at=row.sent_at,
+            )
+            for row in rows
+        ]
     )
 
 
