@@ -20,6 +20,18 @@ from tests.conftest import create_database, drop_database
 from tests.dunning_workflow.harness import Dunning
 from tests.dunning_workflow.scripted_stripe import ScriptedStripe, ScriptedStripeServer
 from tests.support.localstripe import free_port, running_localstripe
+from tests.support.temporal import start_time_skipping
+
+
+@pytest.fixture
+async def temporal_time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A fresh time-skipping server per test (overrides the session-wide one), so a
+    clock one test left waiting cannot stall the tests after it."""
+    env = await start_time_skipping()
+    try:
+        yield env
+    finally:
+        await env.shutdown()
 
 
 @pytest.fixture(scope="session")

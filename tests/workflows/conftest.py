@@ -26,8 +26,21 @@ from ledger.posting import Ledger
 from tax import BuiltinTaxEngine
 from tests.conftest import create_database, drop_database
 from tests.support.localstripe import free_port, reset, running_localstripe
+from tests.support.temporal import start_time_skipping
 from tests.workflows.harness import API_KEY, REGISTRATIONS, Billing
 from workflows import WORKFLOWS
+
+
+@pytest.fixture
+async def temporal_time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A fresh time-skipping server per test (overrides the session-wide one): the
+    server's shared clock could stall for every later test once one test left it
+    waiting, so each test gets its own clock."""
+    env = await start_time_skipping()
+    try:
+        yield env
+    finally:
+        await env.shutdown()
 
 
 @pytest.fixture(scope="session")
