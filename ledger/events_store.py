@@ -33,9 +33,9 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ledger.dialect import insert_or_ignore
 from ledger.models import Base, Id, UTCDateTime
 
 EventStatus = Literal["received", "delivered", "parked"]
@@ -100,13 +100,8 @@ def _insert_ignoring_duplicates(conn: Connection, table: Table, values: dict[str
     """Insert unless the primary/unique key exists; whether a row was inserted."""
     # RETURNING, not rowcount: drivers may report -1 for an INSERT.
     key = next(iter(table.primary_key.columns))
-    if conn.dialect.name == "postgresql":
-        pg = postgresql.insert(table).values(**values).on_conflict_do_nothing().returning(key)
-        return conn.execute(pg).first() is not None
-    if conn.dialect.name == "sqlite":
-        lite = sqlite.insert(table).values(**values).on_conflict_do_nothing().returning(key)
-        return conn.execute(lite).first() is not None
-    raise NotImplementedError(f"no insert-if-absent for {conn.dialect.name}")
+    statement = insert_or_ignore(conn, table).values(**values).on_conflict_do_nothing()
+    return conn.execute(statement.returning(key)).first() is not None
 
 
 def record_received(

@@ -31,10 +31,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.db import READ_ONLY
+from ledger.dialect import insert_or_ignore
 from ledger.models import Base, UTCDateTime
 
 NotificationStatus = Literal["pending", "sent"]
@@ -96,12 +96,7 @@ class NewNotification:
 
 
 def _insert_if_absent(conn: Connection, values: dict[str, object]) -> None:
-    if conn.dialect.name == "postgresql":
-        conn.execute(postgresql.insert(notifications).values(**values).on_conflict_do_nothing())
-    elif conn.dialect.name == "sqlite":
-        conn.execute(sqlite.insert(notifications).values(**values).on_conflict_do_nothing())
-    else:  # pragma: no cover - only the two supported backends
-        raise NotImplementedError(f"no insert-if-absent for {conn.dialect.name}")
+    conn.execute(insert_or_ignore(conn, notifications).values(**values).on_conflict_do_nothing())
 
 
 def _row(conn: Connection, key: str) -> NotificationRow:
