@@ -20,6 +20,8 @@ from pydantic import (
     field_validator,
 )
 
+from billing.dunning import customer_segments
+
 PlanId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,99}$")]
 Currency = Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z]{3}$", to_upper=True, min_length=3, max_length=3)
@@ -60,6 +62,19 @@ class CustomerIn(_Request):
         default=None, description="VAT or other tax ID; EU VAT IDs are checked for format"
     )
     timezone: str = Field(default="UTC", description="IANA zone, for showing local dates only")
+    segment: str = Field(
+        default="default",
+        description="Customer segment; with the plan it picks the dunning policy "
+        "(billing/dunning/data/policies.json lists the segments)",
+    )
+
+    @field_validator("segment")
+    @classmethod
+    def _known_segment(cls, value: str) -> str:
+        known = customer_segments()
+        if value not in known:
+            raise ValueError(f"unknown segment {value!r}; one of {', '.join(sorted(known))}")
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -87,6 +102,7 @@ class CustomerOut(BaseModel):
     address: AddressOut
     tax_id: str | None
     timezone: str
+    segment: str
     gateway_customer_id: str | None
     created_at: datetime
 

@@ -129,6 +129,8 @@ class CustomerProfile:
     tax_id: str | None = None
     # IANA zone name, used only to show local dates to the customer; billing runs in UTC.
     timezone: str = "UTC"
+    # Picks the dunning policy with the plan (``billing/dunning/data/policies.json``).
+    segment: str = "default"
 
 
 _PLAN_KEYS = {"id", "name", "tier", "interval", "interval_count", "trial_days", "prices"}

@@ -48,6 +48,7 @@ customers = Table(
     Column("line2", String(300)),
     Column("tax_id", String(64)),
     Column("timezone", String(64), nullable=False),
+    Column("segment", String(40), nullable=False, server_default="default"),
     Column("gateway_customer_id", String(255), unique=True),
     # Set when the request carried an Idempotency-Key; the hash tells a retry from reuse.
     Column("idempotency_key", String(255), unique=True),
@@ -86,6 +87,7 @@ class CustomerRecord:
     created_at: datetime
     idempotency_key: str | None = None
     request_hash: str | None = None
+    segment: str = "default"
 
     def profile(self) -> CustomerProfile:
         return CustomerProfile(
@@ -95,6 +97,7 @@ class CustomerRecord:
             address=self.address,
             tax_id=self.tax_id,
             timezone=self.timezone,
+            segment=self.segment,
         )
 
 
@@ -127,6 +130,7 @@ def insert_customer(conn: Connection, record: CustomerRecord) -> None:
                     line2=address.line2,
                     tax_id=record.tax_id,
                     timezone=record.timezone,
+                    segment=record.segment,
                     gateway_customer_id=record.gateway_customer_id,
                     idempotency_key=record.idempotency_key,
                     request_hash=record.request_hash,
@@ -239,6 +243,7 @@ def _customer(row: RowMapping) -> CustomerRecord:
         ),
         tax_id=row["tax_id"],
         timezone=row["timezone"],
+        segment=row["segment"],
         gateway_customer_id=row["gateway_customer_id"],
         created_at=row["created_at"],
         idempotency_key=row["idempotency_key"],

@@ -39,6 +39,7 @@ from billing.dunning import (
     AttemptFailed,
     AttemptSucceeded,
     AwaitingOutcome,
+    CancellationUndone,
     CardRef,
     CardUpdaterEvent,
     CustomerCancelled,
@@ -494,6 +495,14 @@ class DunningWorkflow:
 
     def _cancel(self) -> None:
         self._feed(CustomerCancelled(at=workflow.now()))
+
+    @workflow.signal
+    def notify_cancellation_undone(self) -> None:
+        """The customer undid the cancellation before dunning stopped for it: the
+        schedule resumes with the attempts so far (the parent sends this; a run that has
+        already stopped ignores it)."""
+        if not self._state.finished:
+            self._feed(CancellationUndone(at=workflow.now()))
 
     @workflow.update
     def payment_method_updated(self, update: PaymentMethodUpdate) -> DunningView:

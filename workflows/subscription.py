@@ -163,10 +163,7 @@ PATCH_CARD_UPDATER = "card-updater-retry"
 PATCH_ACTION_REQUIRED = "renewal-action-required"
 PATCH_DUNNING_CHILD = "dunning-child"
 PATCH_CUSTOMER_NOTICES = "customer-notices"
-
-# Dunning policies are assigned per plan and customer segment; profiles carry no segment
-# yet, so every customer is in this one (the ``*`` assignments apply).
-DEFAULT_SEGMENT = "default"
+PATCH_UNDO_RESUMES_DUNNING = "undo-resumes-dunning"
 
 _GATEWAY_READ_TIMEOUT = timedelta(seconds=60)
 # Keys of sent notices kept in state; notices are trimmed to RECENT_LIMIT, so this covers them.
@@ -587,7 +584,7 @@ class SubscriptionWorkflow:
         if not state.payment_method_id:
             state.last_event = f"invoice {unpaid.invoice_id} waits for a payment method"
             return
-        policy = policy_for(state.plan_id, DEFAULT_SEGMENT)
+        policy = policy_for(state.plan_id, state.customer.segment)
         card = await self._card_ref(state.payment_method_id)
         offset = await workflow.execute_activity_method(
             DunningActivities.utc_offset_minutes,
@@ -757,7 +754,8 @@ class SubscriptionWorkflow:
         at = outcome.revoke_access_at or outcome.received_at
         state.grace_until = at
         if outcome.reason == "customer_cancelled" and not state.cancel_at_period_end:
-            # The customer undid the cancellation after dunning had stopped for it.
+            # The undo reached dunning only after it had stopped for the cancellation (a
+            # run paused for it resumes instead): the invoice stays owed, for ops to see.
             state.last_event = f"dunning for {unpaid.invoice_id} ended by an undone cancellation"
             return
         if state.status is not SubscriptionStatus.PAST_DUE:
@@ -1073,6 +1071,12 @@ class SubscriptionWorkflow:
             self._check_action(PortalAction.UNDO_CANCELLATION)
             self._state.cancel_at_period_end = False
             self._state.last_event = "cancellation undone"
+            children = self._dunning_children()
+            if children and workflow.patched(PATCH_UNDO_RESUMES_DUNNING):
+                # Each paused dunning run picks up its schedule again; one that has
+                # already stopped for the cancellation ignores this.
+                for child_id in children:
+                    await self._tell_dunning(child_id, "notify_cancellation_undone")
             self._publish_now()
             return CancellationResult(False, None)
 

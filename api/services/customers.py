@@ -70,6 +70,7 @@ def customer_out(record: CustomerRecord) -> CustomerOut:
         ),
         tax_id=record.tax_id,
         timezone=record.timezone,
+        segment=record.segment,
         gateway_customer_id=record.gateway_customer_id,
         created_at=record.created_at,
     )
@@ -138,6 +139,7 @@ async def create_customer(
         address=address,
         tax_id=tax_id,
         timezone=body.timezone,
+        segment=body.segment,
         gateway_customer_id=gateway_id,
         created_at=now,
         idempotency_key=idempotency_key,

@@ -17,6 +17,7 @@ from billing.dunning.decisions import (
 from billing.dunning.events import (
     AttemptFailed,
     AttemptSucceeded,
+    CancellationUndone,
     CardRef,
     CardUpdaterEvent,
     CustomerCancelled,
@@ -38,10 +39,12 @@ from billing.dunning.messages import (
     planned_notifications,
 )
 from billing.dunning.policy import (
+    DEFAULT_SEGMENT,
     EndAction,
     InvoiceEndAction,
     Policy,
     RevokeAccess,
+    customer_segments,
     load_policy,
     policy_for,
 )
@@ -49,10 +52,12 @@ from billing.dunning.scheduler import decide, standing
 from billing.dunning.state import Attempt, DunningState, Ending, Phase, Trigger
 
 __all__ = [
+    "DEFAULT_SEGMENT",
     "Attempt",
     "AttemptFailed",
     "AttemptSucceeded",
     "AwaitingOutcome",
+    "CancellationUndone",
     "CardRef",
     "CardUpdaterEvent",
     "CustomerCancelled",
@@ -82,6 +87,7 @@ __all__ = [
     "Trigger",
     "WaitForCustomer",
     "customer_message",
+    "customer_segments",
     "decide",
     "load_policy",
     "notification_key",

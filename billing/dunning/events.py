@@ -78,6 +78,15 @@ class CustomerCancelled:
 
 
 @dataclass(frozen=True)
+class CancellationUndone:
+    """The customer undid a cancellation before it took effect: dunning picks up where
+    it paused, with every earlier attempt still counting against the network caps."""
+
+    at: datetime
+    kind: Literal["cancellation_undone"] = "cancellation_undone"
+
+
+@dataclass(frozen=True)
 class OpsPause:
     at: datetime
     kind: Literal["ops_pause"] = "ops_pause"
@@ -118,6 +127,7 @@ DunningEvent = (
     | PaymentMethodUpdated
     | CardUpdaterEvent
     | CustomerCancelled
+    | CancellationUndone
     | OpsPause
     | OpsResume
     | OpsRetryNow

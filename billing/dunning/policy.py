@@ -121,8 +121,11 @@ def _check(policy: Policy) -> None:
         raise ValueError(f"policy {policy.key}: pay days must be 1..28")
 
 
+DEFAULT_SEGMENT = "default"
+
+
 @cache
-def _catalog() -> tuple[dict[tuple[str, int], Policy], tuple[_Assignment, ...]]:
+def _catalog() -> tuple[dict[tuple[str, int], Policy], tuple[_Assignment, ...], frozenset[str]]:
     raw = json.loads(files("billing.dunning").joinpath("data/policies.json").read_text("utf-8"))
     policies = {}
     for item in raw["policies"]:
@@ -130,11 +133,21 @@ def _catalog() -> tuple[dict[tuple[str, int], Policy], tuple[_Assignment, ...]]:
         if (policy.policy_id, policy.version) in policies:
             raise ValueError(f"duplicate policy {policy.key}")
         policies[(policy.policy_id, policy.version)] = policy
+    segments = frozenset(raw["segments"])
+    if DEFAULT_SEGMENT not in segments:
+        raise ValueError(f"the {DEFAULT_SEGMENT!r} segment must be listed")
     assignments = tuple(_Assignment(**item) for item in raw["assignments"])
     for assignment in assignments:
         if (assignment.policy_id, assignment.version) not in policies:
             raise ValueError(f"assignment names unknown policy {assignment}")
-    return policies, assignments
+        if assignment.segment != "*" and assignment.segment not in segments:
+            raise ValueError(f"assignment names unknown segment {assignment}")
+    return policies, assignments, segments
+
+
+def customer_segments() -> frozenset[str]:
+    """The segments a customer may be placed in (``default`` unless told otherwise)."""
+    return _catalog()[2]
 
 
 def load_policy(policy_id: str, version: int) -> Policy:

@@ -41,6 +41,7 @@ from billing.dunning.decisions import (
 from billing.dunning.events import (
     AttemptFailed,
     AttemptSucceeded,
+    CancellationUndone,
     CardRef,
     CardUpdaterEvent,
     CustomerCancelled,
@@ -101,6 +102,8 @@ def decide(state: DunningState | None, event: DunningEvent, now: datetime, rand:
             return _ops_retry(state, now)
         case CustomerCancelled():
             return _cancelled(state, event, now)
+        case CancellationUndone():
+            return _cancellation_undone(state, now, rand)
         case OpsPause():
             return _ops_pause(state)
         case OpsResume():
@@ -344,6 +347,18 @@ def _cancelled(state: DunningState, event: CustomerCancelled, now: datetime) -> 
     if deadline <= now and state.in_flight is None:
         return _stop_cancelled(state, now)
     return standing(state)
+
+
+def _cancellation_undone(state: DunningState, now: datetime, rand: float) -> Step:
+    """Back to dunning as if the cancel had been an ops pause that is now resumed: a
+    charge still in flight reports first, otherwise the plan is made afresh (the window,
+    blocked cards and network caps all still apply)."""
+    if state.cancelled_at is None:
+        return standing(state)
+    state = replace(state, cancelled_at=None, paused_by_ops=False, due_at=None, due_reason=None)
+    if state.in_flight is not None:
+        return standing(replace(state, phase=Phase.ATTEMPTING))
+    return _plan(state, now, rand)
 
 
 def _ops_pause(state: DunningState) -> Step:

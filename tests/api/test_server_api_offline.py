@@ -31,6 +31,7 @@ async def test_customer_is_created_with_its_gateway_customer(
     assert created["id"].startswith("cust_")
     assert created["address"]["country"] == "DE"
     assert created["tax_id"] == "DE136695976"
+    assert created["segment"] == "default"
     read = await offline_api.get(f"/v1/customers/{created['id']}", headers=AUTH)
     assert read.status_code == 200
     assert read.json() == created
@@ -53,11 +54,19 @@ async def test_customer_creation_is_idempotent_by_key(offline_api: httpx.AsyncCl
     assert other.json()["error"]["code"] == "idempotency_key_reused"
 
 
+async def test_a_customer_segment_is_kept_and_shown(offline_api: httpx.AsyncClient) -> None:
+    created = await create_customer(offline_api, segment="enterprise")
+    assert created["segment"] == "enterprise"
+    read = await offline_api.get(f"/v1/customers/{created['id']}", headers=AUTH)
+    assert read.json()["segment"] == "enterprise"
+
+
 async def test_malformed_customers_are_422(offline_api: httpx.AsyncClient) -> None:
     bad_bodies = [
         customer_body(country="Germany"),
         customer_body(email="not-an-email"),
         customer_body(timezone="Mars/Olympus"),
+        customer_body(segment="enterprize"),
         customer_body(nickname="extra fields are refused"),
         {"email": "a@b.test"},
     ]

@@ -12,6 +12,7 @@ from billing.dunning import (
     AttemptFailed,
     AttemptSucceeded,
     AwaitingOutcome,
+    CancellationUndone,
     CardRef,
     CardUpdaterEvent,
     CustomerCancelled,
@@ -109,6 +110,7 @@ def run_script(
     first: int,
     script: list[Step],
     cancel_at_step: int | None = None,
+    undo_at_step: int | None = None,
 ) -> Run:
     run = Run()
     now = START
@@ -128,6 +130,8 @@ def run_script(
             in_flight, decided_at = state.card, now
         if index == cancel_at_step:
             event = CustomerCancelled(now)
+        elif index == undo_at_step:
+            event = CancellationUndone(now)
         else:
             event, now = _next_event(step, decision, state, now, in_flight)
         if isinstance(event, (AttemptFailed, AttemptSucceeded)):
@@ -196,4 +200,6 @@ def _interrupt(step: Step, state: DunningState, at: datetime) -> DunningEvent:
         return CustomerCancelled(at)
     if choice < 83:
         return OpsEnd(at)
+    if choice < 85:
+        return CancellationUndone(at)  # without a cancellation before it: changes nothing
     return TimerFired(at)  # early or stale: must change nothing

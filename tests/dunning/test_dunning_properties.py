@@ -173,9 +173,45 @@ def test_no_retry_is_ever_decided_after_the_customer_cancels(script, cancel_at_s
     cancel = next(
         i for i, (_, e, _) in enumerate(run.decisions) if type(e).__name__ == "CustomerCancelled"
     )
-    after = [d for _, _, d in run.decisions[cancel:]]
-    assert not any(isinstance(d, (RetryAt, RetryNow)) for d in after)
-    assert all(c.decided_at <= run.cancelled_at for c in run.charges)
+    undo = next(
+        (
+            i
+            for i, (_, e, _) in enumerate(run.decisions)
+            if i > cancel and type(e).__name__ == "CancellationUndone"
+        ),
+        len(run.decisions),
+    )
+    assert not any(isinstance(d, (RetryAt, RetryNow)) for _, _, d in run.decisions[cancel:undo])
+    undone_at = run.decisions[undo][0] if undo < len(run.decisions) else None
+    assert all(
+        c.decided_at <= run.cancelled_at or (undone_at and c.decided_at >= undone_at)
+        for c in run.charges
+    )
+
+
+@PROPERTY_SETTINGS
+@given(scripts, st.integers(0, 39), st.integers(1, 30))
+def test_an_undone_cancellation_resumes_within_every_rule(script, cancel_at, gap) -> None:
+    """Cancel, then undo: nothing is decided while cancelled, and the attempts before and
+    after count together against the caps, the hard-decline stop and the policy window."""
+    policy, card, first, plan = script
+    run = run_script(policy, card, first, plan, cancel_at, cancel_at + gap)
+    for state, (_, _, decision) in zip(run.states, run.decisions, strict=True):
+        if state.cancelled_at is not None:
+            assert not isinstance(decision, (RetryAt, RetryNow))
+    for charges in _by_card(run.charges).values():
+        hard_at = [c.at for c in charges if _is_hard(c)]
+        if hard_at:
+            assert all(c.at <= hard_at[0] for c in charges)
+        times = [c.at for c in charges]
+        if charges[0].card.brand == "mastercard":
+            assert max_in_any_window(times, timedelta(hours=24)) <= 10
+            assert max_in_any_window(times, timedelta(days=30)) <= 35
+        else:
+            assert max_in_any_window(times, timedelta(days=30)) <= 15
+    first_failure = min(c.at for c in run.charges if c.decline is not None)
+    window_end = first_failure + timedelta(hours=policy.window_hours)
+    assert all(first_failure <= c.decided_at <= window_end for c in run.charges[1:])
 
 
 @PROPERTY_SETTINGS

@@ -24,6 +24,7 @@ EXPECTED = {
     "dunning_cancel_in_flight",
     "dunning_new_card",
     "dunning_child_reports_to_parent",  # since the dunning-result-to-parent patch
+    "dunning_cancel_undone",  # the parent's undo-resumes-dunning signal
 }
 
 

@@ -105,13 +105,14 @@ class Billing:
         trial: bool = False,
         card: str = VISA_OK,
         card_expiry: tuple[int, int] = (12, 2031),
+        segment: str = "default",
         **overrides: Any,
     ) -> WorkflowHandle[SubscriptionWorkflow, SubscriptionState]:
         subscription_id = f"sub_{uuid.uuid4().hex[:12]}"
         gateway_customer, pm_id = await self.customer(card, card_expiry)
         start = SubscriptionInput(
             subscription_id=subscription_id,
-            customer=profile(f"cust_{uuid.uuid4().hex[:10]}"),
+            customer=profile(f"cust_{uuid.uuid4().hex[:10]}", segment),
             gateway_customer_id=gateway_customer,
             default_payment_method_id=pm_id,
             plan_id=plan_id,
@@ -195,7 +196,7 @@ class Billing:
             await self.env.sleep(moment - now)
 
 
-def profile(customer_id: str) -> CustomerProfile:
+def profile(customer_id: str, segment: str = "default") -> CustomerProfile:
     return CustomerProfile(
         customer_id=customer_id,
         email="ada@example.test",
@@ -203,6 +204,7 @@ def profile(customer_id: str) -> CustomerProfile:
         address=BillingAddress(
             country="DE", state=None, postal_code="10115", city="Berlin", line1="Invalidenstr. 1"
         ),
+        segment=segment,
     )
 
 
@@ -219,8 +221,9 @@ async def eventually(
             state = await handle.query(SubscriptionWorkflow.state, rpc_timeout=timedelta(seconds=3))
         except RPCError as err:
             # A query that reaches a run as it continues as new can go unanswered on the
-            # time-skipping test server; the next query goes to the new run.
-            if err.status is not RPCStatusCode.DEADLINE_EXCEEDED:
+            # time-skipping test server (the client reports its own timeout as CANCELLED,
+            # "Timeout expired"); the next query goes to the new run.
+            if err.status not in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
                 raise
             continue
         if predicate(state):

@@ -35,6 +35,8 @@ EXPECTED = {
     "subscription_dunning_recovered",
     "subscription_dunning_exhausted",
     "subscription_dunning_cancelled",
+    # Since the undo-resumes-dunning patch:
+    "subscription_dunning_cancel_undone",
 }
 
 

@@ -52,9 +52,9 @@ async def child_view(billing: Billing, state: SubscriptionState) -> DunningView:
 
 
 async def in_dunning(
-    billing: Billing,
+    billing: Billing, segment: str = "default"
 ) -> tuple[WorkflowHandle[Any, Any], SubscriptionState, DunningView]:
-    handle, _, _ = await renewal_needing(billing, FAILS_WHEN_CHARGED)
+    handle, _, _ = await renewal_needing(billing, FAILS_WHEN_CHARGED, segment=segment)
     state = await eventually(
         handle, lambda s: bool(s.unpaid_invoices) and bool(s.unpaid_invoices[0].dunning_workflow_id)
     )
@@ -150,3 +150,59 @@ async def test_cancel_just_before_a_retry_stops_every_later_charge(billing: Bill
     assert canceled.grace_until == result.revoke_access_at
     assert canceled.period_end is not None and grace_end < canceled.period_end
     await record_history(handle, "subscription_dunning_cancelled")
+
+
+async def test_undoing_a_cancellation_resumes_dunning_where_it_paused(billing: Billing) -> None:
+    handle, state, view = await in_dunning(billing)
+    (unpaid,) = state.unpaid_invoices
+    assert view.next_retry_at is not None
+    first_retry = view.next_retry_at
+    await billing.sleep_until(first_retry - timedelta(hours=1))
+    await handle.execute_update(SubscriptionWorkflow.cancel_at_period_end)
+    await billing.sleep_until(first_retry + timedelta(minutes=5))
+    paused = await child_view(billing, await handle.query(SubscriptionWorkflow.state))
+    assert paused.state.cancelled_at is not None and paused.next_retry_at is None
+    assert dunning_charges(billing, unpaid.invoice_id) == [], "nothing charged while cancelled"
+
+    await handle.execute_update(SubscriptionWorkflow.undo_cancellation)
+    resumed = await child_view(billing, await handle.query(SubscriptionWorkflow.state))
+    assert resumed.state.cancelled_at is None, "delivered before the update returned"
+    assert resumed.state.attempts[0].trigger.value == "initial_attempt", "the renewal counts"
+    # The plan is made afresh from the attempts so far: the next retry is due now (made
+    # at once) or later by the new backoff draw; either way it is a real charge again ...
+    if len(resumed.state.attempts) == 1 and resumed.next_retry_at is not None:
+        await billing.sleep_until(resumed.next_retry_at + timedelta(minutes=1))
+    await eventually(
+        handle,
+        lambda _s: (
+            dunning_charges(billing, unpaid.invoice_id) == [("2", "requires_payment_method")]
+        ),
+    )
+    again = await child_view(billing, await handle.query(SubscriptionWorkflow.state))
+    assert again.next_retry_at is not None and again.next_retry_at > first_retry
+    # ... and a new card recovers the invoice: the subscription never stopped being billed.
+    await handle.execute_update(
+        SubscriptionWorkflow.set_default_payment_method,
+        SetPaymentMethodRequest(billing.card(VISA_OK)),
+    )
+    recovered = await eventually(handle, lambda s: s.status is SubscriptionStatus.ACTIVE)
+    assert not recovered.cancel_at_period_end and recovered.unpaid_invoices == []
+    assert dunning_charges(billing, unpaid.invoice_id) == [
+        ("2", "requires_payment_method"),
+        ("3", "succeeded"),
+    ]
+    await record_history(handle, "subscription_dunning_cancel_undone")
+    child = billing.client.get_workflow_handle_for(
+        DunningWorkflow.run, str(unpaid.dunning_workflow_id)
+    )
+    assert (await child.result()).outcome == "recovered"
+    await record_dunning_history(child, "dunning_cancel_undone")
+
+
+async def test_the_customer_segment_picks_the_dunning_policy(billing: Billing) -> None:
+    _handle, state, view = await in_dunning(billing, segment="enterprise")
+    enterprise = load_policy("enterprise", 1)
+    assert state.customer is not None and state.customer.segment == "enterprise"
+    assert view.state.policy_key == enterprise.key != STANDARD.key
+    (unpaid,) = state.unpaid_invoices
+    assert state.grace_until == unpaid.recorded_at + enterprise.grace_period

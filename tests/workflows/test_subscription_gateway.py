@@ -166,12 +166,12 @@ async def test_duplicates_are_ignored_across_continue_as_new(billing: Billing) -
 
 
 async def renewal_needing(
-    billing: Billing, card_number: str, plan_id: str = "pro-monthly"
+    billing: Billing, card_number: str, plan_id: str = "pro-monthly", segment: str = "default"
 ) -> tuple[WorkflowHandle[Any, Any], SubscriptionState, datetime]:
     """A monthly subscription paid once, then renewed on ``card_number``."""
     start = await billing.soon()
     boundary = period_end(start, start, "month")
-    handle = await billing.subscribe(plan_id=plan_id, start_at=start)
+    handle = await billing.subscribe(plan_id=plan_id, start_at=start, segment=segment)
     await billing.sleep_until(start + timedelta(minutes=1))
     await eventually(handle, lambda s: s.invoice_count == 1 and not s.unpaid_invoices)
     await handle.execute_update(
