@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
+from dunwell.converter import data_converter
 from dunwell.settings import Settings
 
 
 async def connect(settings: Settings) -> Client:
     # The pydantic converter carries dataclasses, pydantic models, datetimes and
-    # Decimal; the default converter rejects Decimal.
+    # Decimal (the default converter rejects Decimal); ours shares its type adapters.
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter,
     )

@@ -164,6 +164,7 @@ PATCH_ACTION_REQUIRED = "renewal-action-required"
 PATCH_DUNNING_CHILD = "dunning-child"
 PATCH_CUSTOMER_NOTICES = "customer-notices"
 PATCH_UNDO_RESUMES_DUNNING = "undo-resumes-dunning"
+PATCH_NOTICES_OUTSIDE_LOCK = "notices-outside-lock"
 
 _GATEWAY_READ_TIMEOUT = timedelta(seconds=60)
 # Keys of sent notices kept in state; notices are trimmed to RECENT_LIMIT, so this covers them.
@@ -1228,22 +1229,29 @@ class SubscriptionWorkflow:
     async def _watch_notices(self) -> None:
         """Send each recorded notice once (its key is the notification's key: a retried
         or replayed send finds the row already sent)."""
-        state = self._state
         while True:
             await workflow.wait_condition(lambda: bool(self._unsent_notices()))
-            async with self._lock:
-                for notice in self._unsent_notices():
-                    request = self._notice_request(notice)
-                    if request is not None:
-                        await workflow.execute_activity_method(
-                            DunningActivities.notify,
-                            request,
-                            retry_policy=_RETRY,
-                            start_to_close_timeout=timedelta(minutes=2),
-                            summary=notice.key,
-                        )
-                    state.notices_sent.append(notice.key)
-                    del state.notices_sent[:-RECENT_NOTICE_KEYS]
+            if workflow.patched(PATCH_NOTICES_OUTSIDE_LOCK):
+                # A mail server that is down must not hold up portal actions.
+                await self._send_unsent_notices()
+            else:
+                async with self._lock:
+                    await self._send_unsent_notices()
+
+    async def _send_unsent_notices(self) -> None:
+        state = self._state
+        for notice in self._unsent_notices():
+            request = self._notice_request(notice)
+            if request is not None:
+                await workflow.execute_activity_method(
+                    DunningActivities.notify,
+                    request,
+                    retry_policy=_RETRY,
+                    start_to_close_timeout=timedelta(minutes=2),
+                    summary=notice.key,
+                )
+            state.notices_sent.append(notice.key)
+            del state.notices_sent[:-RECENT_NOTICE_KEYS]
 
     def _unsent_notices(self) -> list[Notice]:
         sent = set(self._state.notices_sent)

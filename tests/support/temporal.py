@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from dunwell.converter import data_converter
 from workflows.search_attributes import cli_flags, register_search_attributes
 
 
@@ -23,7 +23,7 @@ async def start_dev_server() -> WorkflowEnvironment:
     return await WorkflowEnvironment.start_local(
         dev_server_existing_path=_bin("temporal"),
         dev_server_extra_args=[*cli_flags(), "--log-level", "error"],
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter,
     )
 
 
@@ -31,7 +31,7 @@ async def start_time_skipping() -> WorkflowEnvironment:
     """The time-skipping test server; search attributes registered via the operator API."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=_bin("temporal-test-server"),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter,
     )
     await register_search_attributes(env.client)
     return env

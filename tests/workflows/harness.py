@@ -234,8 +234,11 @@ async def eventually(
 
 
 async def record_history(handle: WorkflowHandle[Any, Any], name: str) -> None:
-    """With DUNWELL_RECORD_HISTORIES=1, save this run's history for the replay test."""
-    if not os.environ.get(RECORD_ENV):
+    """With DUNWELL_RECORD_HISTORIES=1, save this run's history for the replay test.
+
+    A history already recorded is kept (it is what running workflows of that version
+    look like); delete the file to record it again."""
+    if not os.environ.get(RECORD_ENV) or (HISTORIES / f"{name}.json").exists():
         return
     history = await handle.fetch_history()
     HISTORIES.mkdir(exist_ok=True)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from dunwell.converter import data_converter
 from workflows import WORKFLOWS
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -49,6 +49,6 @@ async def test_history_replays(name: str) -> None:
     history = WorkflowHistory.from_json(
         f"{name}-workflow", (HISTORIES / f"{name}.json").read_text()
     )
-    replayer = Replayer(workflows=list(WORKFLOWS), data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=list(WORKFLOWS), data_converter=data_converter)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None

@@ -165,6 +165,7 @@ async def test_undoing_a_cancellation_resumes_dunning_where_it_paused(billing: B
     assert dunning_charges(billing, unpaid.invoice_id) == [], "nothing charged while cancelled"
 
     await handle.execute_update(SubscriptionWorkflow.undo_cancellation)
+    undo_run = (await handle.describe()).run_id  # the run to record, before any later one
     resumed = await child_view(billing, await handle.query(SubscriptionWorkflow.state))
     assert resumed.state.cancelled_at is None, "delivered before the update returned"
     assert resumed.state.attempts[0].trigger.value == "initial_attempt", "the renewal counts"
@@ -191,7 +192,10 @@ async def test_undoing_a_cancellation_resumes_dunning_where_it_paused(billing: B
         ("2", "requires_payment_method"),
         ("3", "succeeded"),
     ]
-    await record_history(handle, "subscription_dunning_cancel_undone")
+    await record_history(
+        billing.client.get_workflow_handle(handle.id, run_id=undo_run),
+        "subscription_dunning_cancel_undone",
+    )
     child = billing.client.get_workflow_handle_for(
         DunningWorkflow.run, str(unpaid.dunning_workflow_id)
     )
