@@ -32,6 +32,11 @@ PaymentMethodToken = Annotated[
     Field(description="A gateway payment method token (`pm_…`), never card data"),
 ]
 ObjectId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+PaymentIntentId = Annotated[
+    str,
+    StringConstraints(pattern=r"^pi_[A-Za-z0-9_]{1,200}$"),
+    Field(description="A gateway PaymentIntent id (`pi_…`)"),
+]
 
 
 class _Request(BaseModel):
@@ -153,6 +158,25 @@ class PlanChangeOut(BaseModel):
     outcome: str
 
 
+class PendingActionOut(BaseModel):
+    """A payment the customer must confirm on-session (3-D Secure) before ``deadline``."""
+
+    status: Literal["waiting", "confirmed", "expired"]
+    invoice_id: str
+    amount: int = Field(description="Amount due in minor units")
+    currency: str
+    deadline: datetime
+
+
+class CardOut(BaseModel):
+    """The default card's display details; nothing else about the card is ever returned."""
+
+    brand: str | None
+    last4: str | None
+    exp_month: int | None
+    exp_year: int | None
+
+
 class SubscriptionOut(BaseModel):
     id: str
     customer_id: str
@@ -168,6 +192,13 @@ class SubscriptionOut(BaseModel):
     cancel_at_period_end: bool
     pending_plan_id: str | None
     payment_method_id: str | None
+    payment_method: CardOut | None = Field(
+        description="The default card's display details, when known"
+    )
+    pending_action: PendingActionOut | None = Field(
+        description="The latest payment that needed the customer's confirmation (3-D Secure), "
+        "if any; `status` waiting means the customer must act before `deadline`"
+    )
     transitions: list[TransitionOut]
     recent_invoices: list[InvoiceBriefOut]
     plan_changes: list[PlanChangeOut]
@@ -334,4 +365,30 @@ class PaymentMethodOut(BaseModel):
     last4: str | None
     exp_month: int | None
     exp_year: int | None
+    subscription: SubscriptionOut
+
+
+class PaymentConfirmationOut(BaseModel):
+    outcome: Literal["paid", "requires_action"] = Field(
+        description="paid: nothing left to do; requires_action: complete the payment with "
+        "Stripe.js confirmCardPayment(client_secret), then call .../confirm-payment/complete"
+    )
+    payment_intent_id: str
+    client_secret: str | None = Field(
+        description="For Stripe.js confirmCardPayment in the browser; only with requires_action"
+    )
+    challenge: bool = Field(description="Whether the issuer is expected to challenge")
+    exemption: str | None = Field(description="The SCA exemption asked for, if any")
+    reason: str | None
+    publishable_key: str
+    stripe_js_url: str
+    subscription: SubscriptionOut
+
+
+class ConfirmPaymentIn(_Request):
+    payment_intent_id: PaymentIntentId
+
+
+class PaymentCompletedOut(BaseModel):
+    pending_action: PendingActionOut
     subscription: SubscriptionOut

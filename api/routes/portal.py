@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlalchemy import Engine
+from temporalio.client import Client
 
 from api.deps import EngineDep, SettingsDep
 from api.errors import ApiError
@@ -23,8 +24,11 @@ from api.portal_tokens import InvalidPortalToken, PortalClaims, verify_portal_to
 from api.routes.customers import responses
 from api.schemas import (
     CancellationOut,
+    ConfirmPaymentIn,
     CreditNoteListOut,
     InvoiceListOut,
+    PaymentCompletedOut,
+    PaymentConfirmationOut,
     PaymentMethodIn,
     PaymentMethodOut,
     PlanChangeIn,
@@ -51,6 +55,7 @@ from api.services.runtime import (
 )
 from api.temporal_client import TemporalConnection
 from billing.catalog import Catalog
+from billing.gateway import PaymentIntentStatus
 from billing.lifecycle import PortalAction
 from ledger.customers import SubscriptionRecord
 from ledger.notifications_store import notifications_for_customer
@@ -58,6 +63,9 @@ from workflows.subscription_state import (
     CancellationResult,
     ChangePlanRequest,
     ChangePlanResult,
+    ConfirmPaymentRequest,
+    PaymentConfirmation,
+    PendingAction,
     SetPaymentMethodRequest,
 )
 
@@ -394,6 +402,124 @@ async def set_payment_method(
     )
 
 
+# --- payments waiting for 3-D Secure ------------------------------------------------------
+# The request and response bodies of these routes are never logged: the response carries
+# the PaymentIntent's client secret.
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/confirm-payment",
+    response_model=PaymentConfirmationOut,
+    responses=responses(400, 404, 409, 502, 503),
+)
+async def confirm_payment(
+    portal: Portal,
+    subscription_id: SubscriptionIdPath,
+    engine: EngineDep,
+    catalog: CatalogDep,
+    settings: SettingsDep,
+    gateway: GatewayDep,
+    temporal: TemporalDep,
+) -> PaymentConfirmationOut:
+    """Start confirming a payment that waits for 3-D Secure; gives Stripe.js what it needs."""
+    record = await _mine(engine, portal, subscription_id)
+    client = await temporal.get()
+    state = await service.query_state(client=client, record=record)
+    service.waiting_action(state)
+    result = await service.send_update(
+        client=client,
+        record=record,
+        update="begin_payment_confirmation",
+        arg=None,
+        result_type=PaymentConfirmation,
+    )
+    assert isinstance(result, PaymentConfirmation)
+    outcome = result.outcome
+    client_secret: str | None = None
+    if outcome == "requires_action":
+        customer = await customer_service.load_customer(
+            engine=engine, customer_id=portal.customer_id
+        )
+        if customer.gateway_customer_id is None:
+            raise ApiError(409, "customer_not_ready", "the customer has no gateway customer")
+        intent = await cards.intent_to_confirm(
+            gateway=gateway,
+            payment_intent_id=result.payment_intent_id,
+            gateway_customer_id=customer.gateway_customer_id,
+        )
+        if intent.status is PaymentIntentStatus.SUCCEEDED:
+            # Authenticated already (another tab, or a page closed before it completed).
+            await _complete(client, record, result.payment_intent_id, settled_is_done=True)
+            outcome = "paid"
+        else:
+            client_secret = intent.client_secret
+    after = await service.query_state(client=client, record=record)
+    return PaymentConfirmationOut(
+        outcome=outcome,
+        payment_intent_id=result.payment_intent_id,
+        client_secret=client_secret,
+        challenge=result.challenge,
+        exemption=result.exemption,
+        reason=result.reason,
+        publishable_key=cards.publishable_key(settings),
+        stripe_js_url=cards.stripe_js_url(settings),
+        subscription=service.subscription_out(record, after, catalog),
+    )
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/confirm-payment/complete",
+    response_model=PaymentCompletedOut,
+    responses=responses(400, 404, 409, 503),
+)
+async def complete_payment(
+    portal: Portal,
+    subscription_id: SubscriptionIdPath,
+    body: ConfirmPaymentIn,
+    engine: EngineDep,
+    catalog: CatalogDep,
+    temporal: TemporalDep,
+) -> PaymentCompletedOut:
+    """Finish a payment confirmed with Stripe.js; the gateway's record decides if it is paid."""
+    record = await _mine(engine, portal, subscription_id)
+    client = await temporal.get()
+    state = await service.query_state(client=client, record=record)
+    service.check_confirmation(state, body.payment_intent_id)
+    action = await _complete(client, record, body.payment_intent_id)
+    after = await service.query_state(client=client, record=record)
+    action_out = service.pending_action_out(action)
+    assert action_out is not None
+    return PaymentCompletedOut(
+        pending_action=action_out,
+        subscription=service.subscription_out(record, after, catalog),
+    )
+
+
+async def _complete(
+    client: Client,
+    record: SubscriptionRecord,
+    payment_intent_id: str,
+    *,
+    settled_is_done: bool = False,
+) -> PendingAction | None:
+    """``confirm_payment_completed``; with ``settled_is_done``, a payment the workflow
+    already settled by itself (the gateway's event came first) is no error."""
+    try:
+        result = await service.send_update(
+            client=client,
+            record=record,
+            update="confirm_payment_completed",
+            arg=ConfirmPaymentRequest(payment_intent_id=payment_intent_id),
+            result_type=PendingAction,
+        )
+    except ApiError as err:
+        if settled_is_done and err.code == "no_pending_action":
+            return None
+        raise
+    assert isinstance(result, PendingAction)
+    return result
+
+
 @router.get("/invoices", response_model=InvoiceListOut, responses=responses())
 async def list_my_invoices(portal: Portal, engine: EngineDep) -> InvoiceListOut:
     """My finalized invoices, oldest first."""
@@ -463,11 +589,14 @@ def _static(name: str) -> str:
 async def portal_page(settings: SettingsDep) -> HTMLResponse:
     """The customer portal page; it reads the session token from `?session=`."""
     js_origin = cards.stripe_js_url(settings).split("/js.stripe.com")[0]
+    frames = js_origin
     if not settings.stripe_api_base:
         js_origin = "https://js.stripe.com https://api.stripe.com"
+        # Stripe.js shows the bank's 3-D Secure challenge in a frame from hooks.stripe.com.
+        frames = f"{js_origin} https://hooks.stripe.com"
     csp = (
         f"default-src 'self'; script-src 'self' {js_origin}; connect-src 'self' {js_origin}; "
-        f"frame-src {js_origin}; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        f"frame-src {frames}; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
         "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     )
     return HTMLResponse(

@@ -6,11 +6,17 @@
    regions (``billing.sca.setup_requires_3ds``).
 2. ``attach_token``: the page sends back the resulting ``pm_…`` token; it must be
    unattached or already this customer's, and is attached and made the default.
+
+A payment waiting for 3-D Secure (the workflow's pending action) is completed the same
+way: ``intent_to_confirm`` reads the PaymentIntent from the gateway and hands the page
+its ``client_secret`` alone, for Stripe.js ``confirmCardPayment``; the secret is never
+kept in workflow state (queries would expose it) nor logged.
 """
 
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 
 from activities.stripe_gateway import StripeGateway
 from api.errors import ApiError
@@ -18,6 +24,7 @@ from api.services.customers import gateway_error
 from billing.gateway import (
     GatewayError,
     InvalidGatewayRequest,
+    PaymentIntentStatus,
     PaymentMethodDetails,
     SetupIntentResult,
     ThreeDSecureRequest,
@@ -99,3 +106,31 @@ async def attach_token(
     except GatewayError as err:
         raise gateway_error(err) from err
     return details
+
+
+@dataclass(frozen=True, slots=True)
+class IntentToConfirm:
+    """What the portal may know of a PaymentIntent: its status and its client secret."""
+
+    status: PaymentIntentStatus
+    client_secret: str
+
+    def __repr__(self) -> str:  # the secret stays out of reprs, tracebacks and logs
+        return f"IntentToConfirm(status={self.status!s})"
+
+
+async def intent_to_confirm(
+    *, gateway: StripeGateway, payment_intent_id: str, gateway_customer_id: str
+) -> IntentToConfirm:
+    """Read the intent the workflow named; it must be the gateway customer's own."""
+    try:
+        intent = await gateway.retrieve_payment_intent(payment_intent_id)
+    except GatewayError as err:
+        raise gateway_error(err) from err
+    if intent.customer_id != gateway_customer_id or not intent.client_secret:
+        raise ApiError(
+            502,
+            "gateway_error",
+            "the payment gateway returned a payment that cannot be confirmed by this customer",
+        )
+    return IntentToConfirm(status=intent.status, client_secret=intent.client_secret)

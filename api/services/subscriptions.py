@@ -38,14 +38,16 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import ApiError
 from api.schemas import (
+    CardOut,
     InvoiceBriefOut,
+    PendingActionOut,
     PlanChangeOut,
     SubscriptionIn,
     SubscriptionOut,
     TransitionOut,
 )
 from api.services.customers import new_id, request_hash
-from api.temporal_client import TemporalConnection, TemporalUnavailable
+from api.temporal_client import RETRY_AFTER_SECONDS, TemporalConnection, TemporalUnavailable
 from billing.catalog import Catalog, Price, UnknownPlanError, UnknownPriceError
 from billing.lifecycle import InvalidTransition, PortalAction, check_action
 from billing.periods import boundary, months_per_period
@@ -54,7 +56,12 @@ from dunwell.settings import Settings
 from ledger import customers as directory
 from ledger.customers import CustomerRecord, SubscriptionRecord
 from workflows import search_attributes as sa
-from workflows.subscription_state import SubscriptionInput, SubscriptionState
+from workflows.subscription_state import (
+    PaymentMethodInfo,
+    PendingAction,
+    SubscriptionInput,
+    SubscriptionState,
+)
 
 T = TypeVar("T")
 # (gateway customer id, payment method token, idempotency key prefix)
@@ -67,6 +74,9 @@ QUERY_RPC_TIMEOUT = timedelta(seconds=10)
 FIRST_QUERY_RPC_TIMEOUT = timedelta(seconds=3)
 # A plan change waits for its invoice and charge; the update call waits with it.
 UPDATE_RPC_TIMEOUT = timedelta(seconds=60)
+# The client re-polls an accepted update until it completes; a handler waiting on the
+# workflow (its lock held by a retrying activity) must not hold the request forever.
+UPDATE_DEADLINE = timedelta(seconds=120)
 # Workflow refusals that describe the request rather than the subscription's state.
 _UNPROCESSABLE = frozenset({"unknown_plan", "unknown_price", "invalid_payment_method"})
 
@@ -319,6 +329,8 @@ def subscription_out(
         cancel_at_period_end=state.cancel_at_period_end,
         pending_plan_id=state.pending_plan_id,
         payment_method_id=state.payment_method_id,
+        payment_method=card_out(state),
+        pending_action=pending_action_out(state.pending_action),
         transitions=[
             TransitionOut(
                 from_status=str(t.from_status),
@@ -358,7 +370,50 @@ def subscription_out(
     )
 
 
+def card_out(state: SubscriptionState) -> CardOut | None:
+    """The default card's display details: brand, last four digits and expiry only (the
+    fingerprint and anything else the gateway knows stay out)."""
+    card: PaymentMethodInfo | None = state.payment_method
+    if card is None or card.id != state.payment_method_id or card.last4 is None:
+        return None
+    return CardOut(
+        brand=card.brand, last4=card.last4, exp_month=card.exp_month, exp_year=card.exp_year
+    )
+
+
+def pending_action_out(action: PendingAction | None) -> PendingActionOut | None:
+    if action is None:
+        return None
+    return PendingActionOut(
+        status=action.status,
+        invoice_id=action.invoice_id,
+        amount=action.amount,
+        currency=action.currency,
+        deadline=action.deadline,
+    )
+
+
 # --- portal pre-checks and updates -------------------------------------------------------
+
+
+def waiting_action(state: SubscriptionState) -> PendingAction:
+    """The payment waiting for the customer's confirmation (else 409 no_pending_action);
+    the workflow's update validators run the same check."""
+    action = state.pending_action
+    if action is None or action.status != "waiting":
+        raise ApiError(409, "no_pending_action", "no payment is waiting for confirmation")
+    return action
+
+
+def check_confirmation(state: SubscriptionState, payment_intent_id: str) -> PendingAction:
+    action = waiting_action(state)
+    if action.payment_intent_id != payment_intent_id:
+        raise ApiError(
+            409,
+            "payment_intent_mismatch",
+            "that payment is not the one waiting for confirmation",
+        )
+    return action
 
 
 def require_started(state: SubscriptionState) -> None:
@@ -405,14 +460,26 @@ async def send_update(
     result_type: type[object] | None,
 ) -> object:
     handle: WorkflowHandle[object, object] = client.get_workflow_handle(record.workflow_id)
+    deadline = asyncio.timeout(UPDATE_DEADLINE.total_seconds())
     try:
-        if arg is None:
+        async with deadline:
+            if arg is None:
+                return await handle.execute_update(
+                    update, result_type=result_type, rpc_timeout=UPDATE_RPC_TIMEOUT
+                )
             return await handle.execute_update(
-                update, result_type=result_type, rpc_timeout=UPDATE_RPC_TIMEOUT
+                update, arg, result_type=result_type, rpc_timeout=UPDATE_RPC_TIMEOUT
             )
-        return await handle.execute_update(
-            update, arg, result_type=result_type, rpc_timeout=UPDATE_RPC_TIMEOUT
-        )
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
+        if not deadline.expired():
+            raise TemporalUnavailable("the update did not complete in time") from err
+        raise ApiError(
+            503,
+            "update_timeout",
+            "the subscription did not answer in time; the request may still take effect, "
+            "so check the subscription again shortly",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        ) from err
     except WorkflowUpdateFailedError as err:
         cause = err.cause
         if isinstance(cause, ApplicationError):
@@ -420,8 +487,6 @@ async def send_update(
             status = 422 if code in _UNPROCESSABLE else 409
             raise ApiError(status, code, cause.message) from None
         raise ApiError(409, "update_rejected", str(cause or err)) from None
-    except WorkflowUpdateRPCTimeoutOrCancelledError as err:
-        raise TemporalUnavailable("the update did not complete in time") from err
     except RPCError as err:
         if err.status is RPCStatusCode.NOT_FOUND:
             raise ApiError(

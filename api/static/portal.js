@@ -1,7 +1,9 @@
 // Dunwell customer portal. Talks to the portal API with the session token as a bearer
 // token. Card details are typed into the gateway's own card element and confirmed with
 // Stripe.js straight against the gateway; this page sends our API only the resulting
-// payment method token (pm_...).
+// payment method token (pm_...). A payment the bank wants confirmed (3-D Secure) is
+// completed the same way: the API hands over the PaymentIntent's client secret, Stripe.js
+// runs the bank's check, and the page sends back only the payment intent id (pi_...).
 "use strict";
 
 (function () {
@@ -73,6 +75,39 @@
     row.appendChild(td);
   }
 
+  const BRANDS = {
+    amex: "American Express",
+    cartes_bancaires: "Cartes Bancaires",
+    diners: "Diners Club",
+    discover: "Discover",
+    jcb: "JCB",
+    mastercard: "Mastercard",
+    unionpay: "UnionPay",
+    visa: "Visa",
+  };
+
+  // "Visa •••• 4242 (12/2030)": brand, last four digits and expiry, nothing more.
+  function cardText(sub) {
+    const card = sub.payment_method;
+    if (!card || !card.last4) return sub.payment_method_id ? "card on file" : "none";
+    const raw = card.brand || "";
+    const brand = BRANDS[raw.toLowerCase()] ||
+      (raw ? raw.charAt(0).toUpperCase() + raw.slice(1) : "Card");
+    const expiry = card.exp_month && card.exp_year
+      ? " (" + String(card.exp_month).padStart(2, "0") + "/" + card.exp_year + ")"
+      : "";
+    return brand + " •••• " + card.last4 + expiry;
+  }
+
+  // Why a confirmation failed, in words for the customer (the API's code decides).
+  const CONFIRM_ERRORS = {
+    no_pending_action: "There is no payment waiting for your confirmation any more.",
+    payment_intent_mismatch:
+      "This payment request has changed in the meantime. Please press Confirm payment again.",
+    payment_not_completed:
+      "Your bank has not confirmed the payment yet. Please try again.",
+  };
+
   function planName(id) {
     const plan = plans.find((p) => p.id === id);
     return plan ? plan.name : id;
@@ -85,7 +120,19 @@
       day(sub.current_period_start) + " → " + day(sub.current_period_end);
     field(section, "price").textContent =
       sub.amount === null ? "—" : money(sub.amount, sub.currency) + " every " + sub.interval;
-    field(section, "card").textContent = sub.payment_method_id || "none";
+    field(section, "card").textContent = cardText(sub);
+
+    const pendingAction = sub.pending_action;
+    const waiting = Boolean(pendingAction && pendingAction.status === "waiting");
+    const banner = field(section, "action-banner");
+    banner.hidden = !waiting;
+    field(section, "action-text").textContent = waiting
+      ? "Your bank needs you to confirm the payment of " +
+        money(pendingAction.amount, pendingAction.currency) + " (invoice " +
+        pendingAction.invoice_id + ") before " + day(pendingAction.deadline) +
+        ", or the renewal will fail."
+      : "";
+    if (!waiting) field(section, "action-error").hidden = true;
 
     const cancelNotice = field(section, "cancel-notice");
     cancelNotice.hidden = !sub.cancel_at_period_end;
@@ -219,6 +266,57 @@
       refresh(result.subscription);
       say("Your subscription will continue.");
     }));
+
+    const actionError = field(section, "action-error");
+    const showActionError = (text) => {
+      actionError.textContent = text;
+      actionError.hidden = !text;
+    };
+    const confirmPayment = action(section, "confirm-payment");
+    confirmPayment.addEventListener("click", async () => {
+      confirmPayment.disabled = true;
+      say("");
+      showActionError("");
+      try {
+        const started = await api("POST", base + "/confirm-payment");
+        let after = started.subscription;
+        if (started.outcome === "requires_action") {
+          const StripeJs = await loadStripe(started.stripe_js_url);
+          const payer = StripeJs(started.publishable_key);
+          const result = await payer.confirmCardPayment(started.client_secret);
+          if (result.error) {
+            throw new Error("The payment was not confirmed: " +
+              (result.error.message || "your bank did not approve it") + ".");
+          }
+          if (!result.paymentIntent || result.paymentIntent.status !== "succeeded") {
+            throw new Error("The payment was not confirmed: your bank did not approve it. " +
+              "Please try again, or update your card.");
+          }
+          const done = await api("POST", base + "/confirm-payment/complete", {
+            payment_intent_id: started.payment_intent_id,
+          });
+          after = done.subscription;
+        }
+        refresh(after);
+        await loadDocuments();
+        say("Payment confirmed. Thank you!");
+      } catch (err) {
+        if (err.code === "no_pending_action") {
+          // Settled (or expired) meanwhile: show the subscription as it is now.
+          try {
+            refresh(await api("GET", base));
+          } catch (_ignored) {
+            // keep what is on screen
+          }
+          say(CONFIRM_ERRORS.no_pending_action, true);
+        } else {
+          showActionError(CONFIRM_ERRORS[err.code] ||
+            err.message + (err.code ? " [" + err.code + "]" : ""));
+        }
+      } finally {
+        confirmPayment.disabled = false;
+      }
+    });
 
     const updateCard = action(section, "update-card");
     updateCard.addEventListener("click", run(updateCard, async () => {

@@ -120,6 +120,11 @@ async def test_portal_page_end_to_end(e2e_stack: Stack, tmp_path: Path) -> None:
             await mount.locator('input[placeholder="postal_code"]').fill("10115")
             await section.locator('[data-action="save-card"]').click()
             await expect(page.locator("#message")).to_contain_text("ending 4444 saved")
+            # The card on file by brand, last four digits and expiry only (localstripe
+            # names every test card's brand "visa").
+            await expect(section.locator('[data-field="card"]')).to_have_text(
+                re.compile(r"^[A-Z][\w ]* •••• 4444 \(11/2032\)$")
+            )
             await page.screenshot(path=str(tmp_path / "portal.png"), full_page=True)
             assert errors == []
         finally:
