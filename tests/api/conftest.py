@@ -3,8 +3,9 @@ with a real worker (the real subscription workflow and billing activities)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from typing import Any
@@ -181,3 +182,22 @@ def card_token(localstripe_url: str, number: str = VISA_OK) -> str:
 def portal_headers(customer_id: str, *, now: datetime | None = None) -> dict[str, str]:
     issued = issue_portal_token(customer_id, secret=SESSION_SECRET, now=now or datetime.now(UTC))
     return {"Authorization": f"Bearer {issued.token}"}
+
+
+async def until(
+    http: httpx.AsyncClient,
+    subscription_id: str,
+    predicate: Callable[[dict[str, Any]], bool],
+    timeout: float = 30.0,
+) -> dict[str, Any]:
+    """Read the subscription through the server API until ``predicate`` holds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        response = await http.get(f"/v1/subscriptions/{subscription_id}", headers=AUTH)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        if predicate(body):
+            return body
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"never reached; last: {body}")
+        await asyncio.sleep(0.1)

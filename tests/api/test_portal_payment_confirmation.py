@@ -7,11 +7,10 @@ whose issuer demands 3-D Secure."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,6 +35,7 @@ from tests.api.conftest import (
     make_settings,
     portal_headers,
     running,
+    until,
 )
 from tests.api.notifying_worker import notifying_worker
 from workflows.subscription_state import ConfirmPaymentRequest
@@ -68,24 +68,6 @@ async def payments_api(
 
 
 # --- helpers -----------------------------------------------------------------------------
-
-
-async def until(
-    http: httpx.AsyncClient,
-    subscription_id: str,
-    predicate: Callable[[dict[str, Any]], bool],
-    timeout: float = 30.0,
-) -> dict[str, Any]:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        response = await http.get(f"/v1/subscriptions/{subscription_id}", headers=AUTH)
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        if predicate(body):
-            return body
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"never reached; last: {body}")
-        await asyncio.sleep(0.2)
 
 
 def waiting(sub: dict[str, Any]) -> bool:

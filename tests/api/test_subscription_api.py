@@ -3,9 +3,7 @@ PostgreSQL, localstripe."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,27 +23,10 @@ from tests.api.conftest import (
     card_token,
     create_customer,
     portal_headers,
+    until,
 )
 
 pytestmark = pytest.mark.temporal
-
-
-async def until(
-    http: httpx.AsyncClient,
-    subscription_id: str,
-    predicate: Callable[[dict[str, Any]], bool],
-    timeout: float = 20.0,
-) -> dict[str, Any]:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        response = await http.get(f"/v1/subscriptions/{subscription_id}", headers=AUTH)
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        if predicate(body):
-            return body
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"never reached; last: {body}")
-        await asyncio.sleep(0.1)
 
 
 async def subscribe(
