@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -122,6 +123,7 @@ with workflow.unsafe.imports_passed_through():
         CancellationResult,
         ChangePlanRequest,
         ChangePlanResult,
+        ConfirmationRefused,
         ConfirmPaymentRequest,
         DunningOutcome,
         InvoicePurpose,
@@ -184,6 +186,13 @@ def _authentication_demanded(outcome: ChargeOutcome | str | None) -> bool:
         isinstance(outcome, ChargeDeclined)
         and outcome.classification.family is DeclineFamily.AUTHENTICATION_REQUIRED
     )
+
+
+def _charge_error(err: ActivityError) -> str:
+    """Why a charge activity failed (a bad token, a detached card, the gateway down past
+    the retries): the application error's type."""
+    cause = err.cause
+    return cause.type if isinstance(cause, ApplicationError) and cause.type else "charge_error"
 
 
 def _str(value: object) -> str | None:
@@ -494,12 +503,8 @@ class SubscriptionWorkflow:
                 retry_policy=_CHARGE_RETRY,
             )
         except ActivityError as err:
-            # A bad token, a detached card, or the gateway down past the retries: the
-            # invoice stays unpaid as a decline would leave it, with the error type.
-            cause = err.cause
-            return (
-                cause.type if isinstance(cause, ApplicationError) and cause.type else "charge_error"
-            )
+            # The invoice stays unpaid as a decline would leave it, with the error type.
+            return _charge_error(err)
         if isinstance(outcome, ChargeSucceeded):
             await self._mark_paid(
                 invoice.invoice_id, outcome.payment_intent_id, outcome.amount.amount
@@ -1487,30 +1492,8 @@ class SubscriptionWorkflow:
                     unpaid.dunning_workflow_id, "notify_card_updater_event", update
                 )
                 continue
-            unpaid.attempts += 1
-            request = ChargeRequest(
-                subscription_id=state.subscription_id,
-                invoice_id=unpaid.invoice_id,
-                attempt=unpaid.attempts,
-                gateway_customer_id=state.gateway_customer_id,
-                payment_method_id=state.payment_method_id,
-                amount=unpaid.amount,
-                currency=unpaid.currency,
-            )
-            try:
-                outcome = await workflow.execute_activity_method(
-                    BillingActivities.charge_invoice,
-                    request,
-                    start_to_close_timeout=timedelta(seconds=60),
-                    retry_policy=_CHARGE_RETRY,
-                )
-            except ActivityError as err:
-                cause = err.cause
-                unpaid.decline_reason = (
-                    cause.type
-                    if isinstance(cause, ApplicationError) and cause.type
-                    else "charge_error"
-                )
+            outcome = await self._charge_unpaid(unpaid, BillingActivities.charge_invoice)
+            if outcome is None:
                 continue
             if isinstance(outcome, ChargeSucceeded):
                 await self._settle_unpaid(unpaid.invoice_id, outcome.payment_intent_id)
@@ -1524,6 +1507,36 @@ class SubscriptionWorkflow:
             state.last_event = (
                 f"retry after card update for invoice {unpaid.invoice_id}: {outcome.kind}"
             )
+
+    async def _charge_unpaid(
+        self,
+        unpaid: UnpaidInvoice,
+        charge: Callable[[BillingActivities, ChargeRequest], Awaitable[ChargeOutcome]],
+    ) -> ChargeOutcome | None:
+        """Charge an unpaid invoice once more (a new attempt number, so a new idempotency
+        key). None when the charge activity failed; the error type is on the invoice."""
+        state = self._state
+        assert state.payment_method_id and state.gateway_customer_id
+        unpaid.attempts += 1
+        request = ChargeRequest(
+            subscription_id=state.subscription_id,
+            invoice_id=unpaid.invoice_id,
+            attempt=unpaid.attempts,
+            gateway_customer_id=state.gateway_customer_id,
+            payment_method_id=state.payment_method_id,
+            amount=unpaid.amount,
+            currency=unpaid.currency,
+        )
+        try:
+            return await workflow.execute_activity_method(
+                charge,
+                request,
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=_CHARGE_RETRY,
+            )
+        except ActivityError as err:
+            unpaid.decline_reason = _charge_error(err)
+            return None
 
     def _require_action(self, unpaid: UnpaidInvoice, payment_intent_id: str) -> None:
         state = self._state
@@ -1647,28 +1660,8 @@ class SubscriptionWorkflow:
         unpaid = next((u for u in state.unpaid_invoices if u.invoice_id == action.invoice_id), None)
         if unpaid is None or not state.payment_method_id or not state.gateway_customer_id:
             return action
-        unpaid.attempts += 1
-        request = ChargeRequest(
-            subscription_id=state.subscription_id,
-            invoice_id=unpaid.invoice_id,
-            attempt=unpaid.attempts,
-            gateway_customer_id=state.gateway_customer_id,
-            payment_method_id=state.payment_method_id,
-            amount=unpaid.amount,
-            currency=unpaid.currency,
-        )
-        try:
-            outcome = await workflow.execute_activity_method(
-                BillingActivities.charge_invoice_on_session,
-                request,
-                start_to_close_timeout=timedelta(seconds=60),
-                retry_policy=_CHARGE_RETRY,
-            )
-        except ActivityError as err:
-            cause = err.cause
-            unpaid.decline_reason = (
-                cause.type if isinstance(cause, ApplicationError) and cause.type else "charge_error"
-            )
+        outcome = await self._charge_unpaid(unpaid, BillingActivities.charge_invoice_on_session)
+        if outcome is None:
             return action
         if isinstance(outcome, ChargeSucceeded):
             await self._settle_unpaid(unpaid.invoice_id, outcome.payment_intent_id)
@@ -1686,21 +1679,16 @@ class SubscriptionWorkflow:
         return action
 
     def _waiting_action(self) -> PendingAction:
-        action = self._state.pending_action
-        if action is None or action.status != "waiting":
-            raise ApplicationError(
-                "no payment is waiting for confirmation", type="no_pending_action"
-            )
-        return action
+        try:
+            return self._state.waiting_action()
+        except ConfirmationRefused as exc:
+            raise ApplicationError(exc.message, type=exc.code) from None
 
     def _check_confirmation(self, request: ConfirmPaymentRequest) -> PendingAction:
-        action = self._waiting_action()
-        if action.payment_intent_id != request.payment_intent_id:
-            raise ApplicationError(
-                "that payment is not the one waiting for confirmation",
-                type="payment_intent_mismatch",
-            )
-        return action
+        try:
+            return self._state.action_to_confirm(request.payment_intent_id)
+        except ConfirmationRefused as exc:
+            raise ApplicationError(exc.message, type=exc.code) from None
 
     # --- queries and visibility ----------------------------------------------------------
 

@@ -191,6 +191,16 @@ class PendingAction:
     frictionless_attempted: bool = False
 
 
+class ConfirmationRefused(Exception):
+    """Why a pending payment cannot be confirmed now; ``code`` is the machine-readable
+    reason (the workflow's update validators and the portal API both answer with it)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 @dataclass(frozen=True)
 class ResyncRecord:
     """A sequence gap that timed out and what the gateway re-sync found (for ops)."""
@@ -290,6 +300,22 @@ class SubscriptionState:
     def price(self, plan_id: str | None = None) -> Price:
         assert self.catalog is not None and self.currency is not None and self.plan_id
         return self.catalog.price(plan_id or self.plan_id, self.currency)
+
+    def waiting_action(self) -> PendingAction:
+        """The payment waiting for the customer's on-session confirmation."""
+        action = self.pending_action
+        if action is None or action.status != "waiting":
+            raise ConfirmationRefused("no_pending_action", "no payment is waiting for confirmation")
+        return action
+
+    def action_to_confirm(self, payment_intent_id: str) -> PendingAction:
+        """The waiting payment, if ``payment_intent_id`` is the intent it waits on."""
+        action = self.waiting_action()
+        if action.payment_intent_id != payment_intent_id:
+            raise ConfirmationRefused(
+                "payment_intent_mismatch", "that payment is not the one waiting for confirmation"
+            )
+        return action
 
     def snapshot(self) -> SubscriptionSnapshot:
         return SubscriptionSnapshot(

@@ -57,6 +57,7 @@ from ledger import customers as directory
 from ledger.customers import CustomerRecord, SubscriptionRecord
 from workflows import search_attributes as sa
 from workflows.subscription_state import (
+    ConfirmationRefused,
     PaymentMethodInfo,
     PendingAction,
     SubscriptionInput,
@@ -397,23 +398,19 @@ def pending_action_out(action: PendingAction | None) -> PendingActionOut | None:
 
 
 def waiting_action(state: SubscriptionState) -> PendingAction:
-    """The payment waiting for the customer's confirmation (else 409 no_pending_action);
-    the workflow's update validators run the same check."""
-    action = state.pending_action
-    if action is None or action.status != "waiting":
-        raise ApiError(409, "no_pending_action", "no payment is waiting for confirmation")
-    return action
+    """The payment waiting for the customer's confirmation (else 409); the workflow's
+    update validators run the same check."""
+    try:
+        return state.waiting_action()
+    except ConfirmationRefused as exc:
+        raise ApiError(409, exc.code, exc.message) from None
 
 
 def check_confirmation(state: SubscriptionState, payment_intent_id: str) -> PendingAction:
-    action = waiting_action(state)
-    if action.payment_intent_id != payment_intent_id:
-        raise ApiError(
-            409,
-            "payment_intent_mismatch",
-            "that payment is not the one waiting for confirmation",
-        )
-    return action
+    try:
+        return state.action_to_confirm(payment_intent_id)
+    except ConfirmationRefused as exc:
+        raise ApiError(409, exc.code, exc.message) from None
 
 
 def require_started(state: SubscriptionState) -> None:

@@ -355,10 +355,7 @@ def _cancellation_undone(state: DunningState, now: datetime, rand: float) -> Ste
     blocked cards and network caps all still apply)."""
     if state.cancelled_at is None:
         return standing(state)
-    state = replace(state, cancelled_at=None, paused_by_ops=False, due_at=None, due_reason=None)
-    if state.in_flight is not None:
-        return standing(replace(state, phase=Phase.ATTEMPTING))
-    return _plan(state, now, rand)
+    return _resume(replace(state, cancelled_at=None), now, rand)
 
 
 def _ops_pause(state: DunningState) -> Step:
@@ -373,6 +370,11 @@ def _ops_pause(state: DunningState) -> Step:
 def _ops_resume(state: DunningState, now: datetime, rand: float) -> Step:
     if state.cancelled_at is not None or not state.paused_by_ops:
         return standing(state)
+    return _resume(state, now, rand)
+
+
+def _resume(state: DunningState, now: datetime, rand: float) -> Step:
+    """Out of a pause: a charge in flight reports first, else the plan is made afresh."""
     state = replace(state, paused_by_ops=False, due_at=None, due_reason=None)
     if state.in_flight is not None:
         return standing(replace(state, phase=Phase.ATTEMPTING))
