@@ -104,6 +104,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU seconds used by all PostgreSQL processes on this machine, backends that have
+    exited included (the server's reaped children); other databases' work counts too, so
+    read it while only the bench runs."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # gone meanwhile
+        if text[text.index("(") + 1 : text.rindex(")")] == "postgres":
+            fields = text.rsplit(")", 1)[1].split()
+            total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def machine_load() -> str:
     one, five, fifteen = os.getloadavg()
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
@@ -204,6 +220,7 @@ class Stack:
         """CPU seconds used so far by each child and by this process."""
         used = {name: cpu_seconds(proc.pid) for name, proc in self.children if proc.poll() is None}
         used["bench"] = cpu_seconds(os.getpid())
+        used["postgres"] = postgres_cpu_seconds()
         return used
 
     def check_alive(self) -> None:

@@ -454,6 +454,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
                 progress(f"waiting {wait:.0f} s for T")
                 await asyncio.sleep(wait)
             t_mono = time.monotonic() - max(0.0, (datetime.now(UTC) - t_end).total_seconds())
+            cpu_at_t = running.cpu_by_component()
             done_at = await wait_for(
                 "renewal invoices paid",
                 lambda: invoices.paid("rbn", period_start=t_end),
@@ -463,6 +464,13 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
             )
             renewals_per_s = n / (done_at - t_mono)
             progress(f"{n} renewals paid {done_at - t_mono:.1f} s after T: {renewals_per_s:.1f}/s")
+            used = running.cpu_by_component()
+            progress(
+                "CPU seconds during the renewals: "
+                + ", ".join(
+                    f"{name} {used[name] - cpu_at_t.get(name, 0.0):.1f}" for name in sorted(used)
+                )
+            )
 
             await asyncio.sleep(1.0)  # let the last continue-as-new runs reach their timer
             actions, events, kinds = await sample_actions(client, runs, args.sample)
