@@ -252,11 +252,12 @@ class BillingActivities:
 
     @activity.defn(name="billing.create_invoice")
     async def create_invoice(self, request: CreateInvoiceRequest) -> InvoiceSummary:
-        """Draft and finalize in one step; both are idempotent by ``request.key``."""
+        """Draft and finalize in one transaction, idempotent by ``request.key``."""
         return _summary(await _in_thread(lambda: self._create_invoice(request)))
 
     def _create_invoice(self, request: CreateInvoiceRequest) -> InvoiceView:
-        draft = self._invoices.create_draft(
+        address = request.customer.address
+        return self._invoices.issue(
             key=request.key,
             customer_id=request.customer.customer_id,
             subscription_id=request.subscription_id,
@@ -276,11 +277,6 @@ class BillingActivities:
             ],
             period_start=request.period_start,
             period_end=request.period_end,
-            at=request.at,
-        )
-        address = request.customer.address
-        return self._invoices.finalize(
-            draft.id,
             quote=request.quote,
             customer_tax=CustomerTaxDetails(
                 country=address.country,

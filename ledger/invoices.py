@@ -232,6 +232,72 @@ class InvoiceStore:
     ) -> InvoiceView:
         """Idempotent by ``key``: the same request returns the same draft (or the
         invoice it became); a different request under the same key is refused."""
+        write = self._draft_writer(
+            key=key,
+            customer_id=customer_id,
+            subscription_id=subscription_id,
+            currency=currency,
+            lines=lines,
+            period_start=period_start,
+            period_end=period_end,
+            at=at,
+        )
+
+        def work(conn: Connection) -> InvoiceView:
+            return load_invoice(conn, write(conn))
+
+        return self._transact(work)
+
+    def issue(
+        self,
+        *,
+        key: str,
+        customer_id: str,
+        subscription_id: str | None,
+        currency: str,
+        lines: Sequence[DraftLine],
+        quote: TaxQuote,
+        customer_tax: CustomerTaxDetails,
+        at: datetime,
+        period_start: datetime | None = None,
+        period_end: datetime | None = None,
+    ) -> InvoiceView:
+        """``create_draft`` and ``finalize`` in one transaction, with the same checks and
+        the same idempotency by ``key``: what a subscription's billing step does."""
+        write = self._draft_writer(
+            key=key,
+            customer_id=customer_id,
+            subscription_id=subscription_id,
+            currency=currency,
+            lines=lines,
+            period_start=period_start,
+            period_end=period_end,
+            at=at,
+        )
+        finalize = self._finalizer(
+            invoice_id_for(key), quote=quote, customer_tax=customer_tax, at=at
+        )
+
+        def work(conn: Connection) -> InvoiceView:
+            write(conn)
+            return finalize(conn)
+
+        return self._transact(work)
+
+    def _draft_writer(
+        self,
+        *,
+        key: str,
+        customer_id: str,
+        subscription_id: str | None,
+        currency: str,
+        lines: Sequence[DraftLine],
+        period_start: datetime | None,
+        period_end: datetime | None,
+        at: datetime | None,
+    ) -> Callable[[Connection], str]:
+        """Check a draft request; the returned step writes it (or checks that the same
+        request wrote it before) and returns the invoice id."""
         check_key(key)
         check_text(customer_id, "customer_id", 200)
         if subscription_id is not None:
@@ -254,7 +320,7 @@ class InvoiceStore:
             "period_end": period_end,
         }
 
-        def work(conn: Connection) -> InvoiceView:
+        def write(conn: Connection) -> str:
             inserted = conn.execute(
                 insert_or_ignore(conn, _inv)
                 .values(
@@ -277,7 +343,7 @@ class InvoiceStore:
                     raise InvoiceIdempotencyConflict(
                         f"key {key!r} was used for a different invoice request"
                     )
-                return load_invoice(conn, invoice_id)
+                return invoice_id
             conn.execute(
                 insert(_lines),
                 [
@@ -296,9 +362,9 @@ class InvoiceStore:
                     for position, line in enumerate(lines)
                 ],
             )
-            return load_invoice(conn, invoice_id)
+            return invoice_id
 
-        return self._transact(work)
+        return write
 
     def delete_draft(self, invoice_id: str) -> None:
         """Only a draft may be deleted; a finalized invoice is voided by a credit note."""
@@ -325,6 +391,18 @@ class InvoiceStore:
         """Freeze lines, rates, amounts and the customer's tax details, assign the next
         number and post the ledger entry, all in one transaction. Finalizing a
         finalized invoice returns it unchanged."""
+        return self._transact(
+            self._finalizer(invoice_id, quote=quote, customer_tax=customer_tax, at=at)
+        )
+
+    def _finalizer(
+        self,
+        invoice_id: str,
+        *,
+        quote: TaxQuote,
+        customer_tax: CustomerTaxDetails,
+        at: datetime,
+    ) -> Callable[[Connection], InvoiceView]:
         at = aware(at, "at")
         check_customer_tax(customer_tax)
 
@@ -433,7 +511,7 @@ class InvoiceStore:
             )
             return finalized_view(row, lines, quote, customer_tax, number, status, at)
 
-        return self._transact(work)
+        return work
 
     # -- payment and collection -----------------------------------------------------
 
