@@ -36,7 +36,7 @@ import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import (
@@ -167,6 +167,11 @@ PATCH_DUNNING_CHILD = "dunning-child"
 PATCH_CUSTOMER_NOTICES = "customer-notices"
 PATCH_UNDO_RESUMES_DUNNING = "undo-resumes-dunning"
 PATCH_NOTICES_OUTSIDE_LOCK = "notices-outside-lock"
+# One marker for a run started by this version: every patch above applies, the billing
+# steps of an invoice (tax quote, finalize, charge, mark paid) run as local activities,
+# and search attributes carried over by continue-as-new are not upserted again. Each
+# patch marker costs an event and a TemporalChangeVersion upsert, in every run.
+PATCH_BASELINE = "baseline-2026-11"
 
 _GATEWAY_READ_TIMEOUT = timedelta(seconds=60)
 # Keys of sent notices kept in state; notices are trimmed to RECENT_LIMIT, so this covers them.
@@ -177,6 +182,10 @@ RECENT_NOTICE_KEYS = 48
 # member: the ``shape`` literals keep input and state apart, and SubscriptionStart (whose
 # only field both others also have) wins ties by coming before SubscriptionState.
 SubscriptionRunInput = SubscriptionInput | SubscriptionStart | SubscriptionState
+
+
+_Param = TypeVar("_Param")
+_Result = TypeVar("_Result")
 
 
 def _authentication_demanded(outcome: ChargeOutcome | str | None) -> bool:
@@ -224,6 +233,32 @@ class SubscriptionWorkflow:
         self._watchers: list[asyncio.Task[None]] = []
         self._live_children: set[str] = set()  # dunning children this run started
         self._continue_due = False  # a period boundary passed while children ran
+        # The first command of every run, so runs recorded before it replay without it.
+        self._baseline = workflow.patched(PATCH_BASELINE)
+        if self._baseline:
+            carried = workflow.info().typed_search_attributes
+            self._published = {pair.key.name: pair.value for pair in carried}
+
+    def _patched(self, patch_id: str) -> bool:
+        return self._baseline or workflow.patched(patch_id)
+
+    async def _step(
+        self,
+        activity: Callable[[Any, _Param], Awaitable[_Result]],
+        arg: _Param,
+        *,
+        start_to_close: timedelta = _DB_TIMEOUT,
+        retry_policy: RetryPolicy = _RETRY,
+    ) -> _Result:
+        """A billing step: a local activity in runs of the baseline (no activity task
+        round trip through the server, one marker in history), a normal one before."""
+        if self._baseline:
+            return await workflow.execute_local_activity_method(
+                activity, arg, start_to_close_timeout=start_to_close, retry_policy=retry_policy
+            )
+        return await workflow.execute_activity_method(
+            activity, arg, start_to_close_timeout=start_to_close, retry_policy=retry_policy
+        )
 
     # --- main line ----------------------------------------------------------------------
 
@@ -437,13 +472,11 @@ class SubscriptionWorkflow:
         state = self._state
         assert state.customer is not None and state.currency is not None
         at = workflow.now()
-        quote = await workflow.execute_activity_method(
+        quote = await self._step(
             BillingActivities.quote_tax,
             TaxQuoteRequest(customer=state.customer, currency=state.currency, lines=lines, at=at),
-            retry_policy=_RETRY,
-            start_to_close_timeout=_DB_TIMEOUT,
         )
-        invoice = await workflow.execute_activity_method(
+        invoice = await self._step(
             BillingActivities.create_invoice,
             CreateInvoiceRequest(
                 key=key,
@@ -456,8 +489,6 @@ class SubscriptionWorkflow:
                 quote=quote,
                 at=at,
             ),
-            retry_policy=_RETRY,
-            start_to_close_timeout=_DB_TIMEOUT,
         )
         state.remember_invoice(
             InvoiceRecord(
@@ -563,7 +594,7 @@ class SubscriptionWorkflow:
             payment_intent_id=payment_intent,
             recorded_at=workflow.now(),
         )
-        if workflow.patched(PATCH_DUNNING_CHILD):
+        if self._patched(PATCH_DUNNING_CHILD):
             unpaid.first_decline = decline
         self._state.unpaid_invoices.append(unpaid)
         self._state.last_event = f"invoice {invoice.number} unpaid ({family or '—'}/{reason})"
@@ -571,7 +602,7 @@ class SubscriptionWorkflow:
             purpose == "renewal"
             and payment_intent is not None
             and _authentication_demanded(outcome)
-            and workflow.patched(PATCH_ACTION_REQUIRED)
+            and self._patched(PATCH_ACTION_REQUIRED)
         ):
             # Dunning waits: the customer may still confirm the same intent on-session.
             self._require_action(unpaid, payment_intent)
@@ -583,7 +614,7 @@ class SubscriptionWorkflow:
         """Start the invoice's dunning child (runs recorded before the patch leave the
         invoice waiting in ``unpaid_invoices``)."""
         state = self._state
-        if not workflow.patched(PATCH_DUNNING_CHILD) or unpaid.dunning_workflow_id:
+        if not self._patched(PATCH_DUNNING_CHILD) or unpaid.dunning_workflow_id:
             return
         if state.customer is None or state.plan_id is None or not state.gateway_customer_id:
             return
@@ -1078,7 +1109,7 @@ class SubscriptionWorkflow:
             self._state.cancel_at_period_end = False
             self._state.last_event = "cancellation undone"
             children = self._dunning_children()
-            if children and workflow.patched(PATCH_UNDO_RESUMES_DUNNING):
+            if children and self._patched(PATCH_UNDO_RESUMES_DUNNING):
                 # Each paused dunning run picks up its schedule again; one that has
                 # already stopped for the cancellation ignores this.
                 for child_id in children:
@@ -1172,7 +1203,7 @@ class SubscriptionWorkflow:
 
     async def _apply_event(self, event: GatewayEvent) -> None:
         if event.type == "payment_method.automatically_updated":
-            if workflow.patched(PATCH_CARD_UPDATER):
+            if self._patched(PATCH_CARD_UPDATER):
                 await self._apply_card_update(event)
             return
         if event.type not in ("invoice.paid", "payment_intent.succeeded"):
@@ -1220,15 +1251,15 @@ class SubscriptionWorkflow:
     def _start_watchers(self) -> None:
         """Background loops of this run; each is a patched behaviour, so runs recorded
         before it replay without it."""
-        if workflow.patched(PATCH_GAP_RESYNC):
+        if self._patched(PATCH_GAP_RESYNC):
             self._watchers.append(asyncio.create_task(self._watch_gaps()))
-        if workflow.patched(PATCH_CARD_DETAILS):
+        if self._patched(PATCH_CARD_DETAILS):
             self._watchers.append(asyncio.create_task(self._watch_card()))
-        if workflow.patched(PATCH_ACTION_REQUIRED):
+        if self._patched(PATCH_ACTION_REQUIRED):
             self._watchers.append(asyncio.create_task(self._watch_action_deadline()))
-        if workflow.patched(PATCH_DUNNING_CHILD):
+        if self._patched(PATCH_DUNNING_CHILD):
             self._watchers.append(asyncio.create_task(self._watch_dunning()))
-        if workflow.patched(PATCH_CUSTOMER_NOTICES):
+        if self._patched(PATCH_CUSTOMER_NOTICES):
             self._watchers.append(asyncio.create_task(self._watch_notices()))
 
     async def _watch_notices(self) -> None:
@@ -1236,7 +1267,7 @@ class SubscriptionWorkflow:
         or replayed send finds the row already sent)."""
         while True:
             await workflow.wait_condition(lambda: bool(self._unsent_notices()))
-            if workflow.patched(PATCH_NOTICES_OUTSIDE_LOCK):
+            if self._patched(PATCH_NOTICES_OUTSIDE_LOCK):
                 # A mail server that is down must not hold up portal actions.
                 await self._send_unsent_notices()
             else:

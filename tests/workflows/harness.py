@@ -246,6 +246,16 @@ async def record_history(handle: WorkflowHandle[Any, Any], name: str) -> None:
     (HISTORIES / f"{name}.json").write_text(json.dumps(document, indent=1) + "\n")
 
 
+async def previous_run(
+    client: Client, handle: WorkflowHandle[Any, Any]
+) -> WorkflowHandle[Any, Any]:
+    """The run that continued as new into the workflow's current run."""
+    latest = await handle.fetch_history()
+    started = latest.events[0].workflow_execution_started_event_attributes
+    assert started.continued_execution_run_id, "the current run is the first one"
+    return client.get_workflow_handle(handle.id, run_id=started.continued_execution_run_id)
+
+
 def utc(*parts: int) -> datetime:
     return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
 

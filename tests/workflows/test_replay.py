@@ -37,6 +37,9 @@ EXPECTED = {
     "subscription_dunning_cancelled",
     # Since the undo-resumes-dunning patch:
     "subscription_dunning_cancel_undone",
+    # Since the baseline patch (one marker; tax quote and invoice as local activities):
+    "subscription_renewal_baseline",
+    "subscription_plan_change_baseline",
 }
 
 

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from billing.lifecycle import SubscriptionStatus
 from billing.proration import ChangePolicy, ChangeTiming
-from tests.workflows.harness import Billing, eventually, record_history, utc
+from tests.workflows.harness import Billing, eventually, previous_run, record_history, utc
 from workflows.subscription import SubscriptionWorkflow
 from workflows.subscription_state import ChangePlanRequest
 
@@ -106,6 +106,10 @@ async def test_leap_february_upgrade_then_downgrade_at_period_end(billing: Billi
     assert renewal.total == 2900 + 551
     assert march.status is SubscriptionStatus.ACTIVE
     await record_history(handle, "subscription_plan_change")
+    # The run with the upgrade, the scheduled downgrade and the renewal applying it.
+    await record_history(
+        await previous_run(billing.client, handle), "subscription_plan_change_baseline"
+    )
 
 
 async def test_immediate_downgrade_policy_credits_the_customer(billing: Billing) -> None:

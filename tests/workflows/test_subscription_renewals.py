@@ -6,7 +6,13 @@ from datetime import timedelta
 
 from billing.lifecycle import SubscriptionStatus, Trigger
 from billing.periods import boundary, periods_from
-from tests.workflows.harness import FAILS_WHEN_CHARGED, Billing, eventually, record_history
+from tests.workflows.harness import (
+    FAILS_WHEN_CHARGED,
+    Billing,
+    eventually,
+    previous_run,
+    record_history,
+)
 from workflows.subscription import SubscriptionWorkflow
 
 PRO_EUR = 2900
@@ -69,6 +75,10 @@ async def test_a_year_of_monthly_renewals_keeps_the_ledger_balanced(billing: Bil
     assert causes[0] is Trigger.FIRST_PAYMENT_SUCCEEDED or Trigger.RENEWAL_PAID in causes
     await record_history(
         billing.client.get_workflow_handle(handle.id, run_id=first_run), "subscription_renewal"
+    )
+    # A whole renewal run of this version (baseline patch: local billing steps).
+    await record_history(
+        await previous_run(billing.client, handle), "subscription_renewal_baseline"
     )
 
 
