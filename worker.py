@@ -11,8 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 
 from activities import all_activities
 from activities.billing import BillingActivities
@@ -54,25 +53,15 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     return [*all_activities(billing, LedgerActivities(Ledger(engine))), *dunning.all()]
 
 
-# Modules the sandbox takes from outside instead of re-importing for every workflow run
-# (each renewal is a new run after continue-as-new). Re-importing dominated a renewal's
-# cost and a cached workflow's memory in bench/renewals.py; none of these keeps mutable
-# module state. The workflow modules are among them, so the sandbox does not check their
-# calls at run time here: the test suite runs the same workflows under the default,
-# strict sandbox (every module re-imported, restricted calls refused), and the replay
-# tests check recorded histories.
-SANDBOX_PASSTHROUGH = (
-    "billing",
-    "tax",
-    "activities",
-    "ledger",
-    "workflows",
-)
-
-
-def workflow_runner() -> SandboxedWorkflowRunner:
-    restrictions = SandboxRestrictions.default.with_passthrough_modules(*SANDBOX_PASSTHROUGH)
-    return SandboxedWorkflowRunner(restrictions=restrictions)
+# The production worker runs workflows without the sandbox. Re-importing modules for every
+# run (each renewal is a new run after continue-as-new) dominated a renewal's cost and a
+# cached workflow's memory in bench/renewals.py; passing Dunwell's modules through left the
+# sandbox checking nothing in them while its per-activation machinery still cost about a
+# fifth of the worker's CPU there. Determinism is checked where it can fail loudly: the
+# test suite runs the same workflows under the default, strict sandbox (every module
+# re-imported, restricted calls refused), and the replay tests check recorded histories.
+def workflow_runner() -> WorkflowRunner:
+    return UnsandboxedWorkflowRunner()
 
 
 def build_worker(client: Client, settings: Settings, *, task_queue: str | None = None) -> Worker:
