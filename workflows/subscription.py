@@ -56,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
     import tax.model  # noqa: F401
     from activities.billing import (
         BillingActivities,
+        ChargeAndRecordRequest,
         ChargeRequest,
         CreateInvoiceRequest,
         InvoiceLineInput,
@@ -167,10 +168,10 @@ PATCH_DUNNING_CHILD = "dunning-child"
 PATCH_CUSTOMER_NOTICES = "customer-notices"
 PATCH_UNDO_RESUMES_DUNNING = "undo-resumes-dunning"
 PATCH_NOTICES_OUTSIDE_LOCK = "notices-outside-lock"
-# One marker for a run started by this version: every patch above applies, the billing
-# steps of an invoice (tax quote, finalize, charge, mark paid) run as local activities,
-# and search attributes carried over by continue-as-new are not upserted again. Each
-# patch marker costs an event and a TemporalChangeVersion upsert, in every run.
+# One marker for a run started by this version: every patch above applies, the tax quote
+# and the invoice run as local activities, one activity charges an invoice and records
+# the payment, and search attributes carried over by continue-as-new are not upserted
+# again. Each patch marker costs an event and a TemporalChangeVersion upsert, in every run.
 PATCH_BASELINE = "baseline-2026-11"
 
 _GATEWAY_READ_TIMEOUT = timedelta(seconds=60)
@@ -527,19 +528,30 @@ class SubscriptionWorkflow:
             currency=invoice.currency,
         )
         try:
-            outcome = await workflow.execute_activity_method(
-                BillingActivities.charge_invoice,
-                request,
-                start_to_close_timeout=timedelta(seconds=60),
-                retry_policy=_CHARGE_RETRY,
-            )
+            if self._baseline:  # one activity charges and records the payment
+                outcome = await workflow.execute_activity_method(
+                    BillingActivities.charge_and_record,
+                    ChargeAndRecordRequest(request, workflow.now()),
+                    start_to_close_timeout=timedelta(seconds=60),
+                    retry_policy=_CHARGE_RETRY,
+                )
+            else:
+                outcome = await workflow.execute_activity_method(
+                    BillingActivities.charge_invoice,
+                    request,
+                    start_to_close_timeout=timedelta(seconds=60),
+                    retry_policy=_CHARGE_RETRY,
+                )
         except ActivityError as err:
             # The invoice stays unpaid as a decline would leave it, with the error type.
             return _charge_error(err)
         if isinstance(outcome, ChargeSucceeded):
-            await self._mark_paid(
-                invoice.invoice_id, outcome.payment_intent_id, outcome.amount.amount
-            )
+            if self._baseline:
+                state.set_invoice_status(invoice.invoice_id, "paid")
+            else:
+                await self._mark_paid(
+                    invoice.invoice_id, outcome.payment_intent_id, outcome.amount.amount
+                )
             state.record_payment(outcome.amount.amount, workflow.now())
         state.last_event = f"charge {outcome.kind} for invoice {invoice.number}"
         return outcome

@@ -1,0 +1,108 @@
+"""``billing.charge_and_record`` against localstripe and PostgreSQL: a successful charge
+is recorded once however often the activity is retried; a declined one records nothing."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from temporalio.testing import ActivityEnvironment
+
+from activities.billing import (
+    BillingActivities,
+    ChargeAndRecordRequest,
+    ChargeRequest,
+    CreateInvoiceRequest,
+    InvoiceLineInput,
+    InvoiceSummary,
+    TaxQuoteRequest,
+)
+from billing.gateway import ChargeDeclined, ChargeSucceeded
+from ledger import chart
+from tests.gateway_flows.conftest import Flows
+from tests.workflows.harness import FAILS_WHEN_CHARGED, VISA_OK, profile
+
+AT = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+
+
+async def invoice_with_card(
+    flows: Flows, acts: BillingActivities, card_number: str
+) -> tuple[InvoiceSummary, ChargeRequest]:
+    env = ActivityEnvironment()
+    key = uuid.uuid4().hex[:12]
+    customer = profile(f"cust_{key}")
+    line = InvoiceLineInput(
+        line_id="starter", description="Starter", amount=900, tax_inclusive=False
+    )
+    quote = await env.run(acts.quote_tax, TaxQuoteRequest(customer, "EUR", [line], AT))
+    invoice = await env.run(
+        acts.create_invoice,
+        CreateInvoiceRequest(
+            key=f"charge-and-record:{key}",
+            subscription_id=f"sub_{key}",
+            customer=customer,
+            currency="EUR",
+            lines=[line],
+            period_start=AT,
+            period_end=AT + timedelta(days=30),
+            quote=quote,
+            at=AT,
+        ),
+    )
+    gateway_customer = await flows.gateway.create_customer(idempotency_key=f"{key}:customer")
+    card = flows.stripe.v1.payment_methods.create(
+        params={
+            "type": "card",
+            "card": {"number": card_number, "exp_month": 12, "exp_year": 2031, "cvc": "123"},
+        }
+    )
+    await flows.gateway.attach_payment_method(
+        payment_method_id=card.id, customer_id=gateway_customer, idempotency_key=f"{key}:attach"
+    )
+    charge = ChargeRequest(
+        subscription_id=f"sub_{key}",
+        invoice_id=invoice.invoice_id,
+        attempt=1,
+        gateway_customer_id=gateway_customer,
+        payment_method_id=card.id,
+        amount=invoice.amount_remaining,
+        currency="EUR",
+    )
+    return invoice, charge
+
+
+def receivable(flows: Flows, customer_id: str) -> int:
+    return flows.ledger.balance(chart.accounts_receivable(customer_id, "EUR").code).amount
+
+
+async def test_a_retried_charge_and_record_pays_once(flows: Flows) -> None:
+    acts = flows.billing_activities()
+    invoice, charge = await invoice_with_card(flows, acts, VISA_OK)
+    customer_id = flows.store.get(invoice.invoice_id).customer_id
+    assert receivable(flows, customer_id) == invoice.total == 1071
+
+    env = ActivityEnvironment()
+    request = ChargeAndRecordRequest(charge, AT + timedelta(minutes=1))
+    first = await env.run(acts.charge_and_record, request)
+    again = await env.run(acts.charge_and_record, request)  # a retry of the same attempt
+
+    assert isinstance(first, ChargeSucceeded) and again == first
+    paid = flows.store.get(invoice.invoice_id)
+    assert str(paid.status) == "paid" and paid.amount_remaining == 0
+    assert receivable(flows, customer_id) == 0, "the payment was recorded once"
+    charges = flows.stripe.v1.charges.list({"customer": charge.gateway_customer_id}).data
+    assert len(charges) == 1 and charges[0].amount == 1071, "charged once"
+
+
+async def test_a_declined_charge_records_nothing(flows: Flows) -> None:
+    acts = flows.billing_activities()
+    invoice, charge = await invoice_with_card(flows, acts, FAILS_WHEN_CHARGED)
+    customer_id = flows.store.get(invoice.invoice_id).customer_id
+
+    outcome = await ActivityEnvironment().run(
+        acts.charge_and_record, ChargeAndRecordRequest(charge, AT)
+    )
+
+    assert isinstance(outcome, ChargeDeclined)
+    assert str(flows.store.get(invoice.invoice_id).status) == "open"
+    assert receivable(flows, customer_id) == invoice.total
