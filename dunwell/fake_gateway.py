@@ -114,7 +114,7 @@ def _index_store_by_type(resources: Any) -> None:
     resources.Store.clear = clear
 
     def _api_list_all(
-        cls: Any, url: str, limit: Any = None, starting_after: Any = None, **kwargs: Any
+        cls: Any, /, url: str, limit: Any = None, starting_after: Any = None, **kwargs: Any
     ) -> Any:
         if kwargs:  # as localstripe answers an unknown filter
             raise resources.UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
