@@ -528,11 +528,11 @@ class SubscriptionWorkflow:
             currency=invoice.currency,
         )
         try:
-            if self._baseline:  # one activity charges and records the payment
-                outcome = await workflow.execute_activity_method(
+            if self._baseline:  # one local activity charges and records the payment
+                outcome = await self._step(
                     BillingActivities.charge_and_record,
                     ChargeAndRecordRequest(request, workflow.now()),
-                    start_to_close_timeout=timedelta(seconds=60),
+                    start_to_close=timedelta(seconds=60),
                     retry_policy=_CHARGE_RETRY,
                 )
             else:
