@@ -26,6 +26,7 @@ from api.routes import (
     tax_reports,
     webhooks,
 )
+from api.services.event_recorder import EventRecorder
 from api.temporal_client import TemporalConnection
 from billing.catalog import load_catalog
 from dunwell.components import build_gateway, build_tax_engine
@@ -44,6 +45,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.engine = make_engine(settings.database_url)
+        app.state.event_recorder = EventRecorder(app.state.engine, lease=webhooks.DELIVERY_LEASE)
         app.state.temporal = TemporalConnection(settings, temporal_client)
         app.state.catalog = load_catalog()
         app.state.tax_engine = build_tax_engine(settings)

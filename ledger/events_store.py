@@ -16,6 +16,7 @@ Functions here run inside the caller's transaction and never commit.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, cast
@@ -133,6 +134,76 @@ def record_received(
     )
 
 
+@dataclass(frozen=True)
+class ReceivedEvent:
+    """A routable event as the intake records it."""
+
+    event_id: str
+    source: str
+    event_type: str
+    subscription_id: str
+    raw_body: str
+
+
+def record_or_claim_many(
+    conn: Connection, events: Sequence[ReceivedEvent], *, now: datetime, lease: timedelta
+) -> set[str]:
+    """Record routable events in two statements; the ids the caller must deliver.
+
+    An id is returned when its row was inserted now (claimed by the caller), or when it
+    was already ``received`` with no live claim and is claimed now, as
+    ``claim_for_delivery`` does. The caller hands each returned id to one request only:
+    ``events`` may repeat an id.
+    """
+    if not events:
+        return set()
+    claimed_until = now + lease
+    unique: dict[str, ReceivedEvent] = {}
+    for event in events:
+        unique.setdefault(event.event_id, event)
+    rows = [
+        {
+            "event_id": e.event_id,
+            "source": e.source,
+            "event_type": e.event_type,
+            "subscription_id": e.subscription_id,
+            "status": "received",
+            "raw_body": e.raw_body,
+            "received_at": now,
+            "claimed_until": claimed_until,
+            "delivery_attempts": 1,
+        }
+        for e in unique.values()
+    ]
+    statement = (
+        insert_or_ignore(conn, processed_events)
+        .values(rows)
+        .on_conflict_do_nothing()
+        .returning(processed_events.c.event_id)
+    )
+    inserted = set(conn.execute(statement).scalars())
+    known = [row["event_id"] for row in rows if row["event_id"] not in inserted]
+    if not known:
+        return inserted
+    taken = conn.execute(
+        update(processed_events)
+        .where(
+            processed_events.c.event_id.in_(known),
+            processed_events.c.status == "received",
+            or_(
+                processed_events.c.claimed_until.is_(None),
+                processed_events.c.claimed_until < now,
+            ),
+        )
+        .values(
+            claimed_until=claimed_until,
+            delivery_attempts=processed_events.c.delivery_attempts + 1,
+        )
+        .returning(processed_events.c.event_id)
+    ).scalars()
+    return inserted | set(taken)
+
+
 def record_parked(
     conn: Connection,
     *,
@@ -202,6 +273,15 @@ def mark_delivered(conn: Connection, event_id: str, *, now: datetime) -> None:
         .where(processed_events.c.event_id == event_id)
         .values(status="delivered", delivered_at=now, claimed_until=None)
     )
+
+
+def mark_delivered_many(conn: Connection, event_ids: Collection[str], *, now: datetime) -> None:
+    if event_ids:
+        conn.execute(
+            update(processed_events)
+            .where(processed_events.c.event_id.in_(list(event_ids)))
+            .values(status="delivered", delivered_at=now, claimed_until=None)
+        )
 
 
 def skip_commit_flush(conn: Connection) -> None:

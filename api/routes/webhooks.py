@@ -29,6 +29,7 @@ from temporalio.service import RPCError
 
 from api.deps import ApiKey, EngineDep, SettingsDep
 from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
+from api.services.event_recorder import EventRecorder
 from api.temporal_client import TemporalConnection, TemporalUnavailable
 from billing.events import (
     GatewayEvent,
@@ -39,6 +40,7 @@ from billing.events import (
 )
 from dunwell.settings import Settings
 from ledger import events_store
+from ledger.events_store import ReceivedEvent
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +138,16 @@ async def intake(
         return IntakeAck(status="parked", event_id=outcome.event_id, reason=outcome.reason)
 
     event = outcome
-    claimed = await asyncio.to_thread(_record_or_claim, engine, event, raw_body, now)
+    recorder: EventRecorder = request.app.state.event_recorder
+    claimed = await recorder.record_or_claim(
+        ReceivedEvent(
+            event_id=event.event_id,
+            source=event.source,
+            event_type=event.type,
+            subscription_id=event.subscription_id,
+            raw_body=raw_body,
+        )
+    )
     if not claimed:
         return IntakeAck(status="duplicate", event_id=event.event_id)
     try:
@@ -146,7 +157,7 @@ async def intake(
         raise
     # Bookkeeping after the acknowledgement: if it is lost, the claim expires and a
     # retried delivery signals again, which the workflow drops as a duplicate.
-    background.add_task(asyncio.to_thread, _delivered, engine, event.event_id)
+    background.add_task(recorder.mark_delivered, event.event_id)
     return IntakeAck(status="accepted", event_id=event.event_id)
 
 
@@ -186,33 +197,9 @@ def _park(engine: Engine, event: Unroutable, raw_body: str, now: datetime) -> bo
         )
 
 
-def _record_or_claim(engine: Engine, event: GatewayEvent, raw_body: str, now: datetime) -> bool:
-    """True when this request must deliver: it recorded the event, or it took over a
-    ``received`` row whose earlier delivery failed or was abandoned."""
-    with engine.begin() as conn:
-        if events_store.record_received(
-            conn,
-            event_id=event.event_id,
-            source=event.source,
-            event_type=event.type,
-            subscription_id=event.subscription_id,
-            raw_body=raw_body,
-            now=now,
-            lease=DELIVERY_LEASE,
-        ):
-            return True
-        return events_store.claim_for_delivery(conn, event.event_id, now=now, lease=DELIVERY_LEASE)
-
-
 def _release(engine: Engine, event_id: str) -> None:
     with engine.begin() as conn:
         events_store.release_claim(conn, event_id)
-
-
-def _delivered(engine: Engine, event_id: str) -> None:
-    with engine.begin() as conn:
-        events_store.skip_commit_flush(conn)
-        events_store.mark_delivered(conn, event_id, now=datetime.now(UTC))
 
 
 # --- ops -------------------------------------------------------------------------------
