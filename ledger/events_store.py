@@ -175,13 +175,14 @@ def record_or_claim_many(
         }
         for e in unique.values()
     ]
+    # Executed with a list of rows: SQLAlchemy sends them as one multi-row INSERT
+    # ("insertmanyvalues") from a statement it compiles once, not once per batch size.
     statement = (
         insert_or_ignore(conn, processed_events)
-        .values(rows)
         .on_conflict_do_nothing()
         .returning(processed_events.c.event_id)
     )
-    inserted = set(conn.execute(statement).scalars())
+    inserted = set(conn.execute(statement, rows).scalars())
     known = [row["event_id"] for row in rows if row["event_id"] not in inserted]
     if not known:
         return inserted
