@@ -63,6 +63,9 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # First: the gateways' deliveries are most of the traffic, and routes match in order.
+    app.include_router(webhooks.router)
+    app.include_router(relay.router)
     app.include_router(health.router)
     app.include_router(ops.router)
     app.include_router(tax_reports.router)
@@ -72,8 +75,6 @@ def create_app(
     app.include_router(subscriptions.router)
     app.include_router(portal.router)
     app.include_router(portal.page_router)
-    app.include_router(webhooks.router)
-    app.include_router(relay.router)
     # Outermost: a body carrying card data is refused before any route or log sees it.
     app.add_middleware(PanGuard)
     if settings.env is Environment.DEV:
