@@ -296,9 +296,11 @@ async def bounded(
     return time.perf_counter() - started
 
 
-async def paced(http: Pool, events: Sequence[Event], rate: float) -> tuple[Tally, float]:
-    """Open loop: event i is sent at start + i / rate whatever the earlier ones do."""
-    tally = Tally.new()
+async def paced(
+    events: Sequence[Any], rate: float, job: Callable[[Any], Awaitable[None]], label: str
+) -> float:
+    """Open loop: ``job(events[i])`` starts at start + i / rate whatever the earlier ones
+    do; how far behind schedule the sender fell at most (s)."""
     tasks: list[asyncio.Task[None]] = []
     behind = 0.0
     started = time.perf_counter()
@@ -309,11 +311,11 @@ async def paced(http: Pool, events: Sequence[Event], rate: float) -> tuple[Tally
             await asyncio.sleep(delay)
         else:
             behind = max(behind, -delay)
-        tasks.append(asyncio.create_task(post(http, event, tally)))
+        tasks.append(asyncio.create_task(job(event)))
         if i and i % (int(rate) * 5) == 0:
-            progress(f"paced run: {i}/{len(events)} sent")
+            progress(f"{label}: {i}/{len(events)} sent")
     await asyncio.gather(*tasks)
-    return tally, behind
+    return behind
 
 
 async def quiesce(running: Stack, what: str) -> None:
@@ -514,6 +516,27 @@ async def run(args: argparse.Namespace) -> dict[str, float | int]:
         running.check_alive()
         await quiesce(running, "the baseline signals")
 
+        # The same signals at the paced run's rate: Temporal's own share of the latency.
+        signal_ms: list[float] = []
+
+        async def timed_signal(event: Any) -> None:
+            started = time.perf_counter()
+            await signal(event)
+            signal_ms.append((time.perf_counter() - started) * 1000)
+
+        paced_baseline = [
+            stripe_event(json.loads(e.body))
+            for e in plan_sends(rng, subscriptions, INTENT_TYPES, "pi", now - 5400, 0.0, 0.0)[0][
+                : len(paced_sends)
+            ]
+        ]
+        await paced(paced_baseline, args.rate, timed_signal, "paced baseline")
+        progress(
+            f"bare signals at {args.rate:.0f}/s: p50 {percentile(signal_ms, 0.5):.1f} ms, "
+            f"p99 {percentile(signal_ms, 0.99):.1f} ms"
+        )
+        await quiesce(running, "the paced baseline signals")
+
         async with Pool(api_base, size=args.concurrency, timeout=REQUEST_TIMEOUT_SECONDS) as http:
             tally = Tally.new()
             cpu_before = running.cpu_by_component()
@@ -535,7 +558,10 @@ async def run(args: argparse.Namespace) -> dict[str, float | int]:
 
         async with Pool(api_base, size=PACED_CONNECTIONS, timeout=REQUEST_TIMEOUT_SECONDS) as http:
             progress(f"paced run: {len(paced_sends)} events at {args.rate:.0f}/s")
-            latency, behind = await paced(http, paced_sends, args.rate)
+            latency = Tally.new()
+            behind = await paced(
+                paced_sends, args.rate, lambda e: post(http, e, latency), "paced run"
+            )
             late_2 = await redeliver(http, latency, args.concurrency)
         p50 = percentile(latency.latencies_ms, 0.5)
         p99 = percentile(latency.latencies_ms, 0.99)
