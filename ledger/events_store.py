@@ -32,6 +32,7 @@ from sqlalchemy import (
     Text,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -161,29 +162,11 @@ def record_or_claim_many(
     unique: dict[str, ReceivedEvent] = {}
     for event in events:
         unique.setdefault(event.event_id, event)
-    rows = [
-        {
-            "event_id": e.event_id,
-            "source": e.source,
-            "event_type": e.event_type,
-            "subscription_id": e.subscription_id,
-            "status": "received",
-            "raw_body": e.raw_body,
-            "received_at": now,
-            "claimed_until": claimed_until,
-            "delivery_attempts": 1,
-        }
-        for e in unique.values()
-    ]
-    # Executed with a list of rows: SQLAlchemy sends them as one multi-row INSERT
-    # ("insertmanyvalues") from a statement it compiles once, not once per batch size.
-    statement = (
-        insert_or_ignore(conn, processed_events)
-        .on_conflict_do_nothing()
-        .returning(processed_events.c.event_id)
-    )
-    inserted = set(conn.execute(statement, rows).scalars())
-    known = [row["event_id"] for row in rows if row["event_id"] not in inserted]
+    if conn.dialect.name == "postgresql":
+        inserted = _insert_received_unnest(conn, list(unique.values()), now, claimed_until)
+    else:
+        inserted = _insert_received_rows(conn, list(unique.values()), now, claimed_until)
+    known = [event_id for event_id in unique if event_id not in inserted]
     if not known:
         return inserted
     taken = conn.execute(
@@ -203,6 +186,68 @@ def record_or_claim_many(
         .returning(processed_events.c.event_id)
     ).scalars()
     return inserted | set(taken)
+
+
+# One array per column, so the statement and its parameters are the same shape for any
+# number of rows: PostgreSQL plans it once and the driver sends five arrays, where a
+# multi-row VALUES costs the ORM layer work for every row.
+_INSERT_RECEIVED_UNNEST = text(
+    """
+    INSERT INTO processed_events (event_id, source, event_type, subscription_id, status,
+                                  raw_body, received_at, claimed_until, delivery_attempts)
+    SELECT e.event_id, e.source, e.event_type, e.subscription_id, 'received',
+           e.raw_body, :received_at, :claimed_until, 1
+    FROM unnest(CAST(:event_ids AS varchar[]), CAST(:sources AS varchar[]),
+                CAST(:event_types AS varchar[]), CAST(:subscription_ids AS varchar[]),
+                CAST(:raw_bodies AS text[]))
+         AS e(event_id, source, event_type, subscription_id, raw_body)
+    ON CONFLICT DO NOTHING
+    RETURNING event_id
+    """
+)
+
+
+def _insert_received_unnest(
+    conn: Connection, events: Sequence[ReceivedEvent], now: datetime, claimed_until: datetime
+) -> set[str]:
+    result = conn.execute(
+        _INSERT_RECEIVED_UNNEST,
+        {
+            "event_ids": [e.event_id for e in events],
+            "sources": [e.source for e in events],
+            "event_types": [e.event_type for e in events],
+            "subscription_ids": [e.subscription_id for e in events],
+            "raw_bodies": [e.raw_body for e in events],
+            "received_at": now,
+            "claimed_until": claimed_until,
+        },
+    )
+    return set(result.scalars())
+
+
+def _insert_received_rows(
+    conn: Connection, events: Sequence[ReceivedEvent], now: datetime, claimed_until: datetime
+) -> set[str]:
+    rows = [
+        {
+            "event_id": e.event_id,
+            "source": e.source,
+            "event_type": e.event_type,
+            "subscription_id": e.subscription_id,
+            "status": "received",
+            "raw_body": e.raw_body,
+            "received_at": now,
+            "claimed_until": claimed_until,
+            "delivery_attempts": 1,
+        }
+        for e in events
+    ]
+    statement = (
+        insert_or_ignore(conn, processed_events)
+        .on_conflict_do_nothing()
+        .returning(processed_events.c.event_id)
+    )
+    return set(conn.execute(statement, rows).scalars())
 
 
 def record_parked(
