@@ -30,6 +30,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     or_,
     select,
     text,
@@ -321,13 +322,17 @@ def mark_delivered(conn: Connection, event_id: str, *, now: datetime) -> None:
     )
 
 
+# Built once: the intake runs it for every group of deliveries.
+_MARK_DELIVERED_MANY = (
+    update(processed_events)
+    .where(processed_events.c.event_id.in_(bindparam("event_ids", expanding=True)))
+    .values(status="delivered", delivered_at=bindparam("now"), claimed_until=None)
+)
+
+
 def mark_delivered_many(conn: Connection, event_ids: Collection[str], *, now: datetime) -> None:
     if event_ids:
-        conn.execute(
-            update(processed_events)
-            .where(processed_events.c.event_id.in_(list(event_ids)))
-            .values(status="delivered", delivered_at=now, claimed_until=None)
-        )
+        conn.execute(_MARK_DELIVERED_MANY, {"event_ids": list(event_ids), "now": now})
 
 
 def skip_commit_flush(conn: Connection) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Generic, TypeVar
 
@@ -91,36 +92,46 @@ class _Failed:
         self.error = error
 
 
+@dataclass(frozen=True)
+class _Delivered:
+    event_id: str
+
+
 class EventRecorder:
-    """Records routable events (with their delivery claims) and marks them delivered."""
+    """Records routable events (with their delivery claims) and marks them delivered.
+
+    Both go through one ``GroupCommit``: a transaction carries the new records of the
+    requests waiting for it and the ``delivered`` marks of those already answered.
+    """
 
     def __init__(self, engine: Engine, *, lease: timedelta) -> None:
         self._engine = engine
         self._lease = lease
-        self._claims = GroupCommit(self._record_or_claim)
-        self._deliveries = GroupCommit(self._mark_delivered)
+        self._writes: GroupCommit[ReceivedEvent | _Delivered, bool] = GroupCommit(self._write)
 
     async def record_or_claim(self, event: ReceivedEvent) -> bool:
         """True when this request must deliver: it recorded the event, or it took over a
         ``received`` row whose earlier delivery failed or was abandoned."""
-        return await self._claims.submit(event)
+        return await self._writes.submit(event)
 
     async def mark_delivered(self, event_id: str) -> None:
-        await self._deliveries.submit(event_id)
+        await self._writes.submit(_Delivered(event_id))
 
-    def _record_or_claim(self, events: Sequence[ReceivedEvent]) -> list[bool]:
+    def _write(self, items: Sequence[ReceivedEvent | _Delivered]) -> list[bool]:
+        records = [item for item in items if isinstance(item, ReceivedEvent)]
+        delivered = {item.event_id for item in items if isinstance(item, _Delivered)}
+        now = datetime.now(UTC)
         with self._engine.begin() as conn:
-            mine = events_store.record_or_claim_many(
-                conn, events, now=datetime.now(UTC), lease=self._lease
-            )
+            if not records:
+                # Only delivered marks: losing them in a crash is harmless (see
+                # ``events_store.skip_commit_flush``).
+                events_store.skip_commit_flush(conn)
+            mine = events_store.record_or_claim_many(conn, records, now=now, lease=self._lease)
+            events_store.mark_delivered_many(conn, delivered, now=now)
         results = []
-        for event in events:  # a repeated id goes to its first request only
-            results.append(event.event_id in mine)
-            mine.discard(event.event_id)
+        for item in items:
+            # A repeated id goes to its first request only.
+            results.append(isinstance(item, ReceivedEvent) and item.event_id in mine)
+            if isinstance(item, ReceivedEvent):
+                mine.discard(item.event_id)
         return results
-
-    def _mark_delivered(self, event_ids: Sequence[str]) -> list[None]:
-        with self._engine.begin() as conn:
-            events_store.skip_commit_flush(conn)
-            events_store.mark_delivered_many(conn, set(event_ids), now=datetime.now(UTC))
-        return [None] * len(event_ids)
