@@ -26,6 +26,7 @@ from api.routes import (
     tax_reports,
     webhooks,
 )
+from api.services.event_recorder import EventRecorder
 from api.temporal_client import TemporalConnection
 from billing.catalog import load_catalog
 from dunwell.components import build_gateway, build_tax_engine
@@ -44,6 +45,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.engine = make_engine(settings.database_url)
+        app.state.event_recorder = EventRecorder(app.state.engine, lease=webhooks.DELIVERY_LEASE)
         app.state.temporal = TemporalConnection(settings, temporal_client)
         app.state.catalog = load_catalog()
         app.state.tax_engine = build_tax_engine(settings)
@@ -61,6 +63,9 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # First: the gateways' deliveries are most of the traffic, and routes match in order.
+    app.include_router(webhooks.router)
+    app.include_router(relay.router)
     app.include_router(health.router)
     app.include_router(ops.router)
     app.include_router(tax_reports.router)
@@ -70,8 +75,6 @@ def create_app(
     app.include_router(subscriptions.router)
     app.include_router(portal.router)
     app.include_router(portal.page_router)
-    app.include_router(webhooks.router)
-    app.include_router(relay.router)
     # Outermost: a body carrying card data is refused before any route or log sees it.
     app.add_middleware(PanGuard)
     if settings.env is Environment.DEV:

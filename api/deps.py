@@ -15,12 +15,13 @@ from dunwell.settings import Settings
 _bearer = HTTPBearer(auto_error=False, description="Server API key")
 
 
-def get_settings_dep(request: Request) -> Settings:
+# Async so that FastAPI calls them inline: a plain ``def`` dependency costs a thread hop.
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
@@ -29,7 +30,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
-def require_api_key(
+async def require_api_key(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:

@@ -41,8 +41,10 @@ def card_data_in(body: bytes, content_type: str) -> str | None:
     if parsed is not None:
         if suspicious_field_names(parsed):
             return "card_field"
-        # Unescaped strings: \uXXXX escapes can spell digits the raw scan cannot see.
-        if find_pan_like(json.dumps(parsed, ensure_ascii=False)):
+        # Unescaped strings: \uXXXX escapes can spell digits or separators the raw scan
+        # cannot see. No other JSON escape yields either, so without one the raw scan
+        # has seen it all.
+        if "\\u" in text and find_pan_like(json.dumps(parsed, ensure_ascii=False)):
             return "card_number"
         return None
     # Not JSON: whatever the declared type, read it as a form too (digit groups joined by "+").

@@ -223,6 +223,27 @@ class Stack:
         used["postgres"] = postgres_cpu_seconds()
         return used
 
+    async def wait_idle(
+        self,
+        names: tuple[str, ...] = ("temporal", "worker"),
+        *,
+        busy_below: float = 0.15,
+        window: float = 0.5,
+        timeout: float = 120.0,
+    ) -> float:
+        """Until the named children together use less than ``busy_below`` of a CPU over
+        ``window`` seconds; the seconds waited. A worker still applying one phase's
+        signals would otherwise take the CPU the next phase is measured on."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            before = self.cpu_by_component()
+            await asyncio.sleep(window)
+            after = self.cpu_by_component()
+            used = sum(after.get(n, 0.0) - before.get(n, 0.0) for n in names)
+            if used < busy_below * window:
+                break
+        return time.monotonic() - started
+
     def check_alive(self) -> None:
         for name, proc in self.children:
             if proc.poll() is not None:

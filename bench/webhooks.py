@@ -20,6 +20,14 @@ Phases:
    latency is queueing time and grows with the run's length.
 4. Accounting: each workflow's ``state`` query, once every event has been handled.
 
+Between phases the bench waits until the worker and Temporal are idle, so a phase is
+not measured while the worker still applies the previous phase's signals. Requests go
+through ``bench/_http.py`` (keep-alive connections, at most ``--concurrency`` in flight,
+200 in the paced run): the sender shares the machine's two cores with what it measures
+and must cost little. A request that waits longer than 10 s, for a free connection
+included, is an unacknowledged attempt; unacknowledged events are delivered again after
+the run, in a few rounds, as Stripe retries.
+
 Events. Each subscription gets ``--events`` events on one invoice in phase 2
 (``invoice.created``, ``.finalized``, ``.paid``, ...) and two on one PaymentIntent in
 phase 3, with increasing ``created``. Sends go round-robin over the subscriptions, so
@@ -67,10 +75,10 @@ REPO = Path(__file__).resolve().parent.parent
 if sys.path and Path(sys.path[0] or ".").resolve() == REPO / "bench":
     sys.path[0] = str(REPO)  # bench/tax.py would shadow the tax package
 
-import httpx  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 from temporalio.service import RPCError  # noqa: E402
 
+from bench._http import HttpError, Pool  # noqa: E402
 from bench._stack import (  # noqa: E402
     WEBHOOK_SECRET,
     Stack,
@@ -89,6 +97,8 @@ INVOICE_TYPES = ("invoice.created", "invoice.finalized", "invoice.payment_failed
 INTENT_TYPES = ("payment_intent.created", "payment_intent.succeeded")
 SEND_ATTEMPTS = 3  # a 5xx or a timeout is retried at once, as Stripe retries later
 REQUEST_TIMEOUT_SECONDS = 10.0
+REDELIVERY_ROUNDS = 5
+PACED_CONNECTIONS = 200  # the paced run's bound on requests in flight
 SETTLE_TIMEOUT_SECONDS = 180.0
 
 
@@ -213,7 +223,7 @@ class Tally:
         return cls(Counter(), [], [])
 
 
-async def post(http: httpx.AsyncClient, event: Event, tally: Tally) -> None:
+async def post(http: Pool, event: Event, tally: Tally) -> None:
     """One delivery attempt cycle; an event still unacknowledged is left for ``redeliver``."""
     for attempt in range(SEND_ATTEMPTS):
         headers = {
@@ -222,9 +232,10 @@ async def post(http: httpx.AsyncClient, event: Event, tally: Tally) -> None:
         }
         started = time.perf_counter()
         try:
-            response = await http.post("/webhooks/stripe", content=event.body, headers=headers)
-        except httpx.HTTPError:
-            # The sender waited this long without an acknowledgement.
+            response = await http.post("/webhooks/stripe", event.body, headers)
+        except HttpError:
+            # The sender waited this long without an acknowledgement (a wait for a free
+            # connection included).
             tally.latencies_ms.append((time.perf_counter() - started) * 1000)
             tally.errors += 1
             await asyncio.sleep(0.2 * (attempt + 1))
@@ -243,16 +254,22 @@ async def post(http: httpx.AsyncClient, event: Event, tally: Tally) -> None:
     tally.unacknowledged.append(event)
 
 
-async def redeliver(http: httpx.AsyncClient, tally: Tally, concurrency: int) -> int:
-    """Send again what was never acknowledged, as Stripe retries; how many were."""
+async def redeliver(http: Pool, tally: Tally, concurrency: int) -> int:
+    """Send again what was never acknowledged, as Stripe retries (a few rounds, further
+    apart each time); how many events needed it."""
     pending, tally.unacknowledged = tally.unacknowledged, []
-    if pending:
-        progress(f"{len(pending)} events unacknowledged (timeouts); delivering them again")
+    late = len(pending)
+    for round_ in range(REDELIVERY_ROUNDS):
+        if not pending:
+            break
+        progress(f"{len(pending)} events unacknowledged; delivering them again")
+        await asyncio.sleep(2.0 * round_)
         retry = Tally.new()
-        await bounded(pending, concurrency, lambda e: post(http, e, retry), "redelivery")
-        if retry.unacknowledged:
-            raise SystemExit(f"{len(retry.unacknowledged)} events never acknowledged")
-    return len(pending)
+        await bounded(pending, concurrency, lambda e, t=retry: post(http, e, t), "redelivery")
+        pending = retry.unacknowledged
+    if pending:
+        raise SystemExit(f"{len(pending)} events never acknowledged")
+    return late
 
 
 async def bounded(
@@ -280,10 +297,10 @@ async def bounded(
 
 
 async def paced(
-    http: httpx.AsyncClient, events: Sequence[Event], rate: float
-) -> tuple[Tally, float]:
-    """Open loop: event i is sent at start + i / rate whatever the earlier ones do."""
-    tally = Tally.new()
+    events: Sequence[Any], rate: float, job: Callable[[Any], Awaitable[None]], label: str
+) -> float:
+    """Open loop: ``job(events[i])`` starts at start + i / rate whatever the earlier ones
+    do; how far behind schedule the sender fell at most (s)."""
     tasks: list[asyncio.Task[None]] = []
     behind = 0.0
     started = time.perf_counter()
@@ -294,11 +311,35 @@ async def paced(
             await asyncio.sleep(delay)
         else:
             behind = max(behind, -delay)
-        tasks.append(asyncio.create_task(post(http, event, tally)))
+        tasks.append(asyncio.create_task(job(event)))
         if i and i % (int(rate) * 5) == 0:
-            progress(f"paced run: {i}/{len(events)} sent")
+            progress(f"{label}: {i}/{len(events)} sent")
     await asyncio.gather(*tasks)
-    return tally, behind
+    return behind
+
+
+async def quiesce(running: Stack, what: str) -> None:
+    """Let the worker apply one phase's signals before the next phase is measured."""
+    waited = await running.wait_idle()
+    progress(f"worker and Temporal idle {waited:.1f} s after {what}")
+
+
+def report_cpu(
+    running: Stack,
+    before: dict[str, float],
+    elapsed: float,
+    label: str,
+    *,
+    after: dict[str, float] | None = None,
+) -> None:
+    """CPU seconds each component used during a phase (the machine is small and shared)."""
+    after = after or running.cpu_by_component()
+    used = {name: seconds - before.get(name, 0.0) for name, seconds in after.items()}
+    progress(
+        f"CPU seconds during the {elapsed:.1f} s {label} run: "
+        + ", ".join(f"{name} {seconds:.1f}" for name, seconds in used.items())
+        + f" ({os.cpu_count()} CPUs = {(os.cpu_count() or 1) * elapsed:.1f} s)"
+    )
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -446,6 +487,7 @@ async def run(args: argparse.Namespace) -> dict[str, float | int]:
 
         elapsed = await bounded(subscriptions, 50, start, "workflow starts")
         progress(f"{len(subscriptions)} idle subscription workflows started in {elapsed:.1f} s")
+        await quiesce(running, "the workflow starts")
 
         # Baseline: the same signal the intake sends, straight from a client.
         baseline_events = [
@@ -466,27 +508,43 @@ async def run(args: argparse.Namespace) -> dict[str, float | int]:
             handle = client.get_workflow_handle(f"subscription-{event.subscription_id}")
             await handle.signal(SubscriptionWorkflow.gateway_event, event)
 
+        cpu_before = running.cpu_by_component()
         elapsed = await bounded(baseline_events, args.concurrency, signal, "baseline signals")
         baseline = len(baseline_events) / elapsed
         progress(f"baseline: {baseline:.0f} bare signals/s ({args.concurrency} in flight)")
+        report_cpu(running, cpu_before, elapsed, "baseline")
         running.check_alive()
+        await quiesce(running, "the baseline signals")
 
-        limits = httpx.Limits(
-            max_connections=args.concurrency, max_keepalive_connections=args.concurrency
+        # The same signals at the paced run's rate: Temporal's own share of the latency.
+        signal_ms: list[float] = []
+
+        async def timed_signal(event: Any) -> None:
+            started = time.perf_counter()
+            await signal(event)
+            signal_ms.append((time.perf_counter() - started) * 1000)
+
+        paced_baseline = [
+            stripe_event(json.loads(e.body))
+            for e in plan_sends(rng, subscriptions, INTENT_TYPES, "pi", now - 5400, 0.0, 0.0)[0][
+                : len(paced_sends)
+            ]
+        ]
+        await paced(paced_baseline, args.rate, timed_signal, "paced baseline")
+        progress(
+            f"bare signals at {args.rate:.0f}/s: p50 {percentile(signal_ms, 0.5):.1f} ms, "
+            f"p99 {percentile(signal_ms, 0.99):.1f} ms"
         )
-        async with httpx.AsyncClient(
-            base_url=api_base, limits=limits, timeout=REQUEST_TIMEOUT_SECONDS
-        ) as http:
+        await quiesce(running, "the paced baseline signals")
+
+        async with Pool(api_base, size=args.concurrency, timeout=REQUEST_TIMEOUT_SECONDS) as http:
             tally = Tally.new()
             cpu_before = running.cpu_by_component()
             elapsed = await bounded(
                 throughput_sends, args.concurrency, lambda e: post(http, e, tally), "intake"
             )
             events_per_s = sum(tally.statuses.values()) / elapsed
-            cpu = {
-                name: used - cpu_before.get(name, 0.0)
-                for name, used in running.cpu_by_component().items()
-            }
+            cpu_after = running.cpu_by_component()
             late_1 = await redeliver(http, tally, args.concurrency)
             progress(
                 f"intake: {events_per_s:.0f} events/s acknowledged ({dict(tally.statuses)}, "
@@ -494,19 +552,16 @@ async def run(args: argparse.Namespace) -> dict[str, float | int]:
                 f"{percentile(tally.latencies_ms, 0.5):.1f} ms, p99 "
                 f"{percentile(tally.latencies_ms, 0.99):.1f} ms"
             )
-            progress(
-                f"CPU seconds during the {elapsed:.1f} s intake run: "
-                + ", ".join(f"{name} {used:.1f}" for name, used in cpu.items())
-                + f" (2 CPUs = {2 * elapsed:.1f} s)"
-            )
+            report_cpu(running, cpu_before, elapsed, "intake", after=cpu_after)
             running.check_alive()
+        await quiesce(running, "the intake run's events")
 
-        open_limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
-        async with httpx.AsyncClient(
-            base_url=api_base, limits=open_limits, timeout=REQUEST_TIMEOUT_SECONDS
-        ) as http:
+        async with Pool(api_base, size=PACED_CONNECTIONS, timeout=REQUEST_TIMEOUT_SECONDS) as http:
             progress(f"paced run: {len(paced_sends)} events at {args.rate:.0f}/s")
-            latency, behind = await paced(http, paced_sends, args.rate)
+            latency = Tally.new()
+            behind = await paced(
+                paced_sends, args.rate, lambda e: post(http, e, latency), "paced run"
+            )
             late_2 = await redeliver(http, latency, args.concurrency)
         p50 = percentile(latency.latencies_ms, 0.5)
         p99 = percentile(latency.latencies_ms, 0.99)

@@ -16,6 +16,7 @@ Functions here run inside the caller's transaction and never commit.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, cast
@@ -29,8 +30,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -133,6 +136,121 @@ def record_received(
     )
 
 
+@dataclass(frozen=True)
+class ReceivedEvent:
+    """A routable event as the intake records it."""
+
+    event_id: str
+    source: str
+    event_type: str
+    subscription_id: str
+    raw_body: str
+
+
+def record_or_claim_many(
+    conn: Connection, events: Sequence[ReceivedEvent], *, now: datetime, lease: timedelta
+) -> set[str]:
+    """Record routable events in two statements; the ids the caller must deliver.
+
+    An id is returned when its row was inserted now (claimed by the caller), or when it
+    was already ``received`` with no live claim and is claimed now, as
+    ``claim_for_delivery`` does. The caller hands each returned id to one request only:
+    ``events`` may repeat an id.
+    """
+    if not events:
+        return set()
+    claimed_until = now + lease
+    unique: dict[str, ReceivedEvent] = {}
+    for event in events:
+        unique.setdefault(event.event_id, event)
+    if conn.dialect.name == "postgresql":
+        inserted = _insert_received_unnest(conn, list(unique.values()), now, claimed_until)
+    else:
+        inserted = _insert_received_rows(conn, list(unique.values()), now, claimed_until)
+    known = [event_id for event_id in unique if event_id not in inserted]
+    if not known:
+        return inserted
+    taken = conn.execute(
+        update(processed_events)
+        .where(
+            processed_events.c.event_id.in_(known),
+            processed_events.c.status == "received",
+            or_(
+                processed_events.c.claimed_until.is_(None),
+                processed_events.c.claimed_until < now,
+            ),
+        )
+        .values(
+            claimed_until=claimed_until,
+            delivery_attempts=processed_events.c.delivery_attempts + 1,
+        )
+        .returning(processed_events.c.event_id)
+    ).scalars()
+    return inserted | set(taken)
+
+
+# One array per column, so the statement and its parameters are the same shape for any
+# number of rows: PostgreSQL plans it once and the driver sends five arrays, where a
+# multi-row VALUES costs the ORM layer work for every row.
+_INSERT_RECEIVED_UNNEST = text(
+    """
+    INSERT INTO processed_events (event_id, source, event_type, subscription_id, status,
+                                  raw_body, received_at, claimed_until, delivery_attempts)
+    SELECT e.event_id, e.source, e.event_type, e.subscription_id, 'received',
+           e.raw_body, :received_at, :claimed_until, 1
+    FROM unnest(CAST(:event_ids AS varchar[]), CAST(:sources AS varchar[]),
+                CAST(:event_types AS varchar[]), CAST(:subscription_ids AS varchar[]),
+                CAST(:raw_bodies AS text[]))
+         AS e(event_id, source, event_type, subscription_id, raw_body)
+    ON CONFLICT DO NOTHING
+    RETURNING event_id
+    """
+)
+
+
+def _insert_received_unnest(
+    conn: Connection, events: Sequence[ReceivedEvent], now: datetime, claimed_until: datetime
+) -> set[str]:
+    result = conn.execute(
+        _INSERT_RECEIVED_UNNEST,
+        {
+            "event_ids": [e.event_id for e in events],
+            "sources": [e.source for e in events],
+            "event_types": [e.event_type for e in events],
+            "subscription_ids": [e.subscription_id for e in events],
+            "raw_bodies": [e.raw_body for e in events],
+            "received_at": now,
+            "claimed_until": claimed_until,
+        },
+    )
+    return set(result.scalars())
+
+
+def _insert_received_rows(
+    conn: Connection, events: Sequence[ReceivedEvent], now: datetime, claimed_until: datetime
+) -> set[str]:
+    rows = [
+        {
+            "event_id": e.event_id,
+            "source": e.source,
+            "event_type": e.event_type,
+            "subscription_id": e.subscription_id,
+            "status": "received",
+            "raw_body": e.raw_body,
+            "received_at": now,
+            "claimed_until": claimed_until,
+            "delivery_attempts": 1,
+        }
+        for e in events
+    ]
+    statement = (
+        insert_or_ignore(conn, processed_events)
+        .on_conflict_do_nothing()
+        .returning(processed_events.c.event_id)
+    )
+    return set(conn.execute(statement, rows).scalars())
+
+
 def record_parked(
     conn: Connection,
     *,
@@ -202,6 +320,19 @@ def mark_delivered(conn: Connection, event_id: str, *, now: datetime) -> None:
         .where(processed_events.c.event_id == event_id)
         .values(status="delivered", delivered_at=now, claimed_until=None)
     )
+
+
+# Built once: the intake runs it for every group of deliveries.
+_MARK_DELIVERED_MANY = (
+    update(processed_events)
+    .where(processed_events.c.event_id.in_(bindparam("event_ids", expanding=True)))
+    .values(status="delivered", delivered_at=bindparam("now"), claimed_until=None)
+)
+
+
+def mark_delivered_many(conn: Connection, event_ids: Collection[str], *, now: datetime) -> None:
+    if event_ids:
+        conn.execute(_MARK_DELIVERED_MANY, {"event_ids": list(event_ids), "now": now})
 
 
 def skip_commit_flush(conn: Connection) -> None:

@@ -4,8 +4,8 @@ and the ops listing of parked events.
 Intake is verify -> record -> signal -> 200; business processing happens later in the
 workflow. Delivery is at-least-once towards Temporal and exactly-once in effect: the
 ``processed_events`` row is inserted ``received`` with a delivery claim, the workflow is
-signalled (signal-with-start), then the row becomes ``delivered``. If the signal fails the
-claim is released and the sender gets 503 + Retry-After, so its retry signals again; if
+signalled (``signal_with_start``), then the row becomes ``delivered``. If the signal fails
+the claim is released and the sender gets 503 + Retry-After, so its retry signals again; if
 the process dies in between, the claim expires and a retry signals again. The workflow
 drops an event id it has already seen, so a repeated signal is harmless. A duplicate that
 arrives while another request holds the claim is answered ``duplicate`` at once: the
@@ -25,10 +25,11 @@ from fastapi import APIRouter, BackgroundTasks, Header, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import Engine
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import ApiKey, EngineDep, SettingsDep
 from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
+from api.services.event_recorder import EventRecorder
 from api.temporal_client import TemporalConnection, TemporalUnavailable
 from billing.events import (
     GatewayEvent,
@@ -39,6 +40,7 @@ from billing.events import (
 )
 from dunwell.settings import Settings
 from ledger import events_store
+from ledger.events_store import ReceivedEvent
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +138,16 @@ async def intake(
         return IntakeAck(status="parked", event_id=outcome.event_id, reason=outcome.reason)
 
     event = outcome
-    claimed = await asyncio.to_thread(_record_or_claim, engine, event, raw_body, now)
+    recorder: EventRecorder = request.app.state.event_recorder
+    claimed = await recorder.record_or_claim(
+        ReceivedEvent(
+            event_id=event.event_id,
+            source=event.source,
+            event_type=event.type,
+            subscription_id=event.subscription_id,
+            raw_body=raw_body,
+        )
+    )
     if not claimed:
         return IntakeAck(status="duplicate", event_id=event.event_id)
     try:
@@ -146,15 +157,29 @@ async def intake(
         raise
     # Bookkeeping after the acknowledgement: if it is lost, the claim expires and a
     # retried delivery signals again, which the workflow drops as a duplicate.
-    background.add_task(asyncio.to_thread, _delivered, engine, event.event_id)
+    background.add_task(recorder.mark_delivered, event.event_id)
     return IntakeAck(status="accepted", event_id=event.event_id)
 
 
 async def signal_with_start(
     temporal: TemporalConnection, settings: Settings, event: GatewayEvent
 ) -> None:
-    """Signal ``gateway_event`` to ``subscription-<id>``, starting the workflow if needed."""
+    """Signal ``gateway_event`` to ``subscription-<id>``, starting the workflow if needed.
+
+    A plain signal first: the workflow almost always runs already, and a signal costs
+    Temporal and this process less than a signal-with-start. Only when there is no
+    running workflow (``NOT_FOUND``, also for a closed one) does signal-with-start
+    follow, which starts it or, if another request started it meanwhile, signals it.
+    Either way the event is in the workflow's history before the caller acknowledges.
+    """
     client = await temporal.get()
+    handle = client.get_workflow_handle(workflow_id(event.subscription_id))
+    try:
+        await handle.signal(SIGNAL_NAME, event, rpc_timeout=SIGNAL_RPC_TIMEOUT)
+        return
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise TemporalUnavailable(f"signal failed: {err.status.name}") from err
     try:
         await client.start_workflow(
             WORKFLOW_TYPE,
@@ -186,33 +211,9 @@ def _park(engine: Engine, event: Unroutable, raw_body: str, now: datetime) -> bo
         )
 
 
-def _record_or_claim(engine: Engine, event: GatewayEvent, raw_body: str, now: datetime) -> bool:
-    """True when this request must deliver: it recorded the event, or it took over a
-    ``received`` row whose earlier delivery failed or was abandoned."""
-    with engine.begin() as conn:
-        if events_store.record_received(
-            conn,
-            event_id=event.event_id,
-            source=event.source,
-            event_type=event.type,
-            subscription_id=event.subscription_id,
-            raw_body=raw_body,
-            now=now,
-            lease=DELIVERY_LEASE,
-        ):
-            return True
-        return events_store.claim_for_delivery(conn, event.event_id, now=now, lease=DELIVERY_LEASE)
-
-
 def _release(engine: Engine, event_id: str) -> None:
     with engine.begin() as conn:
         events_store.release_claim(conn, event_id)
-
-
-def _delivered(engine: Engine, event_id: str) -> None:
-    with engine.begin() as conn:
-        events_store.skip_commit_flush(conn)
-        events_store.mark_delivered(conn, event_id, now=datetime.now(UTC))
 
 
 # --- ops -------------------------------------------------------------------------------

@@ -63,6 +63,45 @@ def test_delivery_states(db_url):
         engine.dispose()
 
 
+def received(event_id, subscription_id="sub_1"):
+    return store.ReceivedEvent(
+        event_id=event_id,
+        source="stripe",
+        event_type="invoice.paid",
+        subscription_id=subscription_id,
+        raw_body=json.dumps({"id": event_id}),
+    )
+
+
+def test_grouped_recording_claims_each_deliverable_event_once(db_url):
+    engine = make_engine(db_url)
+    fresh, repeated, held, expired, delivered = (f"evt_{uuid.uuid4().hex}" for _ in range(5))
+    try:
+        with engine.begin() as conn:
+            for event_id in (held, expired, delivered):
+                assert record(conn, event_id, now=NOW - LEASE * 2 if event_id != held else NOW)
+            store.mark_delivered_many(conn, [delivered], now=NOW)
+
+            mine = store.record_or_claim_many(
+                conn,
+                [received(e) for e in (fresh, repeated, repeated, held, expired, delivered)],
+                now=NOW,
+                lease=LEASE,
+            )
+
+            # New rows and the abandoned claim are the caller's; a live claim and a
+            # delivered event are not.
+            assert mine == {fresh, repeated, expired}
+            assert store.status_of(conn, delivered) == "delivered"
+            assert store.status_of(conn, fresh) == "received"
+            # The claims just taken are live: a second pass takes nothing.
+            again = [received(e) for e in (fresh, repeated, held, expired)]
+            assert store.record_or_claim_many(conn, again, now=NOW, lease=LEASE) == set()
+            assert store.record_or_claim_many(conn, [], now=NOW, lease=LEASE) == set()
+    finally:
+        engine.dispose()
+
+
 def test_parking_is_recorded_once_and_listed(db_url):
     engine = make_engine(db_url)
     event_id = f"evt_{uuid.uuid4().hex}"

@@ -77,6 +77,24 @@ async def test_second_event_signals_the_running_workflow(api, temporal_dev_env):
     assert [s.event_id for s in signals] == [first["id"], second["id"]]
 
 
+async def test_event_for_a_closed_workflow_starts_a_new_run(api, temporal_dev_env):
+    sub = new_id("sub")
+    first = stripe_event("invoice.created", subscription_id=sub)
+    second = stripe_event("invoice.paid", subscription_id=sub)
+    assert (await post_stripe(api, first)).status_code == 200
+    handle = temporal_dev_env.client.get_workflow_handle(f"subscription-{sub}")
+    closed_run = (await handle.describe()).run_id
+    await handle.terminate("closed by the test")
+
+    response = await post_stripe(api, second)
+
+    assert response.json() == {"status": "accepted", "event_id": second["id"]}
+    # The handle without a run id follows the newest run: the one the event started.
+    signals = await signalled_events(temporal_dev_env.client, sub)
+    assert [s.event_id for s in signals] == [second["id"]]
+    assert (await handle.describe()).run_id != closed_run
+
+
 @pytest.mark.parametrize(
     ("case", "expected_code"),
     [
