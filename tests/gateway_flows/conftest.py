@@ -82,6 +82,21 @@ class Flows:
             catalog=load_catalog(),
         )
 
+    async def customer_with_card(self, card_number: str) -> tuple[str, str]:
+        """A localstripe customer and an attached card: (customer id, payment method id)."""
+        key = uuid.uuid4().hex
+        customer_id = await self.gateway.create_customer(idempotency_key=f"{key}:customer")
+        card = self.stripe.v1.payment_methods.create(
+            params={
+                "type": "card",
+                "card": {"number": card_number, "exp_month": 12, "exp_year": 2031, "cvc": "123"},
+            }
+        )
+        await self.gateway.attach_payment_method(
+            payment_method_id=card.id, customer_id=customer_id, idempotency_key=f"{key}:attach"
+        )
+        return customer_id, card.id
+
     def worker(self, activities: list[Callable[..., Any]] | None = None) -> Worker:
         return Worker(
             self.client,

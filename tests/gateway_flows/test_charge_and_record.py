@@ -49,22 +49,13 @@ async def invoice_with_card(
             at=AT,
         ),
     )
-    gateway_customer = await flows.gateway.create_customer(idempotency_key=f"{key}:customer")
-    card = flows.stripe.v1.payment_methods.create(
-        params={
-            "type": "card",
-            "card": {"number": card_number, "exp_month": 12, "exp_year": 2031, "cvc": "123"},
-        }
-    )
-    await flows.gateway.attach_payment_method(
-        payment_method_id=card.id, customer_id=gateway_customer, idempotency_key=f"{key}:attach"
-    )
+    gateway_customer, card_id = await flows.customer_with_card(card_number)
     charge = ChargeRequest(
         subscription_id=f"sub_{key}",
         invoice_id=invoice.invoice_id,
         attempt=1,
         gateway_customer_id=gateway_customer,
-        payment_method_id=card.id,
+        payment_method_id=card_id,
         amount=invoice.amount_remaining,
         currency="EUR",
     )

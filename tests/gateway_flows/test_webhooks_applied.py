@@ -56,17 +56,7 @@ async def post_signed(flows: Flows, body: bytes) -> httpx.Response:
 async def subscribe(
     flows: Flows, card_number: str
 ) -> WorkflowHandle[SubscriptionWorkflow, SubscriptionState]:
-    key = uuid.uuid4().hex
-    customer_id = await flows.gateway.create_customer(idempotency_key=f"{key}:customer")
-    pm = flows.stripe.v1.payment_methods.create(
-        params={
-            "type": "card",
-            "card": {"number": card_number, "exp_month": 12, "exp_year": 2031, "cvc": "123"},
-        }
-    )
-    await flows.gateway.attach_payment_method(
-        payment_method_id=pm.id, customer_id=customer_id, idempotency_key=f"{key}:attach"
-    )
+    customer_id, card_id = await flows.customer_with_card(card_number)
     subscription_id = f"sub_{uuid.uuid4().hex[:12]}"
     return await flows.client.start_workflow(
         SubscriptionWorkflow.run,
@@ -74,7 +64,7 @@ async def subscribe(
             subscription_id=subscription_id,
             customer=profile(f"cust_{uuid.uuid4().hex[:10]}"),
             gateway_customer_id=customer_id,
-            default_payment_method_id=pm.id,
+            default_payment_method_id=card_id,
             plan_id="starter-monthly",
             currency="EUR",
             start_at=datetime.now(UTC),
