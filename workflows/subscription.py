@@ -528,11 +528,14 @@ class SubscriptionWorkflow:
             currency=invoice.currency,
         )
         try:
-            if self._baseline:  # one local activity charges and records the payment
-                outcome = await self._step(
+            if self._baseline:  # one activity charges and records the payment
+                # Not a local activity: a worker stopping mid-charge hands the charge to
+                # another worker after its timeout, where a local activity would be
+                # retried on the stopping worker.
+                outcome = await workflow.execute_activity_method(
                     BillingActivities.charge_and_record,
                     ChargeAndRecordRequest(request, workflow.now()),
-                    start_to_close=timedelta(seconds=60),
+                    start_to_close_timeout=timedelta(seconds=60),
                     retry_policy=_CHARGE_RETRY,
                 )
             else:

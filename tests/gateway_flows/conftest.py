@@ -12,13 +12,14 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import stripe
 import uvicorn
 from sqlalchemy import Engine
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -34,8 +35,10 @@ from ledger.posting import Ledger
 from tax import BuiltinTaxEngine
 from tests.conftest import create_database, drop_database
 from tests.support.localstripe import free_port, running_localstripe
-from tests.workflows.harness import REGISTRATIONS
+from tests.workflows.harness import REGISTRATIONS, profile
 from workflows import WORKFLOWS
+from workflows.subscription import SubscriptionWorkflow
+from workflows.subscription_state import SubscriptionInput, SubscriptionState
 
 STRIPE_KEY = "sk_test_dunwell_gateway_flows"
 WEBHOOK_SECRET = "whsec_gateway_flows"
@@ -96,6 +99,28 @@ class Flows:
             payment_method_id=card.id, customer_id=customer_id, idempotency_key=f"{key}:attach"
         )
         return customer_id, card.id
+
+    async def subscribe(
+        self, card_number: str
+    ) -> WorkflowHandle[SubscriptionWorkflow, SubscriptionState]:
+        """A monthly subscription starting now on a new customer with this card (its first
+        invoice is billed at once)."""
+        customer_id, card_id = await self.customer_with_card(card_number)
+        subscription_id = f"sub_{uuid.uuid4().hex[:12]}"
+        return await self.client.start_workflow(
+            SubscriptionWorkflow.run,
+            SubscriptionInput(
+                subscription_id=subscription_id,
+                customer=profile(f"cust_{uuid.uuid4().hex[:10]}"),
+                gateway_customer_id=customer_id,
+                default_payment_method_id=card_id,
+                plan_id="starter-monthly",
+                currency="EUR",
+                start_at=datetime.now(UTC),
+            ),
+            id=f"subscription-{subscription_id}",
+            task_queue=self.settings.task_queue,
+        )
 
     def worker(self, activities: list[Callable[..., Any]] | None = None) -> Worker:
         return Worker(

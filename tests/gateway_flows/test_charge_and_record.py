@@ -3,9 +3,11 @@ is recorded once however often the activity is retried; a declined one records n
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from temporalio import activity
 from temporalio.testing import ActivityEnvironment
 
 from activities.billing import (
@@ -17,10 +19,11 @@ from activities.billing import (
     InvoiceSummary,
     TaxQuoteRequest,
 )
-from billing.gateway import ChargeDeclined, ChargeSucceeded
+from billing.gateway import ChargeDeclined, ChargeOutcome, ChargeSucceeded
+from billing.lifecycle import SubscriptionStatus
 from ledger import chart
 from tests.gateway_flows.conftest import Flows
-from tests.workflows.harness import FAILS_WHEN_CHARGED, VISA_OK, profile
+from tests.workflows.harness import FAILS_WHEN_CHARGED, VISA_OK, eventually, profile
 
 AT = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
@@ -97,3 +100,37 @@ async def test_a_declined_charge_records_nothing(flows: Flows) -> None:
     assert isinstance(outcome, ChargeDeclined)
     assert str(flows.store.get(invoice.invoice_id).status) == "open"
     assert receivable(flows, customer_id) == invoice.total
+
+
+async def test_a_worker_stopped_while_charging_leaves_the_next_one_to_charge_once(
+    flows: Flows,
+) -> None:
+    """A worker that stops mid-charge completes nothing; after the activity's timeout
+    the next worker runs the charge again under the same idempotency key."""
+    charging = asyncio.Event()
+
+    @activity.defn(name="billing.charge_and_record")
+    async def stuck(request: ChargeAndRecordRequest) -> ChargeOutcome:
+        charging.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    real = flows.billing_activities().all()
+    doomed = flows.worker([a for a in real if a.__name__ != "charge_and_record"] + [stuck])
+    run = asyncio.create_task(doomed.run())
+    handle = await flows.subscribe(VISA_OK)
+    await asyncio.wait_for(charging.wait(), timeout=20)
+    await doomed.shutdown()
+    await run
+
+    async with flows.worker():
+        paid = await eventually(
+            handle, lambda s: s.status is SubscriptionStatus.ACTIVE, timeout=120
+        )
+    (invoice,) = paid.invoices
+    assert str(flows.store.get(invoice.invoice_id).status) == "paid"
+    assert paid.customer is not None
+    assert receivable(flows, paid.customer.customer_id) == 0, "recorded once"
+    charges = flows.stripe.v1.charges.list({"customer": paid.gateway_customer_id}).data
+    assert len(charges) == 1, "charged once"
+    await handle.terminate("test finished")

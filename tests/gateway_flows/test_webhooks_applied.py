@@ -11,23 +11,19 @@ import json
 import secrets
 import string
 import time
-import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from sqlalchemy import select
 from temporalio import activity
-from temporalio.client import WorkflowHandle
 
 from activities.billing import InvoiceSummary, MarkPaidRequest
 from billing.lifecycle import SubscriptionStatus
 from ledger.events_store import processed_events
 from tests.gateway_flows.conftest import WEBHOOK_SECRET, Flows
 from tests.support.localstripe import register_webhook
-from tests.workflows.harness import FAILS_WHEN_CHARGED, VISA_OK, eventually, profile
+from tests.workflows.harness import FAILS_WHEN_CHARGED, VISA_OK, eventually
 from workflows.subscription import SubscriptionWorkflow
-from workflows.subscription_state import SubscriptionInput, SubscriptionState
 
 BASE62 = string.ascii_letters + string.digits
 
@@ -51,27 +47,6 @@ async def post_signed(flows: Flows, body: bytes) -> httpx.Response:
             content=body,
             headers={"Stripe-Signature": signature(body), "Content-Type": "application/json"},
         )
-
-
-async def subscribe(
-    flows: Flows, card_number: str
-) -> WorkflowHandle[SubscriptionWorkflow, SubscriptionState]:
-    customer_id, card_id = await flows.customer_with_card(card_number)
-    subscription_id = f"sub_{uuid.uuid4().hex[:12]}"
-    return await flows.client.start_workflow(
-        SubscriptionWorkflow.run,
-        SubscriptionInput(
-            subscription_id=subscription_id,
-            customer=profile(f"cust_{uuid.uuid4().hex[:10]}"),
-            gateway_customer_id=customer_id,
-            default_payment_method_id=card_id,
-            plan_id="starter-monthly",
-            currency="EUR",
-            start_at=datetime.now(UTC),
-        ),
-        id=f"subscription-{subscription_id}",
-        task_queue=flows.settings.task_queue,
-    )
 
 
 def delivered_rows(flows: Flows, subscription_id: str) -> list[dict[str, Any]]:
@@ -105,7 +80,7 @@ async def test_localstripe_webhooks_are_applied_exactly_once(flows: Flows) -> No
         flows.localstripe, "dunwell-flows", f"{flows.base_url}/webhooks/stripe", WEBHOOK_SECRET
     )
     async with flows.worker():
-        handle = await subscribe(flows, VISA_OK)
+        handle = await flows.subscribe(VISA_OK)
         sid = handle.id.removeprefix("subscription-")
         await eventually(handle, lambda s: s.status is SubscriptionStatus.ACTIVE)
         row = await rows_eventually(flows, sid, "payment_intent.succeeded")
@@ -142,7 +117,7 @@ def replayed_event(flows: Flows, raw_body: str) -> Any:
 
 async def test_event_survives_a_worker_killed_between_ack_and_processing(flows: Flows) -> None:
     async with flows.worker():
-        handle = await subscribe(flows, FAILS_WHEN_CHARGED)
+        handle = await flows.subscribe(FAILS_WHEN_CHARGED)
         owing = await eventually(handle, lambda s: len(s.unpaid_invoices) == 1)
     (unpaid,) = owing.unpaid_invoices
     assert owing.status is SubscriptionStatus.INCOMPLETE and unpaid.payment_intent_id
