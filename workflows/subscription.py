@@ -529,9 +529,9 @@ class SubscriptionWorkflow:
         )
         try:
             if self._baseline:  # one activity charges and records the payment
-                # Not a local activity: a worker stopping mid-charge hands the charge to
-                # another worker after its timeout, where a local activity would be
-                # retried on the stopping worker.
+                # Not a local activity: a charge cancelled by a stopping worker is then
+                # retried on another worker, where a local one would be retried on the
+                # stopping worker, which holds the workflow task meanwhile.
                 outcome = await workflow.execute_activity_method(
                     BillingActivities.charge_and_record,
                     ChargeAndRecordRequest(request, workflow.now()),
