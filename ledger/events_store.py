@@ -30,6 +30,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    Update,
     bindparam,
     or_,
     select,
@@ -107,6 +108,51 @@ def _insert_ignoring_duplicates(conn: Connection, table: Table, values: dict[str
     return conn.execute(statement.returning(key)).first() is not None
 
 
+@dataclass(frozen=True)
+class ReceivedEvent:
+    """A routable event as the intake records it."""
+
+    event_id: str
+    source: str
+    event_type: str
+    subscription_id: str
+    raw_body: str
+
+
+def _received_row(
+    event: ReceivedEvent, now: datetime, claimed_until: datetime
+) -> dict[str, object]:
+    return {
+        "event_id": event.event_id,
+        "source": event.source,
+        "event_type": event.event_type,
+        "subscription_id": event.subscription_id,
+        "status": "received",
+        "raw_body": event.raw_body,
+        "received_at": now,
+        "claimed_until": claimed_until,
+        "delivery_attempts": 1,
+    }
+
+
+def _claim(now: datetime, lease: timedelta) -> Update:
+    """Claim ``received`` rows nobody is delivering right now (add the id condition)."""
+    return (
+        update(processed_events)
+        .where(
+            processed_events.c.status == "received",
+            or_(
+                processed_events.c.claimed_until.is_(None),
+                processed_events.c.claimed_until < now,
+            ),
+        )
+        .values(
+            claimed_until=now + lease,
+            delivery_attempts=processed_events.c.delivery_attempts + 1,
+        )
+    )
+
+
 def record_received(
     conn: Connection,
     *,
@@ -119,32 +165,10 @@ def record_received(
     lease: timedelta,
 ) -> bool:
     """Record a routable event, claimed for delivery by the caller; False if already known."""
+    event = ReceivedEvent(event_id, source, event_type, subscription_id, raw_body)
     return _insert_ignoring_duplicates(
-        conn,
-        processed_events,
-        {
-            "event_id": event_id,
-            "source": source,
-            "event_type": event_type,
-            "subscription_id": subscription_id,
-            "status": "received",
-            "raw_body": raw_body,
-            "received_at": now,
-            "claimed_until": now + lease,
-            "delivery_attempts": 1,
-        },
+        conn, processed_events, _received_row(event, now, now + lease)
     )
-
-
-@dataclass(frozen=True)
-class ReceivedEvent:
-    """A routable event as the intake records it."""
-
-    event_id: str
-    source: str
-    event_type: str
-    subscription_id: str
-    raw_body: str
 
 
 def record_or_claim_many(
@@ -171,19 +195,8 @@ def record_or_claim_many(
     if not known:
         return inserted
     taken = conn.execute(
-        update(processed_events)
-        .where(
-            processed_events.c.event_id.in_(known),
-            processed_events.c.status == "received",
-            or_(
-                processed_events.c.claimed_until.is_(None),
-                processed_events.c.claimed_until < now,
-            ),
-        )
-        .values(
-            claimed_until=claimed_until,
-            delivery_attempts=processed_events.c.delivery_attempts + 1,
-        )
+        _claim(now, lease)
+        .where(processed_events.c.event_id.in_(known))
         .returning(processed_events.c.event_id)
     ).scalars()
     return inserted | set(taken)
@@ -229,20 +242,7 @@ def _insert_received_unnest(
 def _insert_received_rows(
     conn: Connection, events: Sequence[ReceivedEvent], now: datetime, claimed_until: datetime
 ) -> set[str]:
-    rows = [
-        {
-            "event_id": e.event_id,
-            "source": e.source,
-            "event_type": e.event_type,
-            "subscription_id": e.subscription_id,
-            "status": "received",
-            "raw_body": e.raw_body,
-            "received_at": now,
-            "claimed_until": claimed_until,
-            "delivery_attempts": 1,
-        }
-        for e in events
-    ]
+    rows = [_received_row(e, now, claimed_until) for e in events]
     statement = (
         insert_or_ignore(conn, processed_events)
         .on_conflict_do_nothing()
@@ -296,21 +296,7 @@ def record_parked(
 
 def claim_for_delivery(conn: Connection, event_id: str, *, now: datetime, lease: timedelta) -> bool:
     """Claim a ``received`` event nobody is delivering right now; whether the claim held."""
-    result = conn.execute(
-        update(processed_events)
-        .where(
-            processed_events.c.event_id == event_id,
-            processed_events.c.status == "received",
-            or_(
-                processed_events.c.claimed_until.is_(None),
-                processed_events.c.claimed_until < now,
-            ),
-        )
-        .values(
-            claimed_until=now + lease,
-            delivery_attempts=processed_events.c.delivery_attempts + 1,
-        )
-    )
+    result = conn.execute(_claim(now, lease).where(processed_events.c.event_id == event_id))
     return result.rowcount == 1
 
 
