@@ -244,21 +244,17 @@ class SubscriptionWorkflow:
         return self._baseline or workflow.patched(patch_id)
 
     async def _step(
-        self,
-        activity: Callable[[Any, _Param], Awaitable[_Result]],
-        arg: _Param,
-        *,
-        start_to_close: timedelta = _DB_TIMEOUT,
-        retry_policy: RetryPolicy = _RETRY,
+        self, activity: Callable[[Any, _Param], Awaitable[_Result]], arg: _Param
     ) -> _Result:
-        """A billing step: a local activity in runs of the baseline (no activity task
-        round trip through the server, one marker in history), a normal one before."""
+        """A short database step of invoicing: a local activity in runs of the baseline
+        (no activity task round trip through the server, one marker in history), a
+        normal one before."""
         if self._baseline:
             return await workflow.execute_local_activity_method(
-                activity, arg, start_to_close_timeout=start_to_close, retry_policy=retry_policy
+                activity, arg, start_to_close_timeout=_DB_TIMEOUT, retry_policy=_RETRY
             )
         return await workflow.execute_activity_method(
-            activity, arg, start_to_close_timeout=start_to_close, retry_policy=retry_policy
+            activity, arg, start_to_close_timeout=_DB_TIMEOUT, retry_policy=_RETRY
         )
 
     # --- main line ----------------------------------------------------------------------
