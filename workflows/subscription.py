@@ -61,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
         CreateInvoiceRequest,
         InvoiceLineInput,
         InvoiceSummary,
+        IssueInvoiceRequest,
         MarkPaidRequest,
         PaymentMethodRequest,
         ProrationRecordRequest,
@@ -173,6 +174,16 @@ PATCH_NOTICES_OUTSIDE_LOCK = "notices-outside-lock"
 # the payment, and search attributes carried over by continue-as-new are not upserted
 # again. Each patch marker costs an event and a TemporalChangeVersion upsert, in every run.
 PATCH_BASELINE = "baseline-2026-11"
+# Generations of this workflow's code. A run's generation decides the behaviour that
+# changes its commands. A first run learns it from a patch marker (one per run: the
+# newest it knows); a run continued as new reads it from the carried state, so it records
+# no marker and no TemporalChangeVersion upsert at all.
+#   1: PATCH_BASELINE.
+#   2: the tax quote and the invoice are one local activity (``billing.issue_invoice``),
+#      and no card-expiry timer is started that would only fire after the period end
+#      (the run continues as new first; the next run starts it when it is due).
+PATCH_GENERATION_2 = "generation-2"
+GENERATION = 2
 
 _GATEWAY_READ_TIMEOUT = timedelta(seconds=60)
 # Keys of sent notices kept in state; notices are trimmed to RECENT_LIMIT, so this covers them.
@@ -234,11 +245,21 @@ class SubscriptionWorkflow:
         self._watchers: list[asyncio.Task[None]] = []
         self._live_children: set[str] = set()  # dunning children this run started
         self._continue_due = False  # a period boundary passed while children ran
-        # The first command of every run, so runs recorded before it replay without it.
-        self._baseline = workflow.patched(PATCH_BASELINE)
+        self._generation = self._run_generation(start)
+        self._baseline = self._generation >= 1
         if self._baseline:
             carried = workflow.info().typed_search_attributes
             self._published = {pair.key.name: pair.value for pair in carried}
+
+    @staticmethod
+    def _run_generation(start: SubscriptionRunInput) -> int:
+        """The first commands of every run, so runs recorded before them replay without
+        them: the carried generation, else the newest patch marker this run has."""
+        if isinstance(start, SubscriptionState) and start.generation:
+            return start.generation
+        if workflow.patched(PATCH_GENERATION_2):
+            return 2
+        return 1 if workflow.patched(PATCH_BASELINE) else 0
 
     def _patched(self, patch_id: str) -> bool:
         return self._baseline or workflow.patched(patch_id)
@@ -349,6 +370,7 @@ class SubscriptionWorkflow:
             self._lock.release()
         self._state.trim()
         self._state.runs += 1
+        self._state.generation = GENERATION  # the next run runs this code
         workflow.continue_as_new(self._state)
 
     # --- lifecycle steps ----------------------------------------------------------------
@@ -469,24 +491,41 @@ class SubscriptionWorkflow:
         state = self._state
         assert state.customer is not None and state.currency is not None
         at = workflow.now()
-        quote = await self._step(
-            BillingActivities.quote_tax,
-            TaxQuoteRequest(customer=state.customer, currency=state.currency, lines=lines, at=at),
-        )
-        invoice = await self._step(
-            BillingActivities.create_invoice,
-            CreateInvoiceRequest(
-                key=key,
-                subscription_id=state.subscription_id,
-                customer=state.customer,
-                currency=state.currency,
-                lines=lines,
-                period_start=period_start,
-                period_end=period_end,
-                quote=quote,
-                at=at,
-            ),
-        )
+        if self._generation >= 2:
+            invoice = await self._step(
+                BillingActivities.issue_invoice,
+                IssueInvoiceRequest(
+                    key=key,
+                    subscription_id=state.subscription_id,
+                    customer=state.customer,
+                    currency=state.currency,
+                    lines=lines,
+                    period_start=period_start,
+                    period_end=period_end,
+                    at=at,
+                ),
+            )
+        else:
+            quote = await self._step(
+                BillingActivities.quote_tax,
+                TaxQuoteRequest(
+                    customer=state.customer, currency=state.currency, lines=lines, at=at
+                ),
+            )
+            invoice = await self._step(
+                BillingActivities.create_invoice,
+                CreateInvoiceRequest(
+                    key=key,
+                    subscription_id=state.subscription_id,
+                    customer=state.customer,
+                    currency=state.currency,
+                    lines=lines,
+                    period_start=period_start,
+                    period_end=period_end,
+                    quote=quote,
+                    at=at,
+                ),
+            )
         state.remember_invoice(
             InvoiceRecord(
                 invoice_id=invoice.invoice_id,
@@ -1432,6 +1471,11 @@ class SubscriptionWorkflow:
             def replaced(seen: PaymentMethodInfo = card) -> bool:
                 return state.payment_method != seen
 
+            def replaced_or_renewed(
+                seen: PaymentMethodInfo = card, period_end: datetime | None = state.period_end
+            ) -> bool:
+                return state.payment_method != seen or state.period_end != period_end
+
             if not card.described and described != card.id:
                 described = card.id
                 await self._describe_card(card.id)
@@ -1441,6 +1485,13 @@ class SubscriptionWorkflow:
             if expires is not None and not noticed:
                 notice_at = expires - state.gateway_policy.expiring_card_notice
                 remaining = notice_at - workflow.now()
+                period_end = state.period_end
+                if self._generation >= 2 and period_end is not None and notice_at > period_end:
+                    # The run continues as new at the period end, before the notice is
+                    # due: no timer here (a timer is an event and a server task in every
+                    # run); when the period end moves on within this run, look again.
+                    await workflow.wait_condition(replaced_or_renewed)
+                    continue
                 if remaining > timedelta(0):
                     try:
                         await workflow.wait_condition(replaced, timeout=remaining)

@@ -1,5 +1,6 @@
 """``billing.charge_and_record`` against localstripe and PostgreSQL: a successful charge
-is recorded once however often the activity is retried; a declined one records nothing."""
+is recorded once however often the activity is retried; a declined one records nothing.
+``billing.issue_invoice`` (quote and invoice in one step) issues one invoice per key."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from activities.billing import (
     CreateInvoiceRequest,
     InvoiceLineInput,
     InvoiceSummary,
+    IssueInvoiceRequest,
     TaxQuoteRequest,
 )
 from billing.gateway import ChargeDeclined, ChargeOutcome, ChargeSucceeded
@@ -134,3 +136,28 @@ async def test_a_worker_stopped_while_charging_leaves_the_next_one_to_charge_onc
     charges = flows.stripe.v1.charges.list({"customer": paid.gateway_customer_id}).data
     assert len(charges) == 1, "charged once"
     await handle.terminate("test finished")
+
+
+async def test_issue_invoice_quotes_and_issues_once_per_key(flows: Flows) -> None:
+    acts = flows.billing_activities()
+    env = ActivityEnvironment()
+    key = uuid.uuid4().hex[:12]
+    customer = profile(f"cust_{key}")
+    line = InvoiceLineInput(line_id="pro", description="Pro", amount=2900, tax_inclusive=False)
+    request = IssueInvoiceRequest(
+        key=f"issue:{key}",
+        subscription_id=f"sub_{key}",
+        customer=customer,
+        currency="EUR",
+        lines=[line],
+        period_start=AT,
+        period_end=AT + timedelta(days=30),
+        at=AT,
+    )
+    first = await env.run(acts.issue_invoice, request)
+    again = await env.run(acts.issue_invoice, request)  # a retried local activity
+    assert again == first
+    quote = await env.run(acts.quote_tax, TaxQuoteRequest(customer, "EUR", [line], AT))
+    assert (first.status, first.subtotal, first.tax_total) == ("open", 2900, quote.tax_total)
+    assert first.total == first.amount_remaining == 2900 + quote.tax_total
+    assert [i.id for i in flows.store.list_for_customer(customer.customer_id)] == [first.invoice_id]

@@ -256,6 +256,16 @@ async def previous_run(
     return client.get_workflow_handle(handle.id, run_id=started.continued_execution_run_id)
 
 
+async def first_run_of(
+    client: Client, handle: WorkflowHandle[Any, Any]
+) -> WorkflowHandle[Any, Any]:
+    """The workflow's first run (the one its id was started with)."""
+    described = await handle.describe()
+    first = described.raw_description.workflow_execution_info.first_run_id
+    assert first, "the server reports the first run"
+    return client.get_workflow_handle(handle.id, run_id=first)
+
+
 def utc(*parts: int) -> datetime:
     return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
 

@@ -40,6 +40,10 @@ EXPECTED = {
     # Since the baseline patch (one marker; tax quote and invoice as local activities):
     "subscription_renewal_baseline",
     "subscription_plan_change_baseline",
+    # Generation 2 (carried in state; one local activity for quote and invoice):
+    "subscription_first_run_generation2",
+    "subscription_renewal_generation2",
+    "subscription_plan_change_generation2",
 }
 
 

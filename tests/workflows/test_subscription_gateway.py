@@ -321,6 +321,55 @@ async def test_expiring_card_is_noticed_once_ahead_of_expiry(
     assert f"visa •••• 4242) expires on {expires:%Y-%m-%d}" in rows[0].body
 
 
+async def test_expiring_card_notice_due_after_the_period_end_comes_from_a_later_run(
+    billing: Billing,
+) -> None:
+    """A monthly run does not wait for a notice due after its period end; the run that
+    holds the notice time sends it on time."""
+    handle = await billing.subscribe(plan_id="pro-monthly")
+    described = await eventually(
+        handle, lambda s: s.payment_method is not None and s.payment_method.last4 is not None
+    )
+    card = described.payment_method
+    assert card is not None
+    now = await billing.env.get_current_time()
+    later = now + timedelta(days=100)
+    update = stripe_shaped(
+        "payment_method.automatically_updated",
+        {
+            "id": card.id,
+            "object": "payment_method",
+            "customer": described.gateway_customer_id,
+            "card": {
+                "brand": "visa",
+                "last4": "4242",
+                "exp_month": later.month,
+                "exp_year": later.year,
+            },
+            "metadata": {"dunwell_subscription_id": described.subscription_id},
+        },
+        now,
+    )
+    await handle.signal(SubscriptionWorkflow.gateway_event, update)
+    updated = await eventually(
+        handle, lambda s: s.payment_method is not None and s.payment_method.exp_year == later.year
+    )
+    assert updated.payment_method is not None and updated.period_end is not None
+    expires = updated.payment_method.expires_at()
+    assert expires is not None
+    notice_at = expires - updated.gateway_policy.expiring_card_notice
+    assert notice_at > updated.period_end + timedelta(days=28), "due two periods on at least"
+
+    await billing.sleep_until(notice_at - timedelta(hours=1))
+    early = await handle.query(SubscriptionWorkflow.state)
+    assert early.notices == [], "not before the notice period"
+    assert early.runs >= 3, "the notice time is in a later run"
+
+    await billing.sleep_until(notice_at + timedelta(hours=1))
+    noticed = await eventually(handle, lambda s: bool(s.notices))
+    assert [(n.kind, n.due_at) for n in noticed.notices] == [("expiring_card", expires)]
+
+
 async def test_action_required_then_confirmed_on_session(
     billing: Billing, localstripe_url: str
 ) -> None:

@@ -10,6 +10,7 @@ from tests.workflows.harness import (
     FAILS_WHEN_CHARGED,
     Billing,
     eventually,
+    first_run_of,
     previous_run,
     record_history,
 )
@@ -76,9 +77,13 @@ async def test_a_year_of_monthly_renewals_keeps_the_ledger_balanced(billing: Bil
     await record_history(
         billing.client.get_workflow_handle(handle.id, run_id=first_run), "subscription_renewal"
     )
-    # A whole renewal run of this version (baseline patch: local billing steps).
+    # Whole runs of this version: the first (generation-2 marker) and one continued as
+    # new (its generation carried in state, no marker).
     await record_history(
-        await previous_run(billing.client, handle), "subscription_renewal_baseline"
+        await first_run_of(billing.client, handle), "subscription_first_run_generation2"
+    )
+    await record_history(
+        await previous_run(billing.client, handle), "subscription_renewal_generation2"
     )
 
 
