@@ -41,6 +41,7 @@ from typing import Any, TypeVar
 from temporalio import workflow
 from temporalio.common import (
     RetryPolicy,
+    SearchAttributeKey,
     SearchAttributePair,
     SearchAttributeUpdate,
     TypedSearchAttributes,
@@ -179,11 +180,14 @@ PATCH_BASELINE = "baseline-2026-11"
 # newest it knows); a run continued as new reads it from the carried state, so it records
 # no marker and no TemporalChangeVersion upsert at all.
 #   1: PATCH_BASELINE.
-#   2: the tax quote and the invoice are one local activity (``billing.issue_invoice``),
-#      and no card-expiry timer is started that would only fire after the period end
-#      (the run continues as new first; the next run starts it when it is due).
+#   2: the tax quote and the invoice are one local activity (``billing.issue_invoice``);
+#      no card-expiry timer is started that would only fire after the period end (the
+#      run continues as new first; the next run starts it when it is due); and the
+#      search attributes a renewal changes go to the next run with continue-as-new
+#      instead of an upsert just before it.
 PATCH_GENERATION_2 = "generation-2"
 GENERATION = 2
+CHANGE_VERSION = SearchAttributeKey.for_keyword_list("TemporalChangeVersion")
 
 _GATEWAY_READ_TIMEOUT = timedelta(seconds=60)
 # Keys of sent notices kept in state; notices are trimmed to RECENT_LIMIT, so this covers them.
@@ -242,10 +246,15 @@ class SubscriptionWorkflow:
         self._wake = False
         self._next_timer = "—"
         self._published: dict[str, object] = {}
+        # While a period closes (generation 2): changed search attributes wait here, for
+        # continue-as-new to carry them, or for an upsert if the run goes on.
+        self._held: dict[str, SearchAttributeUpdate[Any]] | None = None
         self._watchers: list[asyncio.Task[None]] = []
         self._live_children: set[str] = set()  # dunning children this run started
         self._continue_due = False  # a period boundary passed while children ran
         self._generation = self._run_generation(start)
+        carried_generation = isinstance(start, SubscriptionState) and start.generation > 0
+        self._marked = self._generation == 2 and not carried_generation
         self._baseline = self._generation >= 1
         if self._baseline:
             carried = workflow.info().typed_search_attributes
@@ -258,6 +267,8 @@ class SubscriptionWorkflow:
         if isinstance(start, SubscriptionState) and start.generation:
             return start.generation
         if workflow.patched(PATCH_GENERATION_2):
+            # The SDK upserted TemporalChangeVersion for this marker, which the run's info
+            # does not show: carried search attributes must name it themselves.
             return 2
         return 1 if workflow.patched(PATCH_BASELINE) else 0
 
@@ -306,11 +317,15 @@ class SubscriptionWorkflow:
                 await self._expire_unless_paid()
         while state.status not in TERMINAL_STATUSES:
             if await self._wait_for_period_end():
+                if self._generation >= 2:
+                    self._held = {}
                 async with self._lock:
                     await self._close_period()
                 if state.status in TERMINAL_STATUSES:
+                    self._release_held()
                     break
                 if self._live_children:
+                    self._release_held()
                     self._continue_due = True  # once the dunning children have closed
                     continue
                 await self._continue_as_new()
@@ -362,6 +377,8 @@ class SubscriptionWorkflow:
         # Also wait for a watcher's gateway re-sync (it holds the lock, not a handler):
         # cut short, it would leave a payment recorded in the ledger but not in state.
         # Notices go out first: an activity scheduled alongside continue-as-new is lost.
+        if not (self._ready_to_continue() and not self._lock.locked()):
+            self._release_held()  # ops see the new period while this run finishes
         while True:
             await workflow.wait_condition(self._ready_to_continue)
             await self._lock.acquire()
@@ -371,6 +388,17 @@ class SubscriptionWorkflow:
         self._state.trim()
         self._state.runs += 1
         self._state.generation = GENERATION  # the next run runs this code
+        if self._held:
+            carried = {pair.key.name: pair for pair in workflow.info().typed_search_attributes}
+            if self._marked:  # what the SDK upserted for the marker (see _run_generation)
+                carried[CHANGE_VERSION.name] = SearchAttributePair(
+                    CHANGE_VERSION, [PATCH_GENERATION_2]
+                )
+            for update in self._held.values():
+                carried[update.key.name] = SearchAttributePair(update.key, update.value)
+            workflow.continue_as_new(
+                self._state, search_attributes=TypedSearchAttributes(list(carried.values()))
+            )
         workflow.continue_as_new(self._state)
 
     # --- lifecycle steps ----------------------------------------------------------------
@@ -1800,6 +1828,12 @@ class SubscriptionWorkflow:
         state.last_event = f"{record.from_status} → {record.to_status} ({trigger})"
         self._publish_now()
 
+    def _release_held(self) -> None:
+        """Upsert what a period close held back, when no continue-as-new carries it."""
+        held, self._held = self._held, None
+        if held:
+            workflow.upsert_search_attributes(list(held.values()))
+
     def _publish_now(self) -> None:
         self._publish(self._next_timer)
 
@@ -1820,7 +1854,9 @@ class SubscriptionWorkflow:
             updates.append(sa.PERIOD_END.value_set(state.period_end))
         # Upsert only what changed: every upsert is an event in history.
         changed = [u for u in updates if self._published.get(u.key.name) != u.value]
-        if changed:
+        if changed and self._held is not None:
+            self._held.update({u.key.name: u for u in changed})
+        elif changed:
             workflow.upsert_search_attributes(changed)
-            self._published.update({u.key.name: u.value for u in changed})
+        self._published.update({u.key.name: u.value for u in changed})
         workflow.set_current_details(details_markdown(state, workflow.now(), next_timer))

@@ -383,7 +383,8 @@ async def test_action_required_then_confirmed_on_session(
     (notice,) = [n for n in past_due.notices if n.kind == "action_required"]
     assert notice.payment_intent_id == action.payment_intent_id and notice.due_at == action.deadline
     assert "action required" in details_markdown(past_due, action.requested_at, "—")
-    assert (await handle.describe()).typed_search_attributes.get(sa.STATUS) == "past_due"
+    shown = (await handle.describe()).typed_search_attributes
+    assert (shown.get(sa.STATUS), shown.get(sa.PERIOD_END)) == ("past_due", past_due.period_end)
     # The friction decision is billing.sca's for this subscription's own payment history.
     assert past_due.customer is not None
     expected = challenge_decision(

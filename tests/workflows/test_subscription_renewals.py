@@ -14,7 +14,8 @@ from tests.workflows.harness import (
     previous_run,
     record_history,
 )
-from workflows.subscription import SubscriptionWorkflow
+from workflows import search_attributes as sa
+from workflows.subscription import CHANGE_VERSION, PATCH_GENERATION_2, SubscriptionWorkflow
 
 PRO_EUR = 2900
 DE_VAT_ON_PRO = 551  # 19 % of 29.00 EUR, half-up
@@ -56,6 +57,10 @@ async def test_a_year_of_monthly_renewals_keeps_the_ledger_balanced(billing: Bil
         state = await eventually(handle, lambda s, n=n: s.invoice_count == n)
         assert (state.period_start, state.period_end) == (period.start, period.end)
         assert state.status is SubscriptionStatus.ACTIVE
+        # Ops see the new period (carried by continue-as-new, not upserted before it).
+        shown = (await handle.describe()).typed_search_attributes
+        assert (shown.get(sa.STATUS), shown.get(sa.PERIOD_END)) == ("active", period.end)
+        assert shown.get(CHANGE_VERSION) == [PATCH_GENERATION_2], "still names the version"
         now = balances(billing, customer_id)
         assert now["receivable"] == 0, "every renewal was charged and paid"
         assert now["revenue"] - before["revenue"] == -PRO_EUR * (n - 1)
