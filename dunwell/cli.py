@@ -50,12 +50,20 @@ def dev() -> None:
     raise typer.Exit(run_dev(_settings()))
 
 
+# The API's event loop hands work to other threads (grouped database writes, the
+# Temporal client's bridge), and each answer needs the GIL back. With Python's default
+# 5 ms switch interval, a busy loop keeps the GIL for whole slices and every answer waits
+# for one; 1 ms keeps those waits short (webhook intake, bench/webhooks.py).
+API_SWITCH_INTERVAL_S = 0.001
+
+
 @app.command()
 def api() -> None:
     """Serve the HTTP API (server, portal, webhooks, ops)."""
     import uvicorn
 
     settings = _settings()
+    sys.setswitchinterval(API_SWITCH_INTERVAL_S)
     uvicorn.run(
         "api.app:create_app",
         factory=True,

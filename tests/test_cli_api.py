@@ -1,0 +1,28 @@
+"""``dunwell api`` process setup (the serving itself is tested through the API)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import pytest
+import uvicorn
+
+from dunwell import cli
+
+
+def test_the_api_runs_with_a_short_gil_switch_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+
+    def serve(app: str, **options: Any) -> None:  # stands in for uvicorn's server loop
+        seen.update(app=app, interval=sys.getswitchinterval())
+
+    monkeypatch.setattr(uvicorn, "run", serve)
+    monkeypatch.setattr(cli, "_hard_exit", lambda code: seen.update(code=code))
+    previous = sys.getswitchinterval()
+    assert previous != cli.API_SWITCH_INTERVAL_S, "Python's default is 5 ms"
+    try:
+        cli.api()
+    finally:
+        sys.setswitchinterval(previous)
+    assert seen == {"app": "api.app:create_app", "interval": cli.API_SWITCH_INTERVAL_S, "code": 0}
