@@ -22,6 +22,7 @@ from billing.catalog import load_catalog
 from dunwell import temporal
 from dunwell.components import build_gateway, build_tax_engine
 from dunwell.converter import warm_type_adapters
+from dunwell.heap import freeze_startup_heap
 from dunwell.logs import install_redaction
 from dunwell.settings import Settings
 from ledger.compliance import ComplianceLedger
@@ -87,4 +88,5 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
     async with build_worker(client, settings):
+        freeze_startup_heap()
         await stop.wait()

@@ -30,13 +30,17 @@ from api.services.event_recorder import EventRecorder
 from api.temporal_client import TemporalConnection
 from billing.catalog import load_catalog
 from dunwell.components import build_gateway, build_tax_engine
+from dunwell.heap import freeze_startup_heap
 from dunwell.logs import install_redaction
 from dunwell.settings import Environment, Settings, get_settings
 from ledger.db import make_engine
 
 
 def create_app(
-    settings: Settings | None = None, *, temporal_client: Client | None = None
+    settings: Settings | None = None,
+    *,
+    temporal_client: Client | None = None,
+    freeze_heap: bool = False,
 ) -> FastAPI:
     settings = settings or get_settings()
     install_redaction()
@@ -50,6 +54,8 @@ def create_app(
         app.state.catalog = load_catalog()
         app.state.tax_engine = build_tax_engine(settings)
         app.state.gateway = build_gateway(settings)
+        if freeze_heap:
+            freeze_startup_heap()
         try:
             yield
         finally:
@@ -80,3 +86,8 @@ def create_app(
     if settings.env is Environment.DEV:
         app.include_router(dev.router)
     return app
+
+
+def create_served_app() -> FastAPI:
+    """The app ``dunwell api`` serves: its start-up heap is frozen (``dunwell.heap``)."""
+    return create_app(freeze_heap=True)

@@ -65,7 +65,7 @@ def api() -> None:
     settings = _settings()
     sys.setswitchinterval(API_SWITCH_INTERVAL_S)
     uvicorn.run(
-        "api.app:create_app",
+        "api.app:create_served_app",
         factory=True,
         host=settings.api_host,
         port=settings.api_port,

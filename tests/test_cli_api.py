@@ -25,4 +25,8 @@ def test_the_api_runs_with_a_short_gil_switch_interval(monkeypatch: pytest.Monke
         cli.api()
     finally:
         sys.setswitchinterval(previous)
-    assert seen == {"app": "api.app:create_app", "interval": cli.API_SWITCH_INTERVAL_S, "code": 0}
+    assert seen == {
+        "app": "api.app:create_served_app",
+        "interval": cli.API_SWITCH_INTERVAL_S,
+        "code": 0,
+    }
