@@ -59,6 +59,7 @@ def create_app(
         try:
             yield
         finally:
+            await app.state.event_recorder.flush()
             app.state.gateway.close()
             app.state.engine.dispose()
 

@@ -14,7 +14,7 @@ import hmac
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Header, Request
+from fastapi import APIRouter, Header, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from api.deps import EngineDep, SettingsDep
@@ -52,7 +52,6 @@ class RelayEventIn(BaseModel):
 )
 async def relay_events(
     request: Request,
-    background: BackgroundTasks,
     settings: SettingsDep,
     engine: EngineDep,
     signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER)] = None,
@@ -78,7 +77,7 @@ async def relay_events(
         )
     except MalformedEvent as err:
         raise ApiError(422, "invalid_request", str(err)) from err
-    return await intake(request, settings, engine, outcome, raw.decode("utf-8"), background)
+    return await intake(request, settings, engine, outcome, raw.decode("utf-8"))
 
 
 def sign(body: bytes, secret: str, timestamp: int) -> str:

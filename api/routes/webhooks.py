@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import stripe
-from fastapi import APIRouter, BackgroundTasks, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import Engine
 from temporalio.common import WorkflowIDConflictPolicy
@@ -78,7 +78,6 @@ def workflow_id(subscription_id: str) -> str:
 )
 async def stripe_webhook(
     request: Request,
-    background: BackgroundTasks,
     settings: SettingsDep,
     engine: EngineDep,
     stripe_signature: Annotated[str | None, Header(alias="Stripe-Signature")] = None,
@@ -90,7 +89,7 @@ async def stripe_webhook(
         outcome = stripe_event(json.loads(raw))
     except (ValueError, MalformedEvent) as err:
         raise ApiError(400, "invalid_event", "the body is not a Stripe event") from err
-    return await intake(request, settings, engine, outcome, raw.decode("utf-8"), background)
+    return await intake(request, settings, engine, outcome, raw.decode("utf-8"))
 
 
 def _verify_stripe_signature(raw: bytes, header: str | None, secret: str) -> None:
@@ -124,7 +123,6 @@ async def intake(
     engine: Engine,
     outcome: GatewayEvent | Unroutable,
     raw_body: str,
-    background: BackgroundTasks,
 ) -> IntakeAck:
     """Record the event once, then park it or hand it to its subscription workflow."""
     now = datetime.now(UTC)
@@ -155,9 +153,10 @@ async def intake(
     except Exception:
         await asyncio.to_thread(_release, engine, event.event_id)
         raise
-    # Bookkeeping after the acknowledgement: if it is lost, the claim expires and a
-    # retried delivery signals again, which the workflow drops as a duplicate.
-    background.add_task(recorder.mark_delivered, event.event_id)
+    # Bookkeeping the acknowledgement does not wait for: if it is lost, the claim
+    # expires and a retried delivery signals again, which the workflow drops as a
+    # duplicate.
+    recorder.mark_delivered_soon(event.event_id)
     return IntakeAck(status="accepted", event_id=event.event_id)
 
 

@@ -41,11 +41,27 @@ class GroupCommit(Generic[T, R]):
         self._drainer: asyncio.Task[None] | None = None
 
     async def submit(self, item: T) -> R:
+        return await self._enqueue(item)
+
+    def submit_nowait(self, item: T, on_error: Callable[[BaseException], None]) -> None:
+        """Queue ``item`` for the next write without waiting for it; a failure goes to
+        ``on_error``."""
+        future = self._enqueue(item)
+        future.add_done_callback(
+            lambda done: on_error(error) if (error := done.exception()) is not None else None
+        )
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is written (or has failed)."""
+        while self._drainer is not None:
+            await asyncio.wait([self._drainer])
+
+    def _enqueue(self, item: T) -> asyncio.Future[R]:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
         if self._drainer is None:
             self._drainer = asyncio.create_task(self._drain())
-        return await future
+        return future
 
     async def _drain(self) -> None:
         try:
@@ -116,6 +132,18 @@ class EventRecorder:
 
     async def mark_delivered(self, event_id: str) -> None:
         await self._writes.submit(_Delivered(event_id))
+
+    def mark_delivered_soon(self, event_id: str) -> None:
+        """Mark ``event_id`` delivered with the next grouped write, without waiting: a
+        lost mark only means its claim expires, and a redelivery is signalled again."""
+        self._writes.submit_nowait(
+            _Delivered(event_id),
+            lambda err: log.warning("could not mark event %s delivered: %s", event_id, err),
+        )
+
+    async def flush(self) -> None:
+        """Write the marks still queued (at shutdown)."""
+        await self._writes.flush()
 
     def _write(self, items: Sequence[ReceivedEvent | _Delivered]) -> list[bool]:
         records = [item for item in items if isinstance(item, ReceivedEvent)]

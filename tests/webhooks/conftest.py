@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -184,6 +185,17 @@ async def post_relay(
 
 
 # --- what happened --------------------------------------------------------------------
+
+
+async def delivered_row(url: str, event_id: str, timeout: float = 10.0) -> dict[str, Any]:
+    """The event's row once marked ``delivered`` (the mark follows the acknowledgement)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        row = processed_row(url, event_id)
+        if row is not None and row["status"] == "delivered":
+            return row
+        assert time.monotonic() < deadline, f"{event_id} not marked delivered: {row}"
+        await asyncio.sleep(0.02)
 
 
 def processed_row(url: str, event_id: str) -> dict[str, Any] | None:

@@ -55,3 +55,31 @@ async def test_a_failing_item_fails_alone():
     assert outcomes[2] == 140
     assert [12, 13, 14] in store.calls  # tried together first, then one by one
     assert store.calls[-3:] == [[12], [13], [14]]
+
+
+async def test_an_item_queued_without_waiting_rides_the_next_write():
+    store = Store()
+    group = GroupCommit(store.write)
+    first = asyncio.create_task(group.submit(1))
+    assert await asyncio.to_thread(store.entered.wait, 10)
+    errors: list[BaseException] = []
+    group.submit_nowait(2, errors.append)
+    waiting = asyncio.create_task(group.submit(3))
+    await asyncio.sleep(0)
+    store.release.set()
+
+    assert (await first, await waiting) == (10, 30)
+    assert store.calls == [[1], [2, 3]]
+    assert errors == []
+
+
+async def test_a_failed_item_queued_without_waiting_reaches_its_error_handler():
+    store = Store()
+    store.release.set()
+    group = GroupCommit(store.write)
+    failed = asyncio.get_running_loop().create_future()
+    group.submit_nowait(13, failed.set_result)
+
+    error = await asyncio.wait_for(failed, 10)
+    assert isinstance(error, ValueError) and str(error) == "13 is refused"
+    assert await group.submit(14) == 140, "the writer goes on"

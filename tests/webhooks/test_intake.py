@@ -17,6 +17,7 @@ from tests.webhooks.conftest import (
     RELAY_SECRET,
     build_app,
     count_rows,
+    delivered_row,
     new_id,
     post_relay,
     post_stripe,
@@ -35,6 +36,16 @@ async def assert_no_workflow(env: WorkflowEnvironment, subscription_id: str) -> 
     assert err.value.status == RPCStatusCode.NOT_FOUND
 
 
+async def test_shutdown_writes_the_delivered_marks_still_queued(app, events_db_url):
+    event = stripe_event("invoice.paid", subscription_id=new_id("sub"))
+    async with running(app) as http:
+        response = await post_stripe(http, event)
+        assert response.json()["status"] == "accepted"
+    # No waiting: leaving the app wrote the queued mark before the engine closed.
+    row = processed_row(events_db_url, event["id"])
+    assert row is not None and row["status"] == "delivered"
+
+
 async def test_valid_event_is_recorded_and_signalled(api, events_db_url, temporal_dev_env):
     sub = new_id("sub")
     event = stripe_event("invoice.paid", subscription_id=sub)
@@ -43,8 +54,7 @@ async def test_valid_event_is_recorded_and_signalled(api, events_db_url, tempora
 
     assert response.status_code == 200, response.text
     assert response.json() == {"status": "accepted", "event_id": event["id"]}
-    row = processed_row(events_db_url, event["id"])
-    assert row is not None
+    row = await delivered_row(events_db_url, event["id"])
     assert (row["status"], row["source"], row["subscription_id"]) == ("delivered", "stripe", sub)
     assert row["raw_body"] == response.request.content.decode()
     signals = await signalled_events(temporal_dev_env.client, sub)
@@ -166,7 +176,7 @@ async def test_duplicate_storm_records_and_signals_once(api, events_db_url, temp
     assert statuses.count("accepted") == 1
     assert statuses.count("duplicate") == 49
     assert count_rows(events_db_url, event["id"]) == 1
-    assert processed_row(events_db_url, event["id"])["status"] == "delivered"
+    assert (await delivered_row(events_db_url, event["id"]))["status"] == "delivered"
     assert len(await signalled_events(temporal_dev_env.client, sub)) == 1
 
 
@@ -202,8 +212,7 @@ async def test_temporal_down_answers_503_and_the_retry_delivers_once(
 
     assert sorted(r.json()["status"] for r in retried) == ["accepted"] + ["duplicate"] * 4
     assert again.json()["status"] == "duplicate"
-    row = processed_row(events_db_url, event["id"])
-    assert row["status"] == "delivered"
+    row = await delivered_row(events_db_url, event["id"])
     assert row["delivery_attempts"] == 2
     assert [s.event_id for s in await signalled_events(temporal_dev_env.client, sub)] == [
         event["id"]
@@ -240,7 +249,7 @@ async def test_abandoned_claim_is_taken_over_after_the_lease(
     response = await post_stripe(api, event)
 
     assert response.json()["status"] == "accepted"
-    assert processed_row(events_db_url, event["id"])["status"] == "delivered"
+    assert (await delivered_row(events_db_url, event["id"]))["status"] == "delivered"
     assert len(await signalled_events(temporal_dev_env.client, sub)) == 1
 
 
