@@ -377,7 +377,7 @@ class SubscriptionWorkflow:
         # Also wait for a watcher's gateway re-sync (it holds the lock, not a handler):
         # cut short, it would leave a payment recorded in the ledger but not in state.
         # Notices go out first: an activity scheduled alongside continue-as-new is lost.
-        if not (self._ready_to_continue() and not self._lock.locked()):
+        if self._lock.locked() or not self._ready_to_continue():
             self._release_held()  # ops see the new period while this run finishes
         while True:
             await workflow.wait_condition(self._ready_to_continue)
