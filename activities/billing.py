@@ -93,6 +93,24 @@ class IssueInvoiceRequest:
     period_end: datetime
     at: datetime
 
+    def tax_request(self) -> TaxQuoteRequest:
+        return TaxQuoteRequest(
+            customer=self.customer, currency=self.currency, lines=self.lines, at=self.at
+        )
+
+    def with_quote(self, quote: TaxQuote) -> CreateInvoiceRequest:
+        return CreateInvoiceRequest(
+            key=self.key,
+            subscription_id=self.subscription_id,
+            customer=self.customer,
+            currency=self.currency,
+            lines=self.lines,
+            period_start=self.period_start,
+            period_end=self.period_end,
+            quote=quote,
+            at=self.at,
+        )
+
 
 @dataclass(frozen=True)
 class InvoiceSummary:
@@ -331,27 +349,8 @@ class BillingActivities:
         """``quote_tax`` then ``create_invoice``: one step, so a renewal's invoice takes
         one local activity instead of two. A retry quotes again at the same ``at`` and
         finds the invoice already issued under ``request.key``."""
-        quote = await self.quote_tax(
-            TaxQuoteRequest(
-                customer=request.customer,
-                currency=request.currency,
-                lines=request.lines,
-                at=request.at,
-            )
-        )
-        return await self.create_invoice(
-            CreateInvoiceRequest(
-                key=request.key,
-                subscription_id=request.subscription_id,
-                customer=request.customer,
-                currency=request.currency,
-                lines=request.lines,
-                period_start=request.period_start,
-                period_end=request.period_end,
-                quote=quote,
-                at=request.at,
-            )
-        )
+        quote = await self.quote_tax(request.tax_request())
+        return await self.create_invoice(request.with_quote(quote))
 
     @activity.defn(name="billing.charge_invoice")
     async def charge_invoice(self, request: ChargeRequest) -> ChargeOutcome:

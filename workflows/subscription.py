@@ -59,14 +59,12 @@ with workflow.unsafe.imports_passed_through():
         BillingActivities,
         ChargeAndRecordRequest,
         ChargeRequest,
-        CreateInvoiceRequest,
         InvoiceLineInput,
         InvoiceSummary,
         IssueInvoiceRequest,
         MarkPaidRequest,
         PaymentMethodRequest,
         ProrationRecordRequest,
-        TaxQuoteRequest,
         VoidInvoiceRequest,
     )
     from activities.dunning import DunningActivities, UtcOffsetRequest
@@ -518,42 +516,21 @@ class SubscriptionWorkflow:
     ) -> InvoiceSummary:
         state = self._state
         assert state.customer is not None and state.currency is not None
-        at = workflow.now()
+        request = IssueInvoiceRequest(
+            key=key,
+            subscription_id=state.subscription_id,
+            customer=state.customer,
+            currency=state.currency,
+            lines=lines,
+            period_start=period_start,
+            period_end=period_end,
+            at=workflow.now(),
+        )
         if self._generation >= 2:
-            invoice = await self._step(
-                BillingActivities.issue_invoice,
-                IssueInvoiceRequest(
-                    key=key,
-                    subscription_id=state.subscription_id,
-                    customer=state.customer,
-                    currency=state.currency,
-                    lines=lines,
-                    period_start=period_start,
-                    period_end=period_end,
-                    at=at,
-                ),
-            )
+            invoice = await self._step(BillingActivities.issue_invoice, request)
         else:
-            quote = await self._step(
-                BillingActivities.quote_tax,
-                TaxQuoteRequest(
-                    customer=state.customer, currency=state.currency, lines=lines, at=at
-                ),
-            )
-            invoice = await self._step(
-                BillingActivities.create_invoice,
-                CreateInvoiceRequest(
-                    key=key,
-                    subscription_id=state.subscription_id,
-                    customer=state.customer,
-                    currency=state.currency,
-                    lines=lines,
-                    period_start=period_start,
-                    period_end=period_end,
-                    quote=quote,
-                    at=at,
-                ),
-            )
+            quote = await self._step(BillingActivities.quote_tax, request.tax_request())
+            invoice = await self._step(BillingActivities.create_invoice, request.with_quote(quote))
         state.remember_invoice(
             InvoiceRecord(
                 invoice_id=invoice.invoice_id,

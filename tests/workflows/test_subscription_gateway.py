@@ -36,6 +36,7 @@ from workflows.subscription_state import (
     ConfirmPaymentRequest,
     GatewayPolicy,
     PaymentConfirmation,
+    PaymentMethodInfo,
     SetPaymentMethodRequest,
     SubscriptionState,
     details_markdown,
@@ -257,20 +258,19 @@ async def test_card_update_for_someone_elses_card_is_ignored(billing: Billing) -
     assert after.payment_method_id == active.payment_method_id != stranger
 
 
-async def test_expiring_card_is_noticed_once_ahead_of_expiry(
-    billing: Billing, billing_engine: Engine
-) -> None:
-    handle = await billing.subscribe(plan_id="pro-yearly")
+async def card_expiring_in(
+    billing: Billing, handle: WorkflowHandle[Any, SubscriptionState], days: int
+) -> tuple[SubscriptionState, PaymentMethodInfo, GatewayEvent]:
+    """The account updater moves the card's expiry ``days`` from the server's clock (which
+    the session's time skipping may have carried past what a test card accepts). Returns
+    the state before, the card before, and the update event (to redeliver)."""
     described = await eventually(
         handle, lambda s: s.payment_method is not None and s.payment_method.last4 is not None
     )
     card = described.payment_method
-    assert card is not None and (card.brand, card.last4) == ("visa", "4242")
-    assert described.notices == []
-    # The account updater moves the expiry to ~45 days from the server's clock (which
-    # the session's time skipping may have carried past what a test card accepts).
+    assert card is not None
     now = await billing.env.get_current_time()
-    soon = now + timedelta(days=45)
+    later = now + timedelta(days=days)
     update = stripe_shaped(
         "payment_method.automatically_updated",
         {
@@ -280,17 +280,29 @@ async def test_expiring_card_is_noticed_once_ahead_of_expiry(
             "card": {
                 "brand": "visa",
                 "last4": "4242",
-                "exp_month": soon.month,
-                "exp_year": soon.year,
+                "exp_month": later.month,
+                "exp_year": later.year,
             },
             "metadata": {"dunwell_subscription_id": described.subscription_id},
         },
         now,
     )
     await handle.signal(SubscriptionWorkflow.gateway_event, update)
-    updated = await eventually(
-        handle, lambda s: s.payment_method is not None and s.payment_method.exp_year == soon.year
+    await eventually(
+        handle, lambda s: s.payment_method is not None and s.payment_method.exp_year == later.year
     )
+    return described, card, update
+
+
+async def test_expiring_card_is_noticed_once_ahead_of_expiry(
+    billing: Billing, billing_engine: Engine
+) -> None:
+    handle = await billing.subscribe(plan_id="pro-yearly")
+    soon = await billing.env.get_current_time() + timedelta(days=45)
+    described, card, update = await card_expiring_in(billing, handle, 45)
+    assert (card.brand, card.last4) == ("visa", "4242")
+    assert described.notices == []
+    updated = await handle.query(SubscriptionWorkflow.state)
     assert updated.payment_method is not None
     expires = updated.payment_method.expires_at()
     assert expires is not None and expires.day == 1 and expires > soon
@@ -327,33 +339,8 @@ async def test_expiring_card_notice_due_after_the_period_end_comes_from_a_later_
     """A monthly run does not wait for a notice due after its period end; the run that
     holds the notice time sends it on time."""
     handle = await billing.subscribe(plan_id="pro-monthly")
-    described = await eventually(
-        handle, lambda s: s.payment_method is not None and s.payment_method.last4 is not None
-    )
-    card = described.payment_method
-    assert card is not None
-    now = await billing.env.get_current_time()
-    later = now + timedelta(days=100)
-    update = stripe_shaped(
-        "payment_method.automatically_updated",
-        {
-            "id": card.id,
-            "object": "payment_method",
-            "customer": described.gateway_customer_id,
-            "card": {
-                "brand": "visa",
-                "last4": "4242",
-                "exp_month": later.month,
-                "exp_year": later.year,
-            },
-            "metadata": {"dunwell_subscription_id": described.subscription_id},
-        },
-        now,
-    )
-    await handle.signal(SubscriptionWorkflow.gateway_event, update)
-    updated = await eventually(
-        handle, lambda s: s.payment_method is not None and s.payment_method.exp_year == later.year
-    )
+    await card_expiring_in(billing, handle, 100)
+    updated = await handle.query(SubscriptionWorkflow.state)
     assert updated.payment_method is not None and updated.period_end is not None
     expires = updated.payment_method.expires_at()
     assert expires is not None
