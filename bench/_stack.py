@@ -257,7 +257,7 @@ class Stack:
         return self.database_url
 
     def start_temporal(self) -> str:
-        from dunwell.temporal_server import start_dev_flags
+        from workflows.search_attributes import cli_flags
 
         port = free_port()
         self._spawn(
@@ -277,7 +277,7 @@ class Stack:
                 str(free_port()),
                 "--log-level",
                 "error",
-                *start_dev_flags(),
+                *cli_flags(),
             ],
         )
         self._wait_until("temporal", lambda: port_answers(port))

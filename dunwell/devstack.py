@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from dunwell import temporal_server
 from dunwell.settings import Settings
+from workflows import search_attributes
 
 STOP_GRACE_SECONDS = 10.0
 START_TIMEOUT_SECONDS = 60.0
@@ -133,7 +133,7 @@ class DevStack:
             s.temporal_namespace,
             "--log-level",
             "warn",
-            *temporal_server.start_dev_flags(),
+            *search_attributes.cli_flags(),
         ]
         return [
             Service(

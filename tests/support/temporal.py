@@ -8,8 +8,7 @@ from pathlib import Path
 from temporalio.testing import WorkflowEnvironment
 
 from dunwell.converter import data_converter
-from dunwell.temporal_server import start_dev_flags
-from workflows.search_attributes import register_search_attributes
+from workflows.search_attributes import cli_flags, register_search_attributes
 
 
 def _bin(name: str) -> str:
@@ -20,10 +19,10 @@ def _bin(name: str) -> str:
 
 
 async def start_dev_server() -> WorkflowEnvironment:
-    """A real Temporal dev server (in memory) started as ``make dev`` starts it."""
+    """A real Temporal dev server (in memory) with Dunwell's search attributes."""
     return await WorkflowEnvironment.start_local(
         dev_server_existing_path=_bin("temporal"),
-        dev_server_extra_args=[*start_dev_flags(), "--log-level", "error"],
+        dev_server_extra_args=[*cli_flags(), "--log-level", "error"],
         data_converter=data_converter,
     )
 
