@@ -130,9 +130,6 @@ class EventRecorder:
         ``received`` row whose earlier delivery failed or was abandoned."""
         return await self._writes.submit(event)
 
-    async def mark_delivered(self, event_id: str) -> None:
-        await self._writes.submit(_Delivered(event_id))
-
     def mark_delivered_soon(self, event_id: str) -> None:
         """Mark ``event_id`` delivered with the next grouped write, without waiting: a
         lost mark only means its claim expires, and a redelivery is signalled again."""

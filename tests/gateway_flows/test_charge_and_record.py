@@ -15,11 +15,9 @@ from activities.billing import (
     BillingActivities,
     ChargeAndRecordRequest,
     ChargeRequest,
-    CreateInvoiceRequest,
     InvoiceLineInput,
     InvoiceSummary,
     IssueInvoiceRequest,
-    TaxQuoteRequest,
 )
 from billing.gateway import ChargeDeclined, ChargeOutcome, ChargeSucceeded
 from billing.lifecycle import SubscriptionStatus
@@ -30,29 +28,31 @@ from tests.workflows.harness import FAILS_WHEN_CHARGED, VISA_OK, eventually, pro
 AT = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
 
+def issue_request(key: str, line: InvoiceLineInput) -> IssueInvoiceRequest:
+    """One line invoiced for a month from AT, to a fresh customer named by ``key``."""
+    return IssueInvoiceRequest(
+        key=f"invoice:{key}",
+        subscription_id=f"sub_{key}",
+        customer=profile(f"cust_{key}"),
+        currency="EUR",
+        lines=[line],
+        period_start=AT,
+        period_end=AT + timedelta(days=30),
+        at=AT,
+    )
+
+
 async def invoice_with_card(
     flows: Flows, acts: BillingActivities, card_number: str
 ) -> tuple[InvoiceSummary, ChargeRequest]:
-    env = ActivityEnvironment()
     key = uuid.uuid4().hex[:12]
-    customer = profile(f"cust_{key}")
     line = InvoiceLineInput(
         line_id="starter", description="Starter", amount=900, tax_inclusive=False
     )
-    quote = await env.run(acts.quote_tax, TaxQuoteRequest(customer, "EUR", [line], AT))
-    invoice = await env.run(
-        acts.create_invoice,
-        CreateInvoiceRequest(
-            key=f"charge-and-record:{key}",
-            subscription_id=f"sub_{key}",
-            customer=customer,
-            currency="EUR",
-            lines=[line],
-            period_start=AT,
-            period_end=AT + timedelta(days=30),
-            quote=quote,
-            at=AT,
-        ),
+    quote_request = issue_request(key, line).tax_request()
+    quote = await ActivityEnvironment().run(acts.quote_tax, quote_request)
+    invoice = await ActivityEnvironment().run(
+        acts.create_invoice, issue_request(key, line).with_quote(quote)
     )
     gateway_customer, card_id = await flows.customer_with_card(card_number)
     charge = ChargeRequest(
@@ -141,23 +141,13 @@ async def test_a_worker_stopped_while_charging_leaves_the_next_one_to_charge_onc
 async def test_issue_invoice_quotes_and_issues_once_per_key(flows: Flows) -> None:
     acts = flows.billing_activities()
     env = ActivityEnvironment()
-    key = uuid.uuid4().hex[:12]
-    customer = profile(f"cust_{key}")
     line = InvoiceLineInput(line_id="pro", description="Pro", amount=2900, tax_inclusive=False)
-    request = IssueInvoiceRequest(
-        key=f"issue:{key}",
-        subscription_id=f"sub_{key}",
-        customer=customer,
-        currency="EUR",
-        lines=[line],
-        period_start=AT,
-        period_end=AT + timedelta(days=30),
-        at=AT,
-    )
+    request = issue_request(uuid.uuid4().hex[:12], line)
+    customer = request.customer
     first = await env.run(acts.issue_invoice, request)
     again = await env.run(acts.issue_invoice, request)  # a retried local activity
     assert again == first
-    quote = await env.run(acts.quote_tax, TaxQuoteRequest(customer, "EUR", [line], AT))
+    quote = await env.run(acts.quote_tax, request.tax_request())
     assert (first.status, first.subtotal, first.tax_total) == ("open", 2900, quote.tax_total)
     assert first.total == first.amount_remaining == 2900 + quote.tax_total
     assert [i.id for i in flows.store.list_for_customer(customer.customer_id)] == [first.invoice_id]
