@@ -378,11 +378,12 @@ class BillingActivities:
         PaymentIntent)."""
         outcome = await self.charge_invoice(request.charge)
         if isinstance(outcome, ChargeSucceeded):
-            await self.mark_invoice_paid(
-                MarkPaidRequest(
-                    invoice_id=request.charge.invoice_id,
-                    payment_ref=outcome.payment_intent_id,
-                    amount=outcome.amount.amount,
+            paid = outcome
+            await _in_thread(
+                lambda: self._invoices.record_payment(
+                    request.charge.invoice_id,
+                    payment_ref=paid.payment_intent_id,
+                    amount=paid.amount.amount,
                     at=request.at,
                 )
             )

@@ -526,13 +526,42 @@ class InvoiceStore:
     ) -> InvoiceView:
         """Record a payment (partial payments allowed); the invoice is paid when nothing
         remains. Idempotent by ``idempotency_key`` (default: invoice id + payment_ref)."""
+        record = self._payment_recorder(invoice_id, payment_ref, amount, at, idempotency_key)
+
+        def work(conn: Connection) -> InvoiceView:
+            record(conn)
+            return load_invoice(conn, invoice_id)
+
+        return self._transact(work)
+
+    def record_payment(
+        self,
+        invoice_id: str,
+        *,
+        payment_ref: str,
+        amount: int,
+        at: datetime,
+        idempotency_key: str | None = None,
+    ) -> None:
+        """``mark_paid`` for a caller that needs no view of the invoice afterwards (a
+        renewal's charge): the same checks and writes, without reading the invoice back."""
+        self._transact(self._payment_recorder(invoice_id, payment_ref, amount, at, idempotency_key))
+
+    def _payment_recorder(
+        self,
+        invoice_id: str,
+        payment_ref: str,
+        amount: int,
+        at: datetime,
+        idempotency_key: str | None,
+    ) -> Callable[[Connection], None]:
         check_text(payment_ref, "payment_ref", 200)
         check_positive(amount, "amount")
         at = aware(at, "at")
         key = idempotency_key or f"payment:{invoice_id}:{payment_ref}"
         check_key(key)
 
-        def work(conn: Connection) -> InvoiceView:
+        def record(conn: Connection) -> None:
             row = invoice_row(conn, invoice_id, lock=True)
             seen = conn.execute(select(_payments).where(_payments.c.idempotency_key == key)).first()
             if seen is not None:
@@ -542,7 +571,7 @@ class InvoiceStore:
                     payment_ref,
                 ):
                     raise InvoiceIdempotencyConflict(f"payment key {key!r} was used differently")
-                return load_invoice(conn, invoice_id)
+                return
             status = InvoiceStatus(row.status)
             if status not in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE, InvoiceStatus.PAID):
                 raise InvoiceStateError(f"invoice {invoice_id} is {status}; it cannot be paid")
@@ -579,9 +608,8 @@ class InvoiceStore:
             )
             if amount == remaining and status is not InvoiceStatus.PAID:
                 self._set_status(conn, invoice_id, InvoiceStatus.PAID, at)
-            return load_invoice(conn, invoice_id)
 
-        return self._transact(work)
+        return record
 
     def mark_uncollectible(self, invoice_id: str, *, at: datetime) -> InvoiceView:
         """Write the amount remaining off to ``bad_debt``; idempotent."""

@@ -310,6 +310,19 @@ def test_bad_notes_and_payments(store: InvoiceStore, engine: Engine) -> None:
             InvoiceIdempotencyConflict,
             lambda: store.mark_paid(invoice.id, payment_ref="pi_1", amount=11, at=T0),
         ),
+        # record_payment: the same checks as mark_paid, without the view afterwards.
+        (
+            InvalidInvoiceInput,
+            lambda: store.record_payment(invoice.id, payment_ref="pi", amount=0, at=T0),
+        ),
+        (
+            PaymentExceedsRemaining,
+            lambda: store.record_payment(invoice.id, payment_ref="pi_2", amount=10_000, at=T0),
+        ),
+        (
+            InvoiceIdempotencyConflict,
+            lambda: store.record_payment(invoice.id, payment_ref="pi_1", amount=11, at=T0),
+        ),
         (InvalidInvoiceInput, lambda: store.mark_uncollectible(invoice.id, at=NAIVE)),
         (InvalidInvoiceInput, lambda: store.record_proration({"no": "rule"}, key=fresh("p"))),
     ]

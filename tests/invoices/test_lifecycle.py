@@ -76,6 +76,18 @@ def test_draft_finalize_pay(store: InvoiceStore, engine: Engine) -> None:
     assert store.list_for_customer(customer) == [paid]
 
 
+def test_record_payment_pays_like_mark_paid_and_once(store: InvoiceStore, engine: Engine) -> None:
+    invoice = issue(store, [DraftLine("a", "Plan", 1_000)])
+    receivable = chart.accounts_receivable(invoice.customer_id, "EUR").code
+    before = balance(engine, receivable)
+    assert store.record_payment(invoice.id, payment_ref="pi_r", amount=invoice.total, at=T0) is None
+    store.record_payment(invoice.id, payment_ref="pi_r", amount=invoice.total, at=T0)  # a retry
+    paid = store.get(invoice.id)
+    assert paid.status is InvoiceStatus.PAID and paid.amount_paid == invoice.total
+    assert balance(engine, receivable) == before - invoice.total, "posted once"
+    assert store.mark_paid(invoice.id, payment_ref="pi_r", amount=invoice.total, at=T0) == paid
+
+
 def test_ledger_entry_of_finalization(store: InvoiceStore, engine: Engine) -> None:
     before_revenue = balance(engine, "revenue:CAD") if _exists(engine, "revenue:CAD") else 0
     before_gst = (
