@@ -158,6 +158,10 @@ _CHARGE_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=5),
     maximum_attempts=10,
 )
+# A charge's first attempt as a local activity (generation 3): one attempt, bounded so a
+# stopping worker is not held long; whatever it leaves undecided goes to the activity.
+_LOCAL_CHARGE_TIMEOUT = timedelta(seconds=30)
+_ONE_ATTEMPT = RetryPolicy(maximum_attempts=1)
 
 # Behaviour added to running workflows; each name is a workflow.patched() marker.
 PATCH_GAP_RESYNC = "gateway-gap-resync"
@@ -183,8 +187,16 @@ PATCH_BASELINE = "baseline-2026-11"
 #      run continues as new first; the next run starts it when it is due); and the
 #      search attributes a renewal changes go to the next run with continue-as-new
 #      instead of an upsert just before it.
+#   3: a charge's first attempt is a local activity, in the workflow task that issued the
+#      invoice: a renewal then takes no activity task and one workflow task fewer. Only
+#      a definitive (non-retryable) failure of that attempt stands; a timeout, a
+#      cancellation (a stopping worker) or a retryable gateway error falls back to the
+#      normal charge activity with its retries, under the same idempotency key.
 PATCH_GENERATION_2 = "generation-2"
-GENERATION = 2
+PATCH_GENERATION_3 = "generation-3"
+GENERATION = 3
+# The marker a first run of each generation records (TemporalChangeVersion shows it).
+GENERATION_MARKERS = {2: PATCH_GENERATION_2, 3: PATCH_GENERATION_3}
 CHANGE_VERSION = SearchAttributeKey.for_keyword_list("TemporalChangeVersion")
 
 _GATEWAY_READ_TIMEOUT = timedelta(seconds=60)
@@ -252,7 +264,7 @@ class SubscriptionWorkflow:
         self._continue_due = False  # a period boundary passed while children ran
         self._generation = self._run_generation(start)
         carried_generation = isinstance(start, SubscriptionState) and start.generation > 0
-        self._marked = self._generation == 2 and not carried_generation
+        self._marked = self._generation >= 2 and not carried_generation
         self._baseline = self._generation >= 1
         if self._baseline:
             carried = workflow.info().typed_search_attributes
@@ -264,9 +276,11 @@ class SubscriptionWorkflow:
         them: the carried generation, else the newest patch marker this run has."""
         if isinstance(start, SubscriptionState) and start.generation:
             return start.generation
+        # The SDK upserts TemporalChangeVersion for the marker, which the run's info does
+        # not show: carried search attributes must name it themselves.
+        if workflow.patched(PATCH_GENERATION_3):
+            return 3
         if workflow.patched(PATCH_GENERATION_2):
-            # The SDK upserted TemporalChangeVersion for this marker, which the run's info
-            # does not show: carried search attributes must name it themselves.
             return 2
         return 1 if workflow.patched(PATCH_BASELINE) else 0
 
@@ -390,7 +404,7 @@ class SubscriptionWorkflow:
             carried = {pair.key.name: pair for pair in workflow.info().typed_search_attributes}
             if self._marked:  # what the SDK upserted for the marker (see _run_generation)
                 carried[CHANGE_VERSION.name] = SearchAttributePair(
-                    CHANGE_VERSION, [PATCH_GENERATION_2]
+                    CHANGE_VERSION, [GENERATION_MARKERS[self._generation]]
                 )
             for update in self._held.values():
                 carried[update.key.name] = SearchAttributePair(update.key, update.value)
@@ -569,14 +583,8 @@ class SubscriptionWorkflow:
         )
         try:
             if self._baseline:  # one activity charges and records the payment
-                # Not a local activity: a charge cancelled by a stopping worker is then
-                # retried on another worker, where a local one would be retried on the
-                # stopping worker, which holds the workflow task meanwhile.
-                outcome = await workflow.execute_activity_method(
-                    BillingActivities.charge_and_record,
-                    ChargeAndRecordRequest(request, workflow.now()),
-                    start_to_close_timeout=timedelta(seconds=60),
-                    retry_policy=_CHARGE_RETRY,
+                outcome = await self._charge_and_record(
+                    ChargeAndRecordRequest(request, workflow.now())
                 )
             else:
                 outcome = await workflow.execute_activity_method(
@@ -588,6 +596,8 @@ class SubscriptionWorkflow:
         except ActivityError as err:
             # The invoice stays unpaid as a decline would leave it, with the error type.
             return _charge_error(err)
+        if isinstance(outcome, str):  # the local attempt's definitive error, likewise
+            return outcome
         if isinstance(outcome, ChargeSucceeded):
             if self._baseline:
                 state.set_invoice_status(invoice.invoice_id, "paid")
@@ -598,6 +608,44 @@ class SubscriptionWorkflow:
             state.record_payment(outcome.amount.amount, workflow.now())
         state.last_event = f"charge {outcome.kind} for invoice {invoice.number}"
         return outcome
+
+    async def _charge_and_record(self, request: ChargeAndRecordRequest) -> ChargeOutcome | str:
+        """Charge and record the payment; from generation 3 the first attempt runs as a
+        local activity.
+
+        A normal activity is what a retried charge needs: a charge cancelled by a stopping
+        worker is retried on another worker, where a local activity would be retried on
+        the stopping one, holding the workflow task meanwhile. So the local attempt gets
+        one try: a decline comes back as a value and a definitive error (a bad token, a
+        detached card) stands, while anything undecided (a timeout, a cancellation, the
+        gateway unavailable) is charged again by the activity under the same idempotency
+        key, which the gateway answers with the first attempt's result if it went through.
+        A stopping worker finishes the local charge it has in flight (bounded by the
+        gateway's own timeout) rather than abandoning it.
+
+        Returns the outcome, or the error type of a definitive failure of the local
+        attempt; the activity's own failures are raised as ActivityError.
+        """
+        if self._generation >= 3:
+            try:
+                return await workflow.execute_local_activity_method(
+                    BillingActivities.charge_and_record,
+                    request,
+                    start_to_close_timeout=_LOCAL_CHARGE_TIMEOUT,
+                    retry_policy=_ONE_ATTEMPT,
+                )
+            except FailureError as err:
+                # Replayed from its marker, a local activity's failure is not wrapped in
+                # an ActivityError as it was when it happened: both must decide alike.
+                cause = err.cause if isinstance(err, ActivityError) else err
+                if isinstance(cause, ApplicationError) and cause.non_retryable:
+                    return cause.type or "charge_error"
+        return await workflow.execute_activity_method(
+            BillingActivities.charge_and_record,
+            request,
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=_CHARGE_RETRY,
+        )
 
     async def _mark_paid(self, invoice_id: str, payment_ref: str, amount: int) -> None:
         await workflow.execute_activity_method(

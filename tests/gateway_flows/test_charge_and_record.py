@@ -9,7 +9,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
+from temporalio.client import WorkflowHistory
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
+from temporalio.worker import Replayer
 
 from activities.billing import (
     BillingActivities,
@@ -21,9 +24,11 @@ from activities.billing import (
 )
 from billing.gateway import ChargeDeclined, ChargeOutcome, ChargeSucceeded
 from billing.lifecycle import SubscriptionStatus
+from dunwell.converter import data_converter
 from ledger import chart
 from tests.gateway_flows.conftest import Flows
 from tests.workflows.harness import FAILS_WHEN_CHARGED, VISA_OK, eventually, profile
+from workflows import WORKFLOWS
 
 AT = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
@@ -107,8 +112,9 @@ async def test_a_declined_charge_records_nothing(flows: Flows) -> None:
 async def test_a_worker_stopped_while_charging_leaves_the_next_one_to_charge_once(
     flows: Flows,
 ) -> None:
-    """A worker that stops mid-charge completes nothing; after the activity's timeout
-    the next worker runs the charge again under the same idempotency key."""
+    """A worker that stops while its local charge attempt hangs waits for the attempt's
+    timeout, then hands the charge to the activity; the next worker runs it under the
+    same idempotency key. The history, with the failed attempt's marker, replays."""
     charging = asyncio.Event()
 
     @activity.defn(name="billing.charge_and_record")
@@ -135,6 +141,91 @@ async def test_a_worker_stopped_while_charging_leaves_the_next_one_to_charge_onc
     assert receivable(flows, paid.customer.customer_id) == 0, "recorded once"
     charges = flows.stripe.v1.charges.list({"customer": paid.gateway_customer_id}).data
     assert len(charges) == 1, "charged once"
+    history = await handle.fetch_history()
+    assert charge_events(history) == (1, 1)
+    await replays(history)
+    await handle.terminate("test finished")
+
+
+async def replays(history: WorkflowHistory) -> None:
+    """The run replays on the current code: a local attempt's failure, read back from its
+    marker, leads to the same commands as when it happened."""
+    replayer = Replayer(workflows=list(WORKFLOWS), data_converter=data_converter)
+    await replayer.replay_workflow(history, raise_on_replay_failure=True)
+
+
+def charge_events(history: WorkflowHistory) -> tuple[int, int]:
+    """(local charge attempts recorded as markers, charge activities scheduled)."""
+    name = "billing.charge_and_record"
+    markers = scheduled = 0
+    for event in history.events:
+        if event.HasField("marker_recorded_event_attributes"):
+            marker = event.marker_recorded_event_attributes
+            data = marker.details["data"].SerializeToString() if "data" in marker.details else b""
+            markers += marker.marker_name == "core_local_activity" and name.encode() in data
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            scheduled += event.activity_task_scheduled_event_attributes.activity_type.name == name
+    return markers, scheduled
+
+
+async def test_an_undecided_local_charge_is_charged_again_by_the_activity_once(
+    flows: Flows,
+) -> None:
+    """The first attempt runs as a local activity. Here it reaches the gateway, records
+    the payment and then fails as a lost answer would (retryable): the charge activity
+    runs it again under the same idempotency key, and the gateway answers with the same
+    payment."""
+    real = flows.billing_activities()
+    seen: list[bool] = []
+
+    @activity.defn(name="billing.charge_and_record")
+    async def answer_lost_once(request: ChargeAndRecordRequest) -> ChargeOutcome:
+        seen.append(activity.info().is_local)
+        outcome = await real.charge_and_record(request)
+        if activity.info().is_local:
+            raise ApplicationError("gateway timed out", type="gateway_unavailable")
+        return outcome
+
+    acts = [a for a in real.all() if a.__name__ != "charge_and_record"] + [answer_lost_once]
+    async with flows.worker(acts):
+        handle = await flows.subscribe(VISA_OK)
+        paid = await eventually(handle, lambda s: s.status is SubscriptionStatus.ACTIVE)
+    assert seen == [True, False], "one local attempt, then the activity"
+    history = await handle.fetch_history()
+    assert charge_events(history) == (1, 1)
+    await replays(history)
+    (invoice,) = paid.invoices
+    assert str(flows.store.get(invoice.invoice_id).status) == "paid"
+    assert paid.customer is not None
+    assert receivable(flows, paid.customer.customer_id) == 0, "recorded once"
+    charges = flows.stripe.v1.charges.list({"customer": paid.gateway_customer_id}).data
+    assert len(charges) == 1, "charged once"
+    await handle.terminate("test finished")
+
+
+async def test_a_definitive_error_of_the_local_charge_stands(flows: Flows) -> None:
+    """A non-retryable error of the local attempt (the card cannot be used at all) is
+    the charge's outcome: no activity charges again."""
+    real = flows.billing_activities()
+    calls: list[bool] = []
+
+    @activity.defn(name="billing.charge_and_record")
+    async def unusable(request: ChargeAndRecordRequest) -> ChargeOutcome:
+        calls.append(activity.info().is_local)
+        raise ApplicationError("no such card", type="invalid_request", non_retryable=True)
+
+    acts = [a for a in real.all() if a.__name__ != "charge_and_record"] + [unusable]
+    async with flows.worker(acts):
+        handle = await flows.subscribe(VISA_OK)
+        unpaid = await eventually(handle, lambda s: len(s.unpaid_invoices) == 1)
+    assert calls == [True]
+    history = await handle.fetch_history()
+    assert charge_events(history) == (1, 0)
+    await replays(history)
+    assert unpaid.status is SubscriptionStatus.INCOMPLETE
+    assert unpaid.unpaid_invoices[0].decline_reason == "invalid_request"
+    (invoice,) = unpaid.invoices
+    assert str(flows.store.get(invoice.invoice_id).status) == "open"
     await handle.terminate("test finished")
 
 

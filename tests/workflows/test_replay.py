@@ -44,6 +44,10 @@ EXPECTED = {
     "subscription_first_run_generation2",
     "subscription_renewal_generation2",
     "subscription_plan_change_generation2",
+    # Generation 3 (a charge's first attempt as a local activity):
+    "subscription_first_run_generation3",
+    "subscription_renewal_generation3",
+    "subscription_plan_change_generation3",
 }
 
 
