@@ -29,6 +29,7 @@ from ledger import chart
 from tests.gateway_flows.conftest import Flows
 from tests.workflows.harness import FAILS_WHEN_CHARGED, VISA_OK, eventually, profile
 from workflows import WORKFLOWS
+from workflows.subscription_state import SubscriptionState
 
 AT = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
@@ -135,16 +136,22 @@ async def test_a_worker_stopped_while_charging_leaves_the_next_one_to_charge_onc
         paid = await eventually(
             handle, lambda s: s.status is SubscriptionStatus.ACTIVE, timeout=120
         )
+    assert_paid_once(flows, paid)
+    history = await handle.fetch_history()
+    assert charge_events(history) == (1, 1)
+    await replays(history)
+    await handle.terminate("test finished")
+
+
+def assert_paid_once(flows: Flows, paid: SubscriptionState) -> None:
+    """The subscription's only invoice is paid: charged once at the gateway, recorded once
+    in the ledger."""
     (invoice,) = paid.invoices
     assert str(flows.store.get(invoice.invoice_id).status) == "paid"
     assert paid.customer is not None
     assert receivable(flows, paid.customer.customer_id) == 0, "recorded once"
     charges = flows.stripe.v1.charges.list({"customer": paid.gateway_customer_id}).data
     assert len(charges) == 1, "charged once"
-    history = await handle.fetch_history()
-    assert charge_events(history) == (1, 1)
-    await replays(history)
-    await handle.terminate("test finished")
 
 
 async def replays(history: WorkflowHistory) -> None:
@@ -194,12 +201,7 @@ async def test_an_undecided_local_charge_is_charged_again_by_the_activity_once(
     history = await handle.fetch_history()
     assert charge_events(history) == (1, 1)
     await replays(history)
-    (invoice,) = paid.invoices
-    assert str(flows.store.get(invoice.invoice_id).status) == "paid"
-    assert paid.customer is not None
-    assert receivable(flows, paid.customer.customer_id) == 0, "recorded once"
-    charges = flows.stripe.v1.charges.list({"customer": paid.gateway_customer_id}).data
-    assert len(charges) == 1, "charged once"
+    assert_paid_once(flows, paid)
     await handle.terminate("test finished")
 
 
