@@ -371,11 +371,11 @@ class BillingActivities:
 
     @activity.defn(name="billing.charge_and_record")
     async def charge_and_record(self, request: ChargeAndRecordRequest) -> ChargeOutcome:
-        """``charge_invoice`` and, on success, ``mark_invoice_paid`` in one activity: a
-        renewal's payment takes one activity task instead of two. A retry after a failed
-        recording charges again under the same idempotency key, so the gateway answers
-        with the first result, and records the payment once (keyed by invoice and
-        PaymentIntent)."""
+        """``charge_invoice`` and, on success, the payment recorded as ``mark_invoice_paid``
+        records it (without reading the invoice back) in one step: a renewal's payment
+        takes one activity instead of two. A retry after a failed recording charges again
+        under the same idempotency key, so the gateway answers with the first result, and
+        records the payment once (keyed by invoice and PaymentIntent)."""
         outcome = await self.charge_invoice(request.charge)
         if isinstance(outcome, ChargeSucceeded):
             paid = outcome
