@@ -226,7 +226,10 @@ def _authentication_demanded(outcome: ChargeOutcome | str | None) -> bool:
 def _charge_error(err: ActivityError) -> str:
     """Why a charge activity failed (a bad token, a detached card, the gateway down past
     the retries): the application error's type."""
-    cause = err.cause
+    return _error_type(err.cause)
+
+
+def _error_type(cause: BaseException | None) -> str:
     return cause.type if isinstance(cause, ApplicationError) and cause.type else "charge_error"
 
 
@@ -639,7 +642,7 @@ class SubscriptionWorkflow:
                 # an ActivityError as it was when it happened: both must decide alike.
                 cause = err.cause if isinstance(err, ActivityError) else err
                 if isinstance(cause, ApplicationError) and cause.non_retryable:
-                    return cause.type or "charge_error"
+                    return _error_type(cause)
         return await workflow.execute_activity_method(
             BillingActivities.charge_and_record,
             request,
