@@ -87,7 +87,7 @@ from dunwell import temporal  # noqa: E402
 from dunwell.settings import Settings  # noqa: E402
 from workflows import search_attributes as sa  # noqa: E402
 from workflows.subscription import SubscriptionWorkflow  # noqa: E402
-from workflows.subscription_state import SubscriptionInput, static_summary  # noqa: E402
+from workflows.subscription.state import SubscriptionInput, static_summary  # noqa: E402
 
 CURRENCY = "EUR"
 PLANS = ("starter-monthly", "starter-yearly")  # the first whose grid lands exactly on T

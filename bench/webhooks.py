@@ -90,7 +90,7 @@ from billing.events import GatewayEvent, SubscriptionStart, stripe_event  # noqa
 from dunwell import temporal  # noqa: E402
 from dunwell.settings import Settings  # noqa: E402
 from workflows.subscription import SubscriptionWorkflow  # noqa: E402
-from workflows.subscription_state import SubscriptionState  # noqa: E402
+from workflows.subscription.state import SubscriptionState  # noqa: E402
 
 # Phase 2 uses the first --events - 1 of these, then invoice.paid.
 INVOICE_TYPES = ("invoice.created", "invoice.finalized", "invoice.payment_failed")

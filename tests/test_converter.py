@@ -10,7 +10,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from billing.catalog import BillingAddress, CustomerProfile
 from dunwell.converter import DunwellPayloadConverter, data_converter, shared_type_adapter
-from workflows.subscription_state import SubscriptionInput
+from workflows.subscription.state import SubscriptionInput
 
 START = SubscriptionInput(
     subscription_id="sub_conv",

@@ -59,7 +59,7 @@ from billing.gateway import PaymentIntentStatus
 from billing.lifecycle import PortalAction
 from ledger.customers import SubscriptionRecord
 from ledger.notifications_store import notifications_for_customer
-from workflows.subscription_state import (
+from workflows.subscription.state import (
     CancellationResult,
     ChangePlanRequest,
     ChangePlanResult,

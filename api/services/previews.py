@@ -19,7 +19,7 @@ from billing.lifecycle import SubscriptionStatus
 from billing.proration import ChangeDecision, ChangeTiming, LineKind, PlanChangeRefused, prorate
 from tax import Registration, TaxableLine, TaxBehavior, TaxEngine, TaxError, aquote
 from tax.model import QuoteLine, TaxQuote
-from workflows.subscription_state import SubscriptionState
+from workflows.subscription.state import SubscriptionState
 
 
 async def preview_plan_change(

@@ -56,7 +56,7 @@ from dunwell.settings import Settings
 from ledger import customers as directory
 from ledger.customers import CustomerRecord, SubscriptionRecord
 from workflows import search_attributes as sa
-from workflows.subscription_state import (
+from workflows.subscription.state import (
     ConfirmationRefused,
     PaymentMethodInfo,
     PendingAction,

@@ -38,7 +38,7 @@ from tests.api.conftest import (
     until,
 )
 from tests.api.notifying_worker import notifying_worker
-from workflows.subscription_state import ConfirmPaymentRequest
+from workflows.subscription.state import ConfirmPaymentRequest
 
 REQUIRES_3DS = "4000002500003155"
 # How long after its creation a backdated subscription renews.

@@ -11,7 +11,7 @@ from api.services import subscriptions as service
 from billing.catalog import load_catalog
 from dunwell.settings import Settings
 from ledger.customers import SubscriptionRecord
-from workflows.subscription_state import PaymentMethodInfo, PendingAction, SubscriptionState
+from workflows.subscription.state import PaymentMethodInfo, PendingAction, SubscriptionState
 
 ERROR = {"$ref": "#/components/schemas/ErrorResponse"}
 NOW = datetime(2027, 6, 1, tzinfo=UTC)

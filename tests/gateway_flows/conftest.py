@@ -38,7 +38,7 @@ from tests.support.localstripe import free_port, running_localstripe
 from tests.workflows.harness import REGISTRATIONS, profile
 from workflows import WORKFLOWS
 from workflows.subscription import SubscriptionWorkflow
-from workflows.subscription_state import SubscriptionInput, SubscriptionState
+from workflows.subscription.state import SubscriptionInput, SubscriptionState
 
 STRIPE_KEY = "sk_test_dunwell_gateway_flows"
 WEBHOOK_SECRET = "whsec_gateway_flows"

@@ -29,7 +29,7 @@ from ledger import chart
 from tests.gateway_flows.conftest import Flows
 from tests.workflows.harness import FAILS_WHEN_CHARGED, VISA_OK, eventually, profile
 from workflows import WORKFLOWS
-from workflows.subscription_state import SubscriptionState
+from workflows.subscription.state import SubscriptionState
 
 AT = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 

@@ -28,7 +28,7 @@ from ledger.invoices import InvoiceStore
 from ledger.posting import Ledger
 from tax import Registration, TaxType
 from workflows.subscription import SubscriptionWorkflow
-from workflows.subscription_state import SubscriptionInput, SubscriptionState
+from workflows.subscription.state import SubscriptionInput, SubscriptionState
 
 API_KEY = "sk_test_dunwell_workflows"
 VISA_OK = "4242424242424242"

@@ -11,7 +11,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from billing.events import SubscriptionStart
 from tests.workflows.harness import profile
 from workflows.subscription import SubscriptionRunInput
-from workflows.subscription_state import SubscriptionInput, SubscriptionState
+from workflows.subscription.state import SubscriptionInput, SubscriptionState
 
 CONVERTER = pydantic_data_converter.payload_converter
 START = SubscriptionInput(

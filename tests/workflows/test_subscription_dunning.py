@@ -25,7 +25,7 @@ from tests.workflows.harness import (
 from tests.workflows.test_subscription_gateway import renewal_needing
 from workflows.dunning import DunningView, DunningWorkflow
 from workflows.subscription import SubscriptionWorkflow
-from workflows.subscription_state import SetPaymentMethodRequest, SubscriptionState
+from workflows.subscription.state import SetPaymentMethodRequest, SubscriptionState
 
 # Plans other than starter_monthly get the default assignment (billing/dunning/data).
 STANDARD = load_policy("standard", 2)

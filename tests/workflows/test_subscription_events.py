@@ -17,7 +17,7 @@ from tests.workflows.harness import (
     record_history,
 )
 from workflows.subscription import SubscriptionWorkflow
-from workflows.subscription_state import SetPaymentMethodRequest, SubscriptionInput
+from workflows.subscription.state import SetPaymentMethodRequest, SubscriptionInput
 
 
 def payment_succeeded(subscription_id: str, invoice_id: str, at: datetime) -> GatewayEvent:

@@ -32,7 +32,7 @@ from tests.workflows.harness import (
 )
 from workflows import search_attributes as sa
 from workflows.subscription import SubscriptionWorkflow
-from workflows.subscription_state import (
+from workflows.subscription.state import (
     ConfirmPaymentRequest,
     GatewayPolicy,
     PaymentConfirmation,

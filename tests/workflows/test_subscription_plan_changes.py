@@ -15,7 +15,7 @@ from billing.lifecycle import SubscriptionStatus
 from billing.proration import ChangePolicy, ChangeTiming
 from tests.workflows.harness import Billing, eventually, previous_run, record_history, utc
 from workflows.subscription import SubscriptionWorkflow
-from workflows.subscription_state import ChangePlanRequest
+from workflows.subscription.state import ChangePlanRequest
 
 DAY = 86_400
 

@@ -16,7 +16,7 @@ from billing.lifecycle import SubscriptionStatus, Trigger, has_access
 from billing.periods import period_end
 from tests.workflows.harness import Billing, eventually, record_history
 from workflows.subscription import SubscriptionWorkflow
-from workflows.subscription_state import ChangePlanRequest, SetPaymentMethodRequest
+from workflows.subscription.state import ChangePlanRequest, SetPaymentMethodRequest
 
 
 async def test_cancel_at_period_end_revokes_exactly_at_the_boundary(billing: Billing) -> None:

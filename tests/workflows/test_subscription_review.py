@@ -17,7 +17,7 @@ from tests.workflows.harness import (
 from workflows import search_attributes as sa
 from workflows.manual_review import AcceptPaymentMethodRequest, ManualReviewWorkflow
 from workflows.subscription import SubscriptionWorkflow
-from workflows.subscription_state import ChangePlanRequest, SetPaymentMethodRequest
+from workflows.subscription.state import ChangePlanRequest, SetPaymentMethodRequest
 
 
 async def test_failed_proration_charge_reverts_and_opens_a_review(billing: Billing) -> None:

@@ -12,7 +12,7 @@ import pytest
 from billing.money import Money
 from billing.sca import RULES, Exemption, challenge_decision
 from tests.workflows.harness import utc
-from workflows.subscription_state import SubscriptionState
+from workflows.subscription.state import SubscriptionState
 
 NOW = utc(2027, 6, 1)
 TRUSTED = RULES.trusted_account

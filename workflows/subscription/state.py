@@ -258,7 +258,7 @@ class SubscriptionState:
     last_event: str | None = None
     runs: int = 1
     # The workflow code generation that continued this run (see GENERATION in
-    # workflows/subscription.py); 0 in states carried by runs of older code.
+    # workflows/subscription/generations.py); 0 in states carried by runs of older code.
     generation: int = 0
     gateway_policy: GatewayPolicy = DEFAULT_GATEWAY_POLICY
     payment_method: PaymentMethodInfo | None = None
