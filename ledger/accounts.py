@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, or_, select
 
-from ledger.dialect import insert_or_ignore
+from ledger.db import insert_or_ignore
 from ledger.entries import AccountRef, require_currency
 from ledger.errors import AccountConflictError, InvalidEntryError, UnknownAccountError
 from ledger.models import AccountType, accounts_table

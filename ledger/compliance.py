@@ -22,8 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select
 
-from ledger.db import READ_ONLY
-from ledger.dialect import insert_or_ignore
+from ledger.db import READ_ONLY, insert_or_ignore
 from ledger.documents_models import (
     compliance_exemption_certificates as _certs,
 )

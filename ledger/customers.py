@@ -30,7 +30,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from billing.catalog import BillingAddress, CustomerProfile
-from ledger.models import Base, UTCDateTime
+from ledger.schema import Base, UTCDateTime
 
 metadata = Base.metadata
 

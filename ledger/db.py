@@ -1,12 +1,15 @@
-"""Engines for the ledger database: PostgreSQL (psycopg 3) or a SQLite file."""
+"""Engines for the Dunwell database (PostgreSQL with psycopg 3, or a SQLite file), and
+the few places where PostgreSQL and SQLite need different SQL."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # Execution options for a connection that only reads (a no-op outside SQLite).
@@ -60,3 +63,22 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+# SQLSTATEs PostgreSQL raises when a transaction lost a race and may simply be retried.
+_PG_RETRYABLE = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
+
+
+def insert_or_ignore(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that supports ``on_conflict_do_nothing`` on the connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def is_retryable(exc: DBAPIError) -> bool:
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate in _PG_RETRYABLE:
+        return True
+    message = str(exc.orig).lower()
+    return "database is locked" in message or "database table is locked" in message

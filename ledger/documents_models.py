@@ -24,7 +24,7 @@ from sqlalchemy import (
     Text,
 )
 
-from ledger.models import Base, Id, Json, UTCDateTime
+from ledger.schema import Base, Id, Json, UTCDateTime
 
 metadata = Base.metadata
 

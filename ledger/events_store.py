@@ -39,8 +39,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ledger.dialect import insert_or_ignore
-from ledger.models import Base, Id, UTCDateTime
+from ledger.db import insert_or_ignore
+from ledger.schema import Base, Id, UTCDateTime
 
 EventStatus = Literal["received", "delivered", "parked"]
 

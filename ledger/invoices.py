@@ -43,7 +43,7 @@ from sqlalchemy import Connection, Engine, bindparam, insert, select, text, upda
 from billing.money import is_supported_currency
 from ledger import chart, compliance, proration_audit, unit_of_work
 from ledger.accounts import AccountRow, AccountSpec, get_or_create_accounts
-from ledger.dialect import insert_or_ignore
+from ledger.db import insert_or_ignore
 from ledger.documents_models import (
     invoice_lines as _lines,
 )

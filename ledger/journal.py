@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from ledger.accounts import AccountRow, find_accounts
-from ledger.dialect import insert_or_ignore
+from ledger.db import insert_or_ignore
 from ledger.entries import (
     AccountRef,
     EntryRequest,

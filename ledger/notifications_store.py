@@ -33,9 +33,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ledger.db import READ_ONLY
-from ledger.dialect import insert_or_ignore
-from ledger.models import Base, UTCDateTime
+from ledger.db import READ_ONLY, insert_or_ignore
+from ledger.schema import Base, UTCDateTime
 
 NotificationStatus = Literal["pending", "sent"]
 

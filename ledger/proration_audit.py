@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from ledger.dialect import insert_or_ignore
+from ledger.db import insert_or_ignore
 from ledger.documents_models import proration_audits as _audits
 from ledger.invoice_checks import aware, check_key
 from ledger.invoice_errors import InvalidInvoiceInput, InvoiceIdempotencyConflict

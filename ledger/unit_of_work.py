@@ -16,8 +16,7 @@ from typing import TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from ledger.db import READ_ONLY
-from ledger.dialect import is_retryable
+from ledger.db import READ_ONLY, is_retryable
 from ledger.errors import LedgerBusyError
 
 T = TypeVar("T")

@@ -22,8 +22,9 @@ import ledger.events_store
 import ledger.models
 import ledger.notifications_store
 from ledger.db import make_engine
+from ledger.schema import Base
 
-target_metadata = ledger.models.Base.metadata
+target_metadata = Base.metadata
 
 
 def _include_object(

@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 import ledger.events_store as store
 from ledger.db import make_engine
 from ledger.migrate import current, downgrade, upgrade
-from ledger.models import Base
+from ledger.schema import Base
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
