@@ -9,6 +9,7 @@ COPY api ./api
 COPY workflows ./workflows
 COPY activities ./activities
 COPY ledger ./ledger
+COPY stores ./stores
 COPY billing ./billing
 COPY tax ./tax
 COPY dunwell ./dunwell

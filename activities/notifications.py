@@ -7,7 +7,7 @@ The key becomes the email's ``Message-ID``. A worker that dies after the relay a
 the message but before the row says ``sent`` re-sends the identical message with the
 same ``Message-ID`` on retry; that is the one duplicate SMTP cannot rule out, and a
 receiving system can drop it by that header. The same rows are the portal's list
-(``ledger.notifications_store.notifications_for_customer``).
+(``stores.notifications.notifications_for_customer``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from sqlalchemy import Engine
 from billing.declines import CUSTOMER_MESSAGES, CustomerMessage
 from billing.dunning.messages import NotificationKind
 from billing.money import Money
-from ledger.notifications_store import NewNotification, NotificationRow, mark_sent, record_pending
+from stores.notifications import NewNotification, NotificationRow, mark_sent, record_pending
 
 SMTP_TIMEOUT_SECONDS = 30.0
 

@@ -57,8 +57,8 @@ from api.temporal_client import TemporalConnection
 from billing.catalog import Catalog
 from billing.gateway import PaymentIntentStatus
 from billing.lifecycle import PortalAction
-from ledger.customers import SubscriptionRecord
-from ledger.notifications_store import notifications_for_customer
+from stores.customers import SubscriptionRecord
+from stores.notifications import notifications_for_customer
 from workflows.subscription.state import (
     CancellationResult,
     ChangePlanRequest,

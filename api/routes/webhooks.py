@@ -39,8 +39,8 @@ from billing.events import (
     stripe_event,
 )
 from dunwell.settings import Settings
-from ledger import events_store
-from ledger.events_store import ReceivedEvent
+from stores import gateway_events
+from stores.gateway_events import ReceivedEvent
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ async def signal_with_start(
 
 def _park(engine: Engine, event: Unroutable, raw_body: str, now: datetime) -> bool:
     with engine.begin() as conn:
-        return events_store.record_parked(
+        return gateway_events.record_parked(
             conn,
             event_id=event.event_id,
             source=event.source,
@@ -212,7 +212,7 @@ def _park(engine: Engine, event: Unroutable, raw_body: str, now: datetime) -> bo
 
 def _release(engine: Engine, event_id: str) -> None:
     with engine.begin() as conn:
-        events_store.release_claim(conn, event_id)
+        gateway_events.release_claim(conn, event_id)
 
 
 # --- ops -------------------------------------------------------------------------------
@@ -249,9 +249,9 @@ async def parked_events(
 ) -> ParkedEventsPage:
     """Gateway events that could not be routed to a subscription, oldest first."""
 
-    def load() -> list[events_store.ParkedRow]:
+    def load() -> list[gateway_events.ParkedRow]:
         with engine.connect() as conn:
-            return events_store.list_parked(conn, after_id=after, limit=limit)
+            return gateway_events.list_parked(conn, after_id=after, limit=limit)
 
     rows = await asyncio.to_thread(load)
     items = [ParkedEventOut(**vars(row)) for row in rows]

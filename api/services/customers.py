@@ -23,8 +23,8 @@ from api.errors import ApiError
 from api.schemas import AddressOut, CustomerIn, CustomerOut
 from billing.catalog import BillingAddress
 from billing.gateway import GatewayError, GatewayUnavailable
-from ledger import customers as directory
-from ledger.customers import CustomerRecord
+from stores import customers as directory
+from stores.customers import CustomerRecord
 from tax import InvalidVatIdError, validate_vat_id
 from tax.places import EU_MEMBER_STATES
 

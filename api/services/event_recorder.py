@@ -20,8 +20,8 @@ from typing import Generic, TypeVar
 
 from sqlalchemy import Engine
 
-from ledger import events_store
-from ledger.events_store import ReceivedEvent
+from stores import gateway_events
+from stores.gateway_events import ReceivedEvent
 
 log = logging.getLogger(__name__)
 
@@ -149,10 +149,10 @@ class EventRecorder:
         with self._engine.begin() as conn:
             if not records:
                 # Only delivered marks: losing them in a crash is harmless (see
-                # ``events_store.skip_commit_flush``).
-                events_store.skip_commit_flush(conn)
-            mine = events_store.record_or_claim_many(conn, records, now=now, lease=self._lease)
-            events_store.mark_delivered_many(conn, delivered, now=now)
+                # ``gateway_events.skip_commit_flush``).
+                gateway_events.skip_commit_flush(conn)
+            mine = gateway_events.record_or_claim_many(conn, records, now=now, lease=self._lease)
+            gateway_events.mark_delivered_many(conn, delivered, now=now)
         results = []
         for item in items:
             # A repeated id goes to its first request only.

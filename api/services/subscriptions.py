@@ -53,8 +53,8 @@ from billing.lifecycle import InvalidTransition, PortalAction, check_action
 from billing.periods import boundary, months_per_period
 from billing.proration import ChangeDecision, PlanChangeRefused, decide_change
 from dunwell.settings import Settings
-from ledger import customers as directory
-from ledger.customers import CustomerRecord, SubscriptionRecord
+from stores import customers as directory
+from stores.customers import CustomerRecord, SubscriptionRecord
 from workflows import search_attributes as sa
 from workflows.subscription.state import (
     ConfirmationRefused,

@@ -16,11 +16,8 @@ from alembic import context
 from sqlalchemy import Connection
 
 # Every module defining tables, so the metadata (and autogenerate) sees them all.
-import ledger.customers
 import ledger.documents_models
-import ledger.events_store
 import ledger.models
-import ledger.notifications_store
 from ledger.db import make_engine
 from ledger.schema import Base
 

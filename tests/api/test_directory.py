@@ -12,9 +12,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import MetaData
 
 from billing.catalog import BillingAddress
-from ledger import customers as directory
 from ledger.db import make_engine
 from ledger.migrate import upgrade
+from stores import customers as directory
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
 

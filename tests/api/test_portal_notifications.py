@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from ledger.db import make_engine
-from ledger.notifications_store import NewNotification, mark_sent, record_pending
+from stores.notifications import NewNotification, mark_sent, record_pending
 from tests.api.conftest import create_customer, portal_headers
 
 

@@ -23,9 +23,9 @@ from api.errors import ApiError
 from api.services import subscriptions as service
 from billing.periods import boundary
 from dunwell.settings import Settings
-from ledger.customers import SubscriptionRecord, get_subscription, insert_subscription
-from ledger.customers import subscriptions as subscription_rows
 from ledger.db import make_engine
+from stores.customers import SubscriptionRecord, get_subscription, insert_subscription
+from stores.tables import subscriptions as subscription_rows
 from tests.api.conftest import (
     AUTH,
     STRIPE_KEY,

@@ -10,7 +10,7 @@ from api.app import create_app
 from api.services import subscriptions as service
 from billing.catalog import load_catalog
 from dunwell.settings import Settings
-from ledger.customers import SubscriptionRecord
+from stores.customers import SubscriptionRecord
 from workflows.subscription.state import PaymentMethodInfo, PendingAction, SubscriptionState
 
 ERROR = {"$ref": "#/components/schemas/ErrorResponse"}

@@ -11,8 +11,9 @@ from sqlalchemy import func, select
 
 from api.portal_tokens import verify_portal_token
 from dunwell.settings import Settings
-from ledger.customers import SubscriptionRecord, insert_subscription, subscriptions
 from ledger.db import make_engine
+from stores.customers import SubscriptionRecord, insert_subscription
+from stores.tables import subscriptions
 from tests.api.conftest import (
     AUTH,
     SESSION_SECRET,

@@ -15,8 +15,8 @@ from temporalio.testing import WorkflowEnvironment
 from api.errors import ApiError
 from api.services import subscriptions as service
 from billing.periods import boundary
-from ledger.customers import get_subscription, list_subscriptions
 from ledger.db import make_engine
+from stores.customers import get_subscription, list_subscriptions
 from tests.api.conftest import (
     AUTH,
     STRIPE_KEY,

@@ -14,7 +14,7 @@ from billing.declines import CustomerMessage
 from billing.dunning import NotificationKind, RetryAt
 from dunwell.smtp_sink import SmtpSink
 from ledger.invoices import InvoiceStore
-from ledger.notifications_store import (
+from stores.notifications import (
     NewNotification,
     get_notification,
     notifications_for_customer,

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from billing.declines import CUSTOMER_MESSAGES, CustomerMessage
 from billing.dunning import NotificationKind, RetryAt, notification_key
-from ledger.notifications_store import notifications_for_customer
+from stores.notifications import notifications_for_customer
 from tests.dunning_workflow.harness import Dunning, decline_of, record_history
 from workflows.search_attributes import (
     DUNNING_ATTEMPT,

@@ -19,7 +19,7 @@ from temporalio import activity
 
 from activities.billing import InvoiceSummary, MarkPaidRequest
 from billing.lifecycle import SubscriptionStatus
-from ledger.events_store import processed_events
+from stores.tables import processed_events
 from tests.gateway_flows.conftest import WEBHOOK_SECRET, Flows
 from tests.support.localstripe import register_webhook
 from tests.workflows.harness import FAILS_WHEN_CHARGED, VISA_OK, eventually

@@ -26,8 +26,8 @@ from api.app import create_app
 from billing.events import GatewayEvent
 from dunwell.settings import Settings
 from ledger.db import make_engine
-from ledger.events_store import processed_events
 from ledger.migrate import upgrade
+from stores.tables import processed_events
 from tests.conftest import create_database, drop_database
 
 WEBHOOK_SECRET = "whsec_webhooks_test"

@@ -10,7 +10,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-import ledger.events_store as store
+import stores.gateway_events as store
 from ledger.db import make_engine
 from ledger.migrate import current, downgrade, upgrade
 from ledger.schema import Base

@@ -226,8 +226,8 @@ async def test_abandoned_claim_is_taken_over_after_the_lease(
     expires the next retry delivers."""
     from datetime import UTC, datetime, timedelta
 
-    from ledger import events_store
     from ledger.db import make_engine
+    from stores import gateway_events as events_store
 
     sub = new_id("sub")
     event = stripe_event("invoice.paid", subscription_id=sub)

@@ -20,7 +20,7 @@ from billing.lifecycle import SubscriptionStatus, Trigger
 from billing.money import Money
 from billing.periods import period_end
 from billing.sca import challenge_decision
-from ledger.notifications_store import notifications_for_customer
+from stores.notifications import notifications_for_customer
 from tests.workflows.harness import (
     API_KEY,
     FAILS_WHEN_CHARGED,

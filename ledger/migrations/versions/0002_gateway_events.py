@@ -5,7 +5,7 @@ Revises: 0001_ledger
 Create Date: 2026-11-25
 
 ``processed_events.event_id`` is the dedupe key for both intakes (Stripe webhooks and
-the relay). Row states and the delivery claim are described in ``ledger.events_store``.
+the relay). Row states and the delivery claim are described in ``stores.gateway_events``.
 """
 
 from __future__ import annotations

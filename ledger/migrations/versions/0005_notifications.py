@@ -5,7 +5,7 @@ Revises: 0004_customers
 Create Date: 2026-11-25
 
 One row per idempotency key; the row is written before the email is sent. States are
-described in ``ledger.notifications_store``.
+described in ``stores.notifications``.
 """
 
 from __future__ import annotations

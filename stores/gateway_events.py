@@ -22,14 +22,8 @@ from datetime import datetime, timedelta
 from typing import Literal, cast
 
 from sqlalchemy import (
-    CheckConstraint,
     Connection,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
     Table,
-    Text,
     Update,
     bindparam,
     or_,
@@ -37,54 +31,11 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.db import insert_or_ignore
-from ledger.schema import Base, Id, UTCDateTime
+from stores.tables import parked_events, processed_events
 
 EventStatus = Literal["received", "delivered", "parked"]
-
-
-class ProcessedEvent(Base):
-    __tablename__ = "processed_events"
-    __table_args__ = (
-        CheckConstraint("source IN ('stripe', 'relay')", name="source"),
-        CheckConstraint("status IN ('received', 'delivered', 'parked')", name="status"),
-        Index("ix_processed_events_status_received_at", "status", "received_at"),
-    )
-
-    # Unique across sources: a relay forwarding a Stripe event under its Stripe id
-    # dedupes against the direct webhook.
-    event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
-    source: Mapped[str] = mapped_column(String(16))
-    event_type: Mapped[str] = mapped_column(String(128))
-    subscription_id: Mapped[str | None] = mapped_column(String(255))
-    status: Mapped[str] = mapped_column(String(16))
-    raw_body: Mapped[str] = mapped_column(Text)
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    delivery_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
-class ParkedEvent(Base):
-    __tablename__ = "parked_events"
-
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    event_id: Mapped[str] = mapped_column(
-        String(255), ForeignKey("processed_events.event_id"), unique=True
-    )
-    source: Mapped[str] = mapped_column(String(16))
-    event_type: Mapped[str] = mapped_column(String(128))
-    object_type: Mapped[str | None] = mapped_column(String(64))
-    object_id: Mapped[str | None] = mapped_column(String(255))
-    subscription_id: Mapped[str | None] = mapped_column(String(255))
-    reason: Mapped[str] = mapped_column(String(32))
-    parked_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-
-
-processed_events = cast(Table, ProcessedEvent.__table__)
-parked_events = cast(Table, ParkedEvent.__table__)
 
 
 @dataclass(frozen=True)

@@ -17,51 +17,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, cast
+from typing import Literal
 
 from sqlalchemy import (
-    CheckConstraint,
     Connection,
     Engine,
-    Index,
-    Integer,
-    String,
-    Table,
-    Text,
     select,
     update,
 )
-from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.db import READ_ONLY, insert_or_ignore
-from ledger.schema import Base, UTCDateTime
+from stores.tables import notifications
 
 NotificationStatus = Literal["pending", "sent"]
-
-
-class NotificationRecord(Base):
-    __tablename__ = "notifications"
-    __table_args__ = (
-        CheckConstraint("status IN ('pending', 'sent')", name="status"),
-        Index("ix_notifications_customer_id_created_at", "customer_id", "created_at"),
-    )
-
-    key: Mapped[str] = mapped_column(String(255), primary_key=True)
-    customer_id: Mapped[str] = mapped_column(String(255))
-    subscription_id: Mapped[str | None] = mapped_column(String(255))
-    invoice_id: Mapped[str | None] = mapped_column(String(255), index=True)
-    kind: Mapped[str] = mapped_column(String(64))
-    recipient: Mapped[str] = mapped_column(String(320))
-    subject: Mapped[str] = mapped_column(String(300))
-    body: Mapped[str] = mapped_column(Text)
-    message_id: Mapped[str] = mapped_column(String(300))
-    status: Mapped[str] = mapped_column(String(16))
-    send_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
-notifications = cast(Table, NotificationRecord.__table__)
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import (
-    Column,
     Connection,
-    ForeignKey,
-    Index,
-    String,
-    Table,
     insert,
     select,
     update,
@@ -30,45 +25,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from billing.catalog import BillingAddress, CustomerProfile
-from ledger.schema import Base, UTCDateTime
-
-metadata = Base.metadata
-
-customers = Table(
-    "customers",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("email", String(320), nullable=False),
-    Column("name", String(300), nullable=False),
-    Column("country", String(2), nullable=False),
-    Column("state", String(64)),
-    Column("postal_code", String(32), nullable=False),
-    Column("city", String(200), nullable=False),
-    Column("line1", String(300), nullable=False),
-    Column("line2", String(300)),
-    Column("tax_id", String(64)),
-    Column("timezone", String(64), nullable=False),
-    Column("segment", String(40), nullable=False, server_default="default"),
-    Column("gateway_customer_id", String(255), unique=True),
-    # Set when the request carried an Idempotency-Key; the hash tells a retry from reuse.
-    Column("idempotency_key", String(255), unique=True),
-    Column("request_hash", String(64)),
-    Column("created_at", UTCDateTime, nullable=False),
-)
-
-subscriptions = Table(
-    "subscriptions",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("customer_id", String(64), ForeignKey("customers.id"), nullable=False),
-    Column("plan_id", String(100), nullable=False),
-    Column("currency", String(3), nullable=False),
-    Column("workflow_id", String(255), nullable=False, unique=True),
-    Column("idempotency_key", String(255), unique=True),
-    Column("request_hash", String(64)),
-    Column("created_at", UTCDateTime, nullable=False),
-    Index("ix_subscriptions_customer_id_created_at", "customer_id", "created_at"),
-)
+from stores.tables import customers, subscriptions
 
 
 class DuplicateRecord(Exception):

@@ -1,0 +1,138 @@
+"""The stores' tables: the customer directory, gateway events and notifications.
+
+Descriptions for queries; the schema is made by the Alembic revisions in
+``ledger/migrations`` (``0002_gateway_events``, ``0004_customers``, ``0005_notifications``,
+``0006_customer_segment``). What each row means, and how its status moves, is said by
+the store that owns it: ``stores.customers``, ``stores.gateway_events``,
+``stores.notifications``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import cast
+
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ledger.schema import Base, Id, UTCDateTime
+
+# -- the customer and subscription directory (stores.customers) ---------------------
+
+customers = Table(
+    "customers",
+    Base.metadata,
+    Column("id", String(64), primary_key=True),
+    Column("email", String(320), nullable=False),
+    Column("name", String(300), nullable=False),
+    Column("country", String(2), nullable=False),
+    Column("state", String(64)),
+    Column("postal_code", String(32), nullable=False),
+    Column("city", String(200), nullable=False),
+    Column("line1", String(300), nullable=False),
+    Column("line2", String(300)),
+    Column("tax_id", String(64)),
+    Column("timezone", String(64), nullable=False),
+    Column("segment", String(40), nullable=False, server_default="default"),
+    Column("gateway_customer_id", String(255), unique=True),
+    # Set when the request carried an Idempotency-Key; the hash tells a retry from reuse.
+    Column("idempotency_key", String(255), unique=True),
+    Column("request_hash", String(64)),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    Base.metadata,
+    Column("id", String(64), primary_key=True),
+    Column("customer_id", String(64), ForeignKey("customers.id"), nullable=False),
+    Column("plan_id", String(100), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("workflow_id", String(255), nullable=False, unique=True),
+    Column("idempotency_key", String(255), unique=True),
+    Column("request_hash", String(64)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_subscriptions_customer_id_created_at", "customer_id", "created_at"),
+)
+
+
+# -- gateway events (stores.gateway_events) ------------------------------------------
+
+
+class ProcessedEvent(Base):
+    __tablename__ = "processed_events"
+    __table_args__ = (
+        CheckConstraint("source IN ('stripe', 'relay')", name="source"),
+        CheckConstraint("status IN ('received', 'delivered', 'parked')", name="status"),
+        Index("ix_processed_events_status_received_at", "status", "received_at"),
+    )
+
+    # Unique across sources: a relay forwarding a Stripe event under its Stripe id
+    # dedupes against the direct webhook.
+    event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))
+    event_type: Mapped[str] = mapped_column(String(128))
+    subscription_id: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))
+    raw_body: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivery_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ParkedEvent(Base):
+    __tablename__ = "parked_events"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(
+        String(255), ForeignKey("processed_events.event_id"), unique=True
+    )
+    source: Mapped[str] = mapped_column(String(16))
+    event_type: Mapped[str] = mapped_column(String(128))
+    object_type: Mapped[str | None] = mapped_column(String(64))
+    object_id: Mapped[str | None] = mapped_column(String(255))
+    subscription_id: Mapped[str | None] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(String(32))
+    parked_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+processed_events = cast(Table, ProcessedEvent.__table__)
+parked_events = cast(Table, ParkedEvent.__table__)
+
+
+# -- customer notifications (stores.notifications) -----------------------------------
+
+
+class NotificationRecord(Base):
+    __tablename__ = "notifications"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'sent')", name="status"),
+        Index("ix_notifications_customer_id_created_at", "customer_id", "created_at"),
+    )
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(255))
+    subscription_id: Mapped[str | None] = mapped_column(String(255))
+    invoice_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    recipient: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    message_id: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(16))
+    send_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+notifications = cast(Table, NotificationRecord.__table__)
