@@ -13,10 +13,10 @@ import typer
 from pydantic import ValidationError
 
 from dunwell.dunning_cli import dunning_app
+from dunwell.ledger_cli import ledger_app
 from dunwell.review_cli import review_app
 from dunwell.settings import Settings, get_settings
-from ledger.cli import ledger_app
-from ledger.tax_cli import tax_app
+from dunwell.tax_cli import tax_app
 
 app = typer.Typer(help="Dunwell billing orchestration.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger", help="Ledger reports.")

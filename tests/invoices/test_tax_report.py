@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from api.errors import install_error_handlers
 from api.routes.tax_reports import router
 from dunwell.settings import Settings
+from dunwell.tax_cli import tax_app
 from ledger.invoices import DraftLine, InvoiceStore, NoteLine
-from ledger.tax_cli import tax_app
 from ledger.tax_report import (
     TaxReportError,
     ledger_tax_movements,

@@ -7,7 +7,7 @@ import sqlite3
 
 from typer.testing import CliRunner
 
-from ledger.cli import ledger_app
+from dunwell.ledger_cli import ledger_app
 from ledger.db import make_engine
 from ledger.migrate import upgrade
 from ledger.posting import Ledger

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from billing.money import Money
+from dunwell.settings import get_settings
 from ledger.db import make_engine
 from ledger.posting import Ledger
 from ledger.queries import TrialBalance
@@ -30,8 +31,6 @@ def trial_balance_command(
 ) -> None:
     """Debits, credits and net per currency; exit code 1 if any currency is off zero."""
     if database_url is None:
-        from dunwell.settings import get_settings
-
         database_url = get_settings().database_url
     engine = make_engine(database_url)
     try:

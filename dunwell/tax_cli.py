@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from billing.money import Money
+from dunwell.settings import get_settings
 from ledger.db import make_engine
 from ledger.tax_report import LiabilityReport, TaxReportError, parse_bound, tax_liability
 
@@ -46,8 +47,6 @@ def report_command(
     try:
         period = (parse_bound(start, "--from"), parse_bound(end, "--to"))
         if database_url is None:
-            from dunwell.settings import get_settings
-
             database_url = get_settings().database_url
         engine = make_engine(database_url)
         try:
