@@ -22,25 +22,25 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select
 
-from ledger.db import READ_ONLY, insert_or_ignore
-from ledger.documents_models import (
+from ledger.compliance_tables import (
     compliance_exemption_certificates as _certs,
 )
-from ledger.documents_models import (
+from ledger.compliance_tables import (
     compliance_rate_rows as _rate_rows,
 )
-from ledger.documents_models import (
+from ledger.compliance_tables import (
     compliance_rate_tables as _rate_tables,
 )
-from ledger.documents_models import (
+from ledger.compliance_tables import (
     compliance_registrations as _regs,
 )
-from ledger.documents_models import (
+from ledger.compliance_tables import (
     compliance_vat_checks as _vat_checks,
 )
-from ledger.documents_models import (
+from ledger.compliance_tables import (
     tax_line_records as _tax_lines,
 )
+from ledger.db import READ_ONLY, insert_or_ignore
 from ledger.entries import require_aware_utc
 from tax import (
     ExemptionCertificate,

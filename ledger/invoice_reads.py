@@ -10,6 +10,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, func, select
 
+from ledger.compliance_tables import (
+    tax_line_records as _records,
+)
 from ledger.documents_models import (
     invoice_lines as _lines,
 )
@@ -24,9 +27,6 @@ from ledger.documents_models import (
 )
 from ledger.documents_models import (
     invoices as _inv,
-)
-from ledger.documents_models import (
-    tax_line_records as _records,
 )
 from ledger.invoice_errors import InvoiceNotFound
 from ledger.invoice_types import (

@@ -20,8 +20,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
 
+from ledger.compliance_tables import tax_line_records as _records
 from ledger.db import READ_ONLY
-from ledger.documents_models import tax_line_records as _records
 from ledger.models import accounts_table as _a
 from ledger.models import entries_table as _e
 from ledger.models import postings_table as _p

@@ -16,6 +16,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 # Every module defining tables, so the metadata (and autogenerate) sees them all.
+import ledger.compliance_tables
 import ledger.documents_models
 import ledger.models
 from ledger.db import make_engine
