@@ -40,8 +40,8 @@ from billing.gateway import (
     PaymentIntentStatus,
 )
 from billing.money import Money
-from ledger.invoice_errors import InvoiceError
 from ledger.invoices import InvoiceStore
+from ledger.invoices.errors import InvoiceError
 
 # A processing charge is polled this many times, this far apart, before the activity
 # fails with a retryable error (the retry re-sends the same idempotent request).

@@ -11,8 +11,8 @@ import asyncio
 from sqlalchemy import Engine
 
 from api.schemas import CreditNoteOut, InvoiceOut
-from ledger.invoice_types import CreditNoteView, InvoiceStatus, InvoiceView
 from ledger.invoices import InvoiceStore
+from ledger.invoices.types import CreditNoteView, InvoiceStatus, InvoiceView
 
 
 def invoice_out(view: InvoiceView) -> InvoiceOut:

@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 
 # Every module defining tables, so the metadata (and autogenerate) sees them all.
 import ledger.compliance_tables
-import ledger.documents_models
+import ledger.invoices.tables
 import ledger.models
 from ledger.db import make_engine
 from ledger.schema import Base

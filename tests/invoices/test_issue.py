@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from ledger import chart
-from ledger.documents_models import invoices as invoices_table
 from ledger.invoices import (
     DraftLine,
     InvoiceIdempotencyConflict,
@@ -16,6 +15,7 @@ from ledger.invoices import (
     InvoiceStore,
     QuoteMismatch,
 )
+from ledger.invoices.tables import invoices as invoices_table
 from ledger.posting import Ledger
 from tax import TaxableLine, TaxBehavior, TaxCustomer, TaxQuote
 from tests.invoices.conftest import GERMANY, REGISTRATIONS, T0, TAX_ENGINE, details_for, fresh

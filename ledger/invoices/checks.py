@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger.invoice_errors import InvalidInvoiceInput, QuoteMismatch
-from ledger.invoice_types import CustomerTaxDetails, DraftLine, LineKind, NoteLine
+from ledger.invoices.errors import InvalidInvoiceInput, QuoteMismatch
+from ledger.invoices.types import CustomerTaxDetails, DraftLine, LineKind, NoteLine
 from tax import TaxBehavior, TaxQuote
 
 MAX_KEY_CHARS = 200

@@ -1,33 +1,4 @@
-"""Invoices, credit notes and debit notes, posted to the ledger in the same transaction.
-
-Lifecycle: draft → open (finalized) → paid / void / uncollectible; ``draft → paid``
-when the finalized total is zero or negative; ``uncollectible → paid`` when a
-written-off invoice is paid after all. The database refuses any other move and any
-change to a finalized invoice's content (revision ``0003_billing_documents``).
-
-Numbers: gapless per issuer, series and year (``DW-2026-000123``, ``DW-CN-2026-000001``,
-``DW-DN-2026-000001``). The counter row is incremented by an upsert in the
-transaction that issues the document; its row lock is held until commit, so a
-rolled-back transaction gives its number back and concurrent ones queue. Lock order
-everywhere: invoice row, ledger accounts (in id order, by the ledger), counter row
-last, so the lock every issuer's documents share is held for the shortest time.
-
-Ledger entries (positive = debit), written in the document's transaction:
-
-- finalize: receivable(customer) +total, revenue -subtotal, tax_payable(j) -tax(j).
-  A negative total (a proration invoice whose credits exceed its charges) goes to the
-  customer's credit balance instead of a negative receivable, and the invoice is paid
-  at once, as is an invoice totalling zero;
-- payment: gateway_clearing +amount, receivable -amount (``bad_debt`` -amount when the
-  invoice was written off: a recovery);
-- uncollectible: bad_debt +remaining, receivable -remaining;
-- credit note: revenue +net, tax_payable(j) +tax(j), and the total is taken first off
-  what the customer still owes on the invoice (receivable) and the rest, e.g. on a
-  paid invoice, goes to the customer's credit balance (customer_credit);
-- debit note: receivable +total, revenue -net, tax_payable(j) -tax(j).
-
-A credit note that brings an open invoice's amount remaining to zero marks it paid.
-"""
+"""The invoice store: every invoice, credit note and debit note operation."""
 
 from __future__ import annotations
 
@@ -41,29 +12,12 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, bindparam, insert, select, text, update
 
 from billing.money import is_supported_currency
-from ledger import chart, compliance, proration_audit, unit_of_work
+from ledger import chart, compliance, unit_of_work
 from ledger.accounts import AccountRow, AccountSpec, get_or_create_accounts
 from ledger.db import insert_or_ignore
-from ledger.documents_models import (
-    invoice_lines as _lines,
-)
-from ledger.documents_models import (
-    invoice_note_lines as _note_lines,
-)
-from ledger.documents_models import (
-    invoice_notes as _notes,
-)
-from ledger.documents_models import (
-    invoice_payments as _payments,
-)
-from ledger.documents_models import (
-    invoice_writeoffs as _writeoffs,
-)
-from ledger.documents_models import (
-    invoices as _inv,
-)
 from ledger.entries import AccountRef, EntryRequest, PostingRequest
-from ledger.invoice_checks import (
+from ledger.invoices import proration_audit
+from ledger.invoices.checks import (
     aware,
     aware_or_none,
     check_customer_tax,
@@ -76,17 +30,23 @@ from ledger.invoice_checks import (
     draft_signature,
     line_signature,
 )
-from ledger.invoice_errors import (
+from ledger.invoices.errors import (
     CreditExceedsRemaining,
     InvalidInvoiceInput,
-    InvoiceError,
     InvoiceIdempotencyConflict,
-    InvoiceNotFound,
     InvoiceStateError,
     PaymentExceedsRemaining,
     QuoteMismatch,
 )
-from ledger.invoice_reads import (
+from ledger.invoices.note_tax import (
+    NoteComponent,
+    NoteLineTax,
+    credit_line,
+    debit_line,
+    rate_change_delta,
+)
+from ledger.invoices.proration_audit import ProrationAuditRecord, jsonable
+from ledger.invoices.reads import (
     amounts,
     finalized_view,
     invoice_row,
@@ -95,29 +55,35 @@ from ledger.invoice_reads import (
     load_invoice,
     load_note,
 )
-from ledger.invoice_types import (
+from ledger.invoices.tables import (
+    invoice_lines as _lines,
+)
+from ledger.invoices.tables import (
+    invoice_note_lines as _note_lines,
+)
+from ledger.invoices.tables import (
+    invoice_notes as _notes,
+)
+from ledger.invoices.tables import (
+    invoice_payments as _payments,
+)
+from ledger.invoices.tables import (
+    invoice_writeoffs as _writeoffs,
+)
+from ledger.invoices.tables import (
+    invoices as _inv,
+)
+from ledger.invoices.types import (
     CreditNoteView,
     CustomerTaxDetails,
     DebitNoteView,
     DraftLine,
-    InvoiceLineView,
     InvoiceStatus,
     InvoiceView,
-    LineKind,
     NoteLine,
-    NoteLineView,
-    NoteView,
 )
 from ledger.journal import post_entries
 from ledger.models import AccountType
-from ledger.note_tax import (
-    NoteComponent,
-    NoteLineTax,
-    credit_line,
-    debit_line,
-    rate_change_delta,
-)
-from ledger.proration_audit import ProrationAuditRecord, jsonable
 from ledger.unit_of_work import MAX_ATTEMPTS
 from tax import TaxBehavior, TaxComponent, TaxQuote
 from tax.rates import load_rate_table
@@ -149,33 +115,6 @@ def invoice_id_for(key: str) -> str:
 def note_id_for(kind: str, key: str) -> str:
     prefix = "cn_" if kind == "credit" else "dn_"
     return prefix + hashlib.sha256(f"{kind}:{key}".encode()).hexdigest()[:24]
-
-
-__all__ = [
-    "CreditExceedsRemaining",
-    "CreditNoteView",
-    "CustomerTaxDetails",
-    "DebitNoteView",
-    "DraftLine",
-    "InvalidInvoiceInput",
-    "InvoiceError",
-    "InvoiceIdempotencyConflict",
-    "InvoiceLineView",
-    "InvoiceNotFound",
-    "InvoiceStateError",
-    "InvoiceStatus",
-    "InvoiceStore",
-    "InvoiceView",
-    "LineKind",
-    "NoteLine",
-    "NoteLineView",
-    "NoteView",
-    "PaymentExceedsRemaining",
-    "ProrationAuditRecord",
-    "QuoteMismatch",
-    "bad_debt",
-    "invoice_id_for",
-]
 
 
 @dataclass(frozen=True, slots=True)

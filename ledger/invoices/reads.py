@@ -13,23 +13,24 @@ from sqlalchemy import Connection, Row, func, select
 from ledger.compliance_tables import (
     tax_line_records as _records,
 )
-from ledger.documents_models import (
+from ledger.invoices.errors import InvoiceNotFound
+from ledger.invoices.note_tax import LineState
+from ledger.invoices.tables import (
     invoice_lines as _lines,
 )
-from ledger.documents_models import (
+from ledger.invoices.tables import (
     invoice_note_lines as _note_lines,
 )
-from ledger.documents_models import (
+from ledger.invoices.tables import (
     invoice_notes as _notes,
 )
-from ledger.documents_models import (
+from ledger.invoices.tables import (
     invoice_payments as _payments,
 )
-from ledger.documents_models import (
+from ledger.invoices.tables import (
     invoices as _inv,
 )
-from ledger.invoice_errors import InvoiceNotFound
-from ledger.invoice_types import (
+from ledger.invoices.types import (
     CreditNoteView,
     CustomerTaxDetails,
     DebitNoteView,
@@ -38,7 +39,6 @@ from ledger.invoice_types import (
     InvoiceView,
     NoteLineView,
 )
-from ledger.note_tax import LineState
 from tax import TaxBehavior, TaxComponent, TaxQuote, TaxReason, TaxType
 
 

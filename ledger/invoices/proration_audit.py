@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from ledger.db import insert_or_ignore
-from ledger.documents_models import proration_audits as _audits
-from ledger.invoice_checks import aware, check_key
-from ledger.invoice_errors import InvalidInvoiceInput, InvoiceIdempotencyConflict
+from ledger.invoices.checks import aware, check_key
+from ledger.invoices.errors import InvalidInvoiceInput, InvoiceIdempotencyConflict
+from ledger.invoices.tables import proration_audits as _audits
 
 
 @dataclass(frozen=True, slots=True)
