@@ -5,28 +5,27 @@ when the finalized total is zero or negative; ``uncollectible → paid`` when a
 written-off invoice is paid after all. The database refuses any other move and any
 change to a finalized invoice's content (revision ``0003_billing_documents``).
 
-Numbers: gapless per issuer, series and year (``DW-2026-000123``, ``DW-CN-2026-000001``,
-``DW-DN-2026-000001``). The counter row is incremented by an upsert in the
-transaction that issues the document; its row lock is held until commit, so a
-rolled-back transaction gives its number back and concurrent ones queue. Lock order
-everywhere: invoice row, ledger accounts (in id order, by the ledger), counter row
-last, so the lock every issuer's documents share is held for the shortest time.
+Callers use one ``InvoiceStore``; each concern is a module of its own:
 
-Ledger entries (positive = debit), written in the document's transaction:
+- ``lifecycle``: drafts, ``issue`` and ``finalize`` (the finalization entry);
+- ``numbering``: the gapless number series per issuer, series and year;
+- ``payments``: ``mark_paid``, ``record_payment``, ``mark_uncollectible``;
+- ``notes``: credit and debit notes, ``void``, ``rate_change_adjustment``, with the
+  note tax arithmetic in ``note_tax`` (pure);
+- ``reads``: views, amounts and line states, and the store's read calls;
+- ``proration_audit``: the append-only proration audit records;
+- ``base``: what they share (transactions, the account cache, posting, status, numbers);
+- ``checks``, ``errors``, ``types``: input checks, the error hierarchy, requests and
+  views; ``tables``: the invoice tables (the compliance tables are
+  ``ledger.compliance_tables``).
 
-- finalize: receivable(customer) +total, revenue -subtotal, tax_payable(j) -tax(j).
-  A negative total (a proration invoice whose credits exceed its charges) goes to the
-  customer's credit balance instead of a negative receivable, and the invoice is paid
-  at once, as is an invoice totalling zero;
-- payment: gateway_clearing +amount, receivable -amount (``bad_debt`` -amount when the
-  invoice was written off: a recovery);
-- uncollectible: bad_debt +remaining, receivable -remaining;
-- credit note: revenue +net, tax_payable(j) +tax(j), and the total is taken first off
-  what the customer still owes on the invoice (receivable) and the rest, e.g. on a
-  paid invoice, goes to the customer's credit balance (customer_credit);
-- debit note: receivable +total, revenue -net, tax_payable(j) -tax(j).
-
-A credit note that brings an open invoice's amount remaining to zero marks it paid.
+Why one class of mixins, not separate objects: the concerns share one engine, one
+retried transaction helper, one cache of committed accounts and one number series,
+and a finalization or a note takes a number, and a payment or a note moves the
+invoice's status, inside its own transaction. Each concern is a class on ``base.StoreBase`` and ``store.InvoiceStore``
+joins them, so every method keeps its signature without forwarding code, and a
+subclass that overrides one shared step (``_next_number``, as the numbering test does)
+changes it for every concern at once, which composition would not.
 """
 
 from __future__ import annotations
@@ -41,8 +40,10 @@ from ledger.invoices.errors import (
     PaymentExceedsRemaining,
     QuoteMismatch,
 )
+from ledger.invoices.lifecycle import invoice_id_for
+from ledger.invoices.payments import bad_debt
 from ledger.invoices.proration_audit import ProrationAuditRecord
-from ledger.invoices.store import InvoiceStore, bad_debt, invoice_id_for
+from ledger.invoices.store import InvoiceStore
 from ledger.invoices.types import (
     CreditNoteView,
     CustomerTaxDetails,

@@ -3,7 +3,8 @@
 The subscription workflow hands over ``billing.proration.ProrationAudit.to_record()``
 (inputs, outputs, rounding rule) and the taxed lines of the invoice it fed; a key seen
 before with the same content returns the stored record, with other content it is
-refused. Functions taking a ``Connection`` write in the caller's transaction.
+refused. Functions taking a ``Connection`` write in the caller's transaction;
+``ProrationAudits`` are the invoice store's calls built on them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from ledger.db import insert_or_ignore
+from ledger.invoices.base import StoreBase
 from ledger.invoices.checks import aware, check_key
 from ledger.invoices.errors import InvalidInvoiceInput, InvoiceIdempotencyConflict
 from ledger.invoices.tables import proration_audits as _audits
@@ -109,3 +111,24 @@ def _from_row(row: Any) -> ProrationAuditRecord:
         taxed_lines=None if row.taxed_lines is None else list(row.taxed_lines),
         recorded_at=row.recorded_at,
     )
+
+
+class ProrationAudits(StoreBase):
+    def record_proration(
+        self,
+        audit_record: Mapping[str, Any],
+        *,
+        key: str,
+        invoice_id: str | None = None,
+        taxed_lines: Sequence[Any] | None = None,
+        at: datetime | None = None,
+    ) -> ProrationAuditRecord:
+        """Store one proration computation (``ProrationAudit.to_record()``) with the
+        taxed lines; append-only and idempotent by ``key``."""
+        pending = prepare(
+            audit_record, key=key, invoice_id=invoice_id, taxed_lines=taxed_lines, at=at
+        )
+        return self._transact(lambda conn: store(conn, pending))
+
+    def prorations(self, *, invoice_id: str) -> list[ProrationAuditRecord]:
+        return self._read(lambda conn: for_invoice(conn, invoice_id))

@@ -1,4 +1,5 @@
-"""Reading invoices and notes on the caller's connection (views, amounts, line states)."""
+"""Reading invoices and notes: on the caller's connection (views, amounts, line states),
+and the invoice store's read calls built on them (``Reads``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy import Connection, Row, func, select
 from ledger.compliance_tables import (
     tax_line_records as _records,
 )
+from ledger.invoices.base import StoreBase
 from ledger.invoices.errors import InvoiceNotFound
 from ledger.invoices.note_tax import LineState
 from ledger.invoices.tables import (
@@ -339,3 +341,41 @@ def finalized_view(
         rate_table_version=quote.rate_table_version,
         tax_jurisdiction=quote.jurisdiction,
     )
+
+
+class Reads(StoreBase):
+    def get(self, invoice_id: str) -> InvoiceView:
+        return self._read(lambda conn: load_invoice(conn, invoice_id))
+
+    def list_for_customer(self, customer_id: str) -> list[InvoiceView]:
+        def work(conn: Connection) -> list[InvoiceView]:
+            ids = conn.execute(
+                select(_inv.c.id)
+                .where(_inv.c.customer_id == customer_id)
+                .order_by(_inv.c.created_at, _inv.c.id)
+            ).scalars()
+            return [load_invoice(conn, invoice_id) for invoice_id in list(ids)]
+
+        return self._read(work)
+
+    def notes_for_customer(self, customer_id: str) -> list[CreditNoteView | DebitNoteView]:
+        def work(conn: Connection) -> list[CreditNoteView | DebitNoteView]:
+            ids = conn.execute(
+                select(_notes.c.id)
+                .where(_notes.c.customer_id == customer_id)
+                .order_by(_notes.c.created_at, _notes.c.number)
+            ).scalars()
+            return [load_note(conn, note_id) for note_id in list(ids)]
+
+        return self._read(work)
+
+    def notes_for_invoice(self, invoice_id: str) -> list[CreditNoteView | DebitNoteView]:
+        def work(conn: Connection) -> list[CreditNoteView | DebitNoteView]:
+            ids = conn.execute(
+                select(_notes.c.id)
+                .where(_notes.c.invoice_id == invoice_id)
+                .order_by(_notes.c.created_at, _notes.c.number)
+            ).scalars()
+            return [load_note(conn, note_id) for note_id in list(ids)]
+
+        return self._read(work)
