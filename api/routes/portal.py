@@ -1,7 +1,8 @@
 """Portal API (portal session token) and the portal page.
 
-Every route resolves objects through the token's customer: another customer's
-subscription is "not found" (404), never "forbidden", so ids cannot be probed.
+Every route resolves objects through the token's customer (the ``MySubscription`` and
+``MyCustomer`` dependencies): another customer's subscription is "not found" (404),
+never "forbidden", so ids cannot be probed.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from fastapi import APIRouter, Depends, Path
 from fastapi.responses import HTMLResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
-from sqlalchemy import Engine
 from temporalio.client import Client
 
 from api.deps import EngineDep, SettingsDep
@@ -57,7 +57,7 @@ from api.temporal_client import TemporalConnection
 from billing.catalog import Catalog
 from billing.gateway import PaymentIntentStatus
 from billing.lifecycle import PortalAction
-from stores.customers import SubscriptionRecord
+from stores.customers import CustomerRecord, SubscriptionRecord
 from stores.notifications import notifications_for_customer
 from workflows.subscription.state import (
     CancellationResult,
@@ -103,18 +103,37 @@ router = APIRouter(prefix="/v1/portal", tags=["portal"])
 page_router = APIRouter(tags=["portal page"])
 
 
-async def _mine(
-    engine: EngineDep, portal: PortalClaims, subscription_id: str
+async def my_subscription(
+    portal: Portal, subscription_id: SubscriptionIdPath, engine: EngineDep
 ) -> SubscriptionRecord:
+    """The subscription in the path, if it is the session's customer's (else 404)."""
     return await service.load_subscription(
         engine=engine, subscription_id=subscription_id, customer_id=portal.customer_id
     )
 
 
+async def my_customer(portal: Portal, engine: EngineDep) -> CustomerRecord:
+    """The session's customer."""
+    return await customer_service.load_customer(engine=engine, customer_id=portal.customer_id)
+
+
+# FastAPI solves dependencies before it validates the request body: a malformed body
+# sent for a subscription that is not the caller's is a 404, not a 422.
+MySubscription = Annotated[SubscriptionRecord, Depends(my_subscription)]
+MyCustomer = Annotated[CustomerRecord, Depends(my_customer)]
+
+
+def _gateway_customer_id(customer: CustomerRecord) -> str:
+    if customer.gateway_customer_id is None:
+        raise ApiError(409, "customer_not_ready", "the customer has no gateway customer")
+    return customer.gateway_customer_id
+
+
 @router.get("/session", response_model=PortalConfigOut, responses=responses(404))
-async def portal_session(portal: Portal, engine: EngineDep, catalog: CatalogDep) -> PortalConfigOut:
+async def portal_session(
+    portal: Portal, customer: MyCustomer, catalog: CatalogDep
+) -> PortalConfigOut:
     """Who the session is for, when it expires, and the plans on offer."""
-    customer = await customer_service.load_customer(engine=engine, customer_id=portal.customer_id)
     return PortalConfigOut(
         customer_id=customer.id,
         customer_name=customer.name,
@@ -156,14 +175,9 @@ async def list_my_subscriptions(
     responses=responses(404, 503),
 )
 async def get_my_subscription(
-    portal: Portal,
-    subscription_id: SubscriptionIdPath,
-    engine: EngineDep,
-    catalog: CatalogDep,
-    temporal: TemporalDep,
+    record: MySubscription, catalog: CatalogDep, temporal: TemporalDep
 ) -> SubscriptionOut:
     """One of my subscriptions."""
-    record = await _mine(engine, portal, subscription_id)
     client = await temporal.get()
     state = await service.query_state(client=client, record=record)
     return service.subscription_out(record, state, catalog)
@@ -175,24 +189,21 @@ async def get_my_subscription(
     responses=responses(400, 404, 409, 503),
 )
 async def preview_change(
-    portal: Portal,
-    subscription_id: SubscriptionIdPath,
+    record: MySubscription,
+    customer: MyCustomer,
     body: PlanChangeIn,
-    engine: EngineDep,
     catalog: CatalogDep,
     temporal: TemporalDep,
     tax_engine: TaxEngineDep,
     registrations: RegistrationsDep,
 ) -> PlanChangePreviewOut:
     """What a plan change would cost (proration and tax per line); nothing is written."""
-    record = await _mine(engine, portal, subscription_id)
     client = await temporal.get()
     state = await service.query_state(client=client, record=record)
     now = datetime.now(UTC)
     old_price, new_price, decision = service.check_plan_change(
         state, catalog, body.plan_id, now=now
     )
-    customer = await customer_service.load_customer(engine=engine, customer_id=portal.customer_id)
     return await preview_plan_change(
         state=state,
         old_price=old_price,
@@ -211,15 +222,12 @@ async def preview_change(
     responses=responses(400, 404, 409, 503),
 )
 async def change_plan(
-    portal: Portal,
-    subscription_id: SubscriptionIdPath,
+    record: MySubscription,
     body: PlanChangeIn,
-    engine: EngineDep,
     catalog: CatalogDep,
     temporal: TemporalDep,
 ) -> PlanChangeResultOut:
     """Change plan: upgrades now with a prorated invoice, downgrades at period end."""
-    record = await _mine(engine, portal, subscription_id)
     client = await temporal.get()
     state = await service.query_state(client=client, record=record)
     service.check_plan_change(state, catalog, body.plan_id, now=datetime.now(UTC))
@@ -244,15 +252,12 @@ async def change_plan(
 
 
 async def _cancellation(
-    portal: PortalClaims,
-    subscription_id: str,
-    engine: Engine,
+    record: SubscriptionRecord,
     catalog: Catalog,
     temporal: TemporalConnection,
     action: PortalAction,
     update: str,
 ) -> CancellationOut:
-    record = await _mine(engine, portal, subscription_id)
     client = await temporal.get()
     state = await service.query_state(client=client, record=record)
     service.check_portal_action(state, action, now=datetime.now(UTC))
@@ -274,21 +279,11 @@ async def _cancellation(
     responses=responses(400, 404, 409, 503),
 )
 async def cancel_at_period_end(
-    portal: Portal,
-    subscription_id: SubscriptionIdPath,
-    engine: EngineDep,
-    catalog: CatalogDep,
-    temporal: TemporalDep,
+    record: MySubscription, catalog: CatalogDep, temporal: TemporalDep
 ) -> CancellationOut:
     """Cancel at the end of the paid period; access continues until then."""
     return await _cancellation(
-        portal,
-        subscription_id,
-        engine,
-        catalog,
-        temporal,
-        PortalAction.CANCEL_AT_PERIOD_END,
-        "cancel_at_period_end",
+        record, catalog, temporal, PortalAction.CANCEL_AT_PERIOD_END, "cancel_at_period_end"
     )
 
 
@@ -298,21 +293,11 @@ async def cancel_at_period_end(
     responses=responses(400, 404, 409, 503),
 )
 async def undo_cancellation(
-    portal: Portal,
-    subscription_id: SubscriptionIdPath,
-    engine: EngineDep,
-    catalog: CatalogDep,
-    temporal: TemporalDep,
+    record: MySubscription, catalog: CatalogDep, temporal: TemporalDep
 ) -> CancellationOut:
     """Withdraw a pending cancellation before the period ends."""
     return await _cancellation(
-        portal,
-        subscription_id,
-        engine,
-        catalog,
-        temporal,
-        PortalAction.UNDO_CANCELLATION,
-        "undo_cancellation",
+        record, catalog, temporal, PortalAction.UNDO_CANCELLATION, "undo_cancellation"
     )
 
 
@@ -322,26 +307,21 @@ async def undo_cancellation(
     responses=responses(400, 404, 409, 502, 503),
 )
 async def create_setup_intent(
-    portal: Portal,
-    subscription_id: SubscriptionIdPath,
-    engine: EngineDep,
+    record: MySubscription,
+    customer: MyCustomer,
     settings: SettingsDep,
     gateway: GatewayDep,
     temporal: TemporalDep,
 ) -> SetupIntentOut:
     """Start a card set-up; the browser confirms it with Stripe.js, not through this API."""
-    record = await _mine(engine, portal, subscription_id)
     client = await temporal.get()
     state = await service.query_state(client=client, record=record)
     service.check_portal_action(
         state, PortalAction.SET_DEFAULT_PAYMENT_METHOD, now=datetime.now(UTC)
     )
-    customer = await customer_service.load_customer(engine=engine, customer_id=portal.customer_id)
-    if customer.gateway_customer_id is None:
-        raise ApiError(409, "customer_not_ready", "the customer has no gateway customer")
     result, request_3ds = await cards.create_setup_intent(
         gateway=gateway,
-        gateway_customer_id=customer.gateway_customer_id,
+        gateway_customer_id=_gateway_customer_id(customer),
         country=customer.address.country,
         subscription_id=record.id,
     )
@@ -359,27 +339,22 @@ async def create_setup_intent(
     responses=responses(400, 404, 409, 502, 503),
 )
 async def set_payment_method(
-    portal: Portal,
-    subscription_id: SubscriptionIdPath,
+    record: MySubscription,
+    customer: MyCustomer,
     body: PaymentMethodIn,
-    engine: EngineDep,
     catalog: CatalogDep,
     gateway: GatewayDep,
     temporal: TemporalDep,
 ) -> PaymentMethodOut:
     """Make a card token (`pm_…`) the subscription's default; card data is never accepted."""
-    record = await _mine(engine, portal, subscription_id)
     client = await temporal.get()
     state = await service.query_state(client=client, record=record)
     service.check_portal_action(
         state, PortalAction.SET_DEFAULT_PAYMENT_METHOD, now=datetime.now(UTC)
     )
-    customer = await customer_service.load_customer(engine=engine, customer_id=portal.customer_id)
-    if customer.gateway_customer_id is None:
-        raise ApiError(409, "customer_not_ready", "the customer has no gateway customer")
     details = await cards.attach_token(
         gateway=gateway,
-        gateway_customer_id=customer.gateway_customer_id,
+        gateway_customer_id=_gateway_customer_id(customer),
         payment_method_id=body.payment_method_id,
         key=f"dunwell:portal:{record.id}:pm:{body.payment_method_id}",
         make_default=False,  # the workflow's update makes it the default
@@ -414,7 +389,7 @@ async def set_payment_method(
 )
 async def confirm_payment(
     portal: Portal,
-    subscription_id: SubscriptionIdPath,
+    record: MySubscription,
     engine: EngineDep,
     catalog: CatalogDep,
     settings: SettingsDep,
@@ -422,7 +397,6 @@ async def confirm_payment(
     temporal: TemporalDep,
 ) -> PaymentConfirmationOut:
     """Start confirming a payment that waits for 3-D Secure; gives Stripe.js what it needs."""
-    record = await _mine(engine, portal, subscription_id)
     client = await temporal.get()
     state = await service.query_state(client=client, record=record)
     service.waiting_action(state)
@@ -437,15 +411,12 @@ async def confirm_payment(
     outcome = result.outcome
     client_secret: str | None = None
     if outcome == "requires_action":
-        customer = await customer_service.load_customer(
-            engine=engine, customer_id=portal.customer_id
-        )
-        if customer.gateway_customer_id is None:
-            raise ApiError(409, "customer_not_ready", "the customer has no gateway customer")
+        # Only this outcome needs the customer, so it is read here, not as a dependency.
+        customer = await my_customer(portal, engine)
         intent = await cards.intent_to_confirm(
             gateway=gateway,
             payment_intent_id=result.payment_intent_id,
-            gateway_customer_id=customer.gateway_customer_id,
+            gateway_customer_id=_gateway_customer_id(customer),
         )
         if intent.status is PaymentIntentStatus.SUCCEEDED:
             # Authenticated already (another tab, or a page closed before it completed).
@@ -473,15 +444,12 @@ async def confirm_payment(
     responses=responses(400, 404, 409, 503),
 )
 async def complete_payment(
-    portal: Portal,
-    subscription_id: SubscriptionIdPath,
+    record: MySubscription,
     body: ConfirmPaymentIn,
-    engine: EngineDep,
     catalog: CatalogDep,
     temporal: TemporalDep,
 ) -> PaymentCompletedOut:
     """Finish a payment confirmed with Stripe.js; the gateway's record decides if it is paid."""
-    record = await _mine(engine, portal, subscription_id)
     client = await temporal.get()
     state = await service.query_state(client=client, record=record)
     service.check_confirmation(state, body.payment_intent_id)
