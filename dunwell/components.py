@@ -4,8 +4,9 @@ so the two always quote tax and talk to the gateway the same way."""
 from __future__ import annotations
 
 from activities.stripe_gateway import StripeGateway
+from activities.tax_engines import make_engine
 from dunwell.settings import Settings
-from tax import TaxEngine, make_engine
+from tax import TaxEngine
 
 
 def build_tax_engine(settings: Settings) -> TaxEngine:

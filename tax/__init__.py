@@ -1,15 +1,18 @@
-"""Dunwell's tax engine: one ``TaxEngine`` interface, two implementations.
+"""Dunwell's tax engine: the ``TaxEngine`` interface and the built-in engine, pure.
 
 ``BuiltinTaxEngine`` (default, offline) reads the effective-dated, sourced rate files
-in ``tax/data``; ``StripeTaxEngine`` asks Stripe Tax. ``make_engine("builtin" |
-"stripe", **deps)`` picks one by its setting name. Rounding: per line and tax
-component, half-up (ties away from zero), to the currency's minor unit; every quote
-states the rule it used in ``rounding_rule``.
+in ``tax/data``. Rounding: per line and tax component, half-up (ties away from zero),
+to the currency's minor unit; every quote states the rule it used in
+``rounding_rule``. The engines that do network I/O live with the other adapters:
+``activities.stripe_tax`` (Stripe Tax) and ``activities.vies`` (the live VAT ID
+check); ``activities.tax_engines.make_engine`` picks an engine by its setting name.
+
+May import: ``billing`` and the standard library (plus ``stdnum``, offline VAT ID
+checks). No I/O package (database, gateway, HTTP, Temporal) and none of Dunwell's I/O
+packages (``ledger``, ``stores``, ``activities``, ``api``, ``workflows``, ``dunwell``).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from tax.builtin import REVERSE_CHARGE_MENTION, BuiltinTaxEngine
 from tax.engine import TaxEngine, aquote
@@ -47,35 +50,7 @@ from tax.rates import RateTable, load_rate_table
 from tax.rounding import ROUNDING_RULE
 from tax.vat_ids import VatIdChecker, validate_vat_id
 
-ENGINE_NAMES = ("builtin", "stripe")
-
-
-def make_engine(name: str, **deps: Any) -> TaxEngine:
-    """``builtin``: optional ``seller_country``, ``rate_table``, ``vat_checker``.
-    ``stripe``: ``client`` (a ``stripe.StripeClient``), or ``api_key`` and optional
-    ``api_base`` to build one; optional ``tax_codes``."""
-    if name == "builtin":
-        return BuiltinTaxEngine(**deps)
-    if name == "stripe":
-        import stripe
-
-        from tax.stripe_engine import StripeTaxEngine
-
-        client = deps.pop("client", None)
-        if client is None:
-            api_key = deps.pop("api_key", None)
-            if not api_key:
-                raise TaxConfigError("the stripe tax engine needs `client` or `api_key`")
-            api_base = deps.pop("api_base", None)
-            client = stripe.StripeClient(
-                api_key, base_addresses={"api": api_base} if api_base else {}
-            )
-        return StripeTaxEngine(client, **deps)
-    raise TaxConfigError(f"unknown tax engine {name!r}; expected one of {ENGINE_NAMES}")
-
-
 __all__ = [
-    "ENGINE_NAMES",
     "REVERSE_CHARGE_MENTION",
     "ROUNDING_RULE",
     "Address",
@@ -110,6 +85,5 @@ __all__ = [
     "VatIdChecker",
     "aquote",
     "load_rate_table",
-    "make_engine",
     "validate_vat_id",
 ]

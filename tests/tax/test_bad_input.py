@@ -6,6 +6,7 @@ from datetime import datetime
 
 import pytest
 
+from activities.tax_engines import make_engine
 from tax import (
     Address,
     InvalidVatIdError,
@@ -22,7 +23,6 @@ from tax import (
     UnknownRegionError,
     UnsupportedCurrencyError,
     UnsupportedTaxCodeError,
-    make_engine,
     validate_vat_id,
 )
 from tests.tax.conftest import at, customer, line, reg

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from tax import BuiltinTaxEngine, TaxEngine, aquote, make_engine
+from activities.tax_engines import make_engine
+from tax import BuiltinTaxEngine, TaxEngine, aquote
 from tests.tax.conftest import at, customer, line
 
 

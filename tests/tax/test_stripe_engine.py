@@ -12,6 +12,8 @@ from datetime import date
 import pytest
 import stripe
 
+from activities.stripe_tax import StripeTaxEngine
+from activities.tax_engines import make_engine
 from tax import (
     REVERSE_CHARGE_MENTION,
     ExemptionCertificate,
@@ -22,10 +24,8 @@ from tax import (
     TaxReason,
     TaxType,
     aquote,
-    make_engine,
 )
 from tax.model import Address, TaxCustomer
-from tax.stripe_engine import StripeTaxEngine
 from tests.tax.conftest import PAYLOADS, at, customer, line
 
 CALCULATIONS = "/v1/tax/calculations"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from activities.vies import ViesRestChecker
 from tax import BuiltinTaxEngine, TaxProviderError, TaxReason
-from tax.vies import ViesRestChecker
 from tests.tax.conftest import at, customer, line, reg
 
 CHECK = "/rest-api/check-vat-number"
