@@ -1,6 +1,8 @@
 """Builds clients and activity instances, and runs the Temporal worker.
 
-Wiring happens here and in the API lifespan only.
+Wiring happens here and in the API lifespan only. May import ``workflows``,
+``activities``, ``ledger``, ``stores``, ``billing``, ``tax`` and ``dunwell``; never
+``api``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,12 @@
-"""Temporal activities: the only code that touches the gateway, the ledger and the tax engine."""
+"""Temporal activities: the only code that touches the gateway, the ledger and the tax engine.
+
+Beside the activity classes live the adapters they call: the Stripe gateway
+(``stripe_gateway``), Stripe Tax (``stripe_tax``), the live VAT ID check (``vies``)
+and the tax engine factory (``tax_engines``).
+
+May import: ``billing``, ``tax``, ``ledger`` and ``stores``. Never ``workflows`` (the
+workflows import the activities, not the other way round) and never ``api``.
+"""
 
 from __future__ import annotations
 

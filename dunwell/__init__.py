@@ -1,1 +1,11 @@
+"""The ``dunwell`` command and what the processes share: settings, wiring, the dev stack.
 
+``cli`` and its subcommands (``ledger_cli``, ``tax_cli``, ``dunning_cli``,
+``review_cli``), the settings (``settings``), the factories the worker and the API
+both build from settings (``components``), the Temporal client and payload converter
+(``temporal``, ``converter``), log redaction, and the local stack (``devstack``,
+``fake_gateway``, ``smtp_sink``, ``demo``).
+
+May import every Dunwell package: it is the command that serves the API and runs the
+worker, and the only package besides the API itself that may import ``api``.
+"""
