@@ -1,4 +1,10 @@
-"""Dunwell's Temporal workflows; ``WORKFLOWS`` is what a worker registers."""
+"""Dunwell's Temporal workflows; ``WORKFLOWS`` is what a worker registers.
+
+Deterministic code only (``workflow.now()``, timers, no I/O), guarded by replay tests.
+May import: ``billing`` and ``tax`` (pure), and ``activities`` only under
+``workflow.unsafe.imports_passed_through()``, to call them by name with their request
+and result types. Never ``api``, and nothing that does I/O of its own.
+"""
 
 from workflows.dunning import DunningWorkflow
 from workflows.manual_review import ManualReviewWorkflow
