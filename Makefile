@@ -20,6 +20,7 @@ dev: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -37,4 +38,4 @@ unit: $(STAMP) browser
 test: lint typecheck unit
 
 clean:
-	rm -rf $(VENV) .dunwell .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .dunwell .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache
