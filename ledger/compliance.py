@@ -224,9 +224,12 @@ def format_check(vat_id: str, at: datetime) -> VatCheckResult:
     )
 
 
+_INSERT_TAX_LINES = insert(_tax_lines)
+
+
 def insert_tax_line_records(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        conn.execute(insert(_tax_lines), list(rows))
+        conn.execute(_INSERT_TAX_LINES, list(rows))
 
 
 def _latest(rows: Iterable[Any], key: Any) -> list[Any]:

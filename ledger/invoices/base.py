@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, update
+from sqlalchemy import Connection, Engine, bindparam, update
 
 from ledger import unit_of_work
 from ledger.accounts import AccountRow, AccountSpec, get_or_create_accounts
@@ -28,6 +28,10 @@ from ledger.unit_of_work import MAX_ATTEMPTS
 from tax.rates import load_rate_table
 
 T = TypeVar("T")
+
+# Sets the columns its parameters name on invoice ``b_invoice``; one statement object for
+# every invoice update, so its compiled forms are cached instead of rebuilt per call.
+UPDATE_INVOICE = update(_inv).where(_inv.c.id == bindparam("b_invoice"))
 
 _NEW_ACCOUNTS = "dunwell_invoices_new_accounts"
 _ACCOUNT_CACHE_LIMIT = 100_000
@@ -102,9 +106,8 @@ class StoreBase:
     @staticmethod
     def _set_status(conn: Connection, invoice_id: str, status: InvoiceStatus, at: datetime) -> None:
         conn.execute(
-            update(_inv)
-            .where(_inv.c.id == invoice_id)
-            .values(status=status.value, status_changed_at=at)
+            UPDATE_INVOICE,
+            {"b_invoice": invoice_id, "status": status.value, "status_changed_at": at},
         )
 
     def _read(self, work: Callable[[Connection], T]) -> T:

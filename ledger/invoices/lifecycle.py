@@ -21,12 +21,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, bindparam, insert, update
+from sqlalchemy import Connection, Insert, bindparam, insert, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from billing.money import is_supported_currency
 from ledger import chart, compliance
-from ledger.db import insert_or_ignore
-from ledger.invoices.base import StoreBase
+from ledger.invoices.base import UPDATE_INVOICE, StoreBase
 from ledger.invoices.checks import (
     aware,
     aware_or_none,
@@ -53,6 +53,22 @@ from ledger.invoices.tables import (
 )
 from ledger.invoices.types import CustomerTaxDetails, DraftLine, InvoiceStatus, InvoiceView
 from tax import TaxBehavior, TaxQuote
+
+# Statements every renewal runs, built once (see reads.py).
+_DRAFT_INSERT: dict[str, Insert] = {
+    name: dialect.insert(_inv).on_conflict_do_nothing(index_elements=["id"]).returning(_inv.c.id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+_INSERT_LINES = insert(_lines)
+_FREEZE_LINE = (
+    update(_lines)
+    .where(_lines.c.invoice_id == bindparam("b_invoice"), _lines.c.line_id == bindparam("b_line"))
+    .values(
+        amount_excluding_tax=bindparam("b_net"),
+        tax_amount=bindparam("b_tax"),
+        amount_including_tax=bindparam("b_gross"),
+    )
+)
 
 
 def invoice_id_for(key: str) -> str:
@@ -166,17 +182,15 @@ class Lifecycle(StoreBase):
 
         def write(conn: Connection) -> str:
             inserted = conn.execute(
-                insert_or_ignore(conn, _inv)
-                .values(
-                    id=invoice_id,
-                    idempotency_key=key,
-                    issuer=self.issuer,
-                    status=InvoiceStatus.DRAFT.value,
-                    created_at=created_at,
+                _DRAFT_INSERT[conn.dialect.name],
+                {
+                    "id": invoice_id,
+                    "idempotency_key": key,
+                    "issuer": self.issuer,
+                    "status": InvoiceStatus.DRAFT.value,
+                    "created_at": created_at,
                     **wanted,
-                )
-                .on_conflict_do_nothing(index_elements=["id"])
-                .returning(_inv.c.id)
+                },
             ).first()
             if inserted is None:
                 existing = invoice_row(conn, invoice_id)
@@ -189,7 +203,7 @@ class Lifecycle(StoreBase):
                     )
                 return invoice_id
             conn.execute(
-                insert(_lines),
+                _INSERT_LINES,
                 [
                     {
                         "invoice_id": invoice_id,
@@ -257,15 +271,10 @@ class Lifecycle(StoreBase):
             lines = line_rows(conn, invoice_id)
             check_quote(quote, row.currency, lines)
             conn.execute(
-                update(_lines)
-                .where(_lines.c.invoice_id == invoice_id, _lines.c.line_id == bindparam("b_line"))
-                .values(
-                    amount_excluding_tax=bindparam("b_net"),
-                    tax_amount=bindparam("b_tax"),
-                    amount_including_tax=bindparam("b_gross"),
-                ),
+                _FREEZE_LINE,
                 [
                     {
+                        "b_invoice": invoice_id,
                         "b_line": q.line_id,
                         "b_net": q.amount_excluding_tax,
                         "b_tax": q.tax_amount,
@@ -327,31 +336,31 @@ class Lifecycle(StoreBase):
             number = self._next_number(conn, "invoice", at)
             status = InvoiceStatus.OPEN if total > 0 else InvoiceStatus.PAID
             conn.execute(
-                update(_inv)
-                .where(_inv.c.id == invoice_id)
-                .values(
-                    status=status.value,
-                    status_changed_at=at,
-                    number=number,
-                    finalized_at=at,
-                    subtotal=quote.subtotal_excluding_tax,
-                    tax_total=quote.tax_total,
-                    total=total,
-                    tax_engine=quote.engine,
-                    rate_table_version=quote.rate_table_version,
-                    rounding_rule=quote.rounding_rule,
-                    tax_jurisdiction=quote.jurisdiction,
-                    tax_quote_at=quote.at,
-                    customer_country=customer_tax.country.upper(),
-                    customer_region=customer_tax.region,
-                    customer_vat_id=customer_tax.vat_id,
-                    customer_name=customer_tax.name,
-                    customer_address=customer_tax.address_text,
-                    tax_evidence=[asdict(e) for e in quote.evidence],
-                    legal_mentions=list(quote.legal_mentions),
-                    vat_check=None if quote.vat_check is None else jsonable(quote.vat_check),
-                    ledger_entry_id=entry_id,
-                )
+                UPDATE_INVOICE,
+                {
+                    "b_invoice": invoice_id,
+                    "status": status.value,
+                    "status_changed_at": at,
+                    "number": number,
+                    "finalized_at": at,
+                    "subtotal": quote.subtotal_excluding_tax,
+                    "tax_total": quote.tax_total,
+                    "total": total,
+                    "tax_engine": quote.engine,
+                    "rate_table_version": quote.rate_table_version,
+                    "rounding_rule": quote.rounding_rule,
+                    "tax_jurisdiction": quote.jurisdiction,
+                    "tax_quote_at": quote.at,
+                    "customer_country": customer_tax.country.upper(),
+                    "customer_region": customer_tax.region,
+                    "customer_vat_id": customer_tax.vat_id,
+                    "customer_name": customer_tax.name,
+                    "customer_address": customer_tax.address_text,
+                    "tax_evidence": [asdict(e) for e in quote.evidence],
+                    "legal_mentions": list(quote.legal_mentions),
+                    "vat_check": None if quote.vat_check is None else jsonable(quote.vat_check),
+                    "ledger_entry_id": entry_id,
+                },
             )
             return finalized_view(row, lines, quote, customer_tax, number, status, at)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 
 from ledger import chart
 from ledger.accounts import AccountSpec
@@ -24,7 +24,7 @@ from ledger.invoices.errors import (
     InvoiceStateError,
     PaymentExceedsRemaining,
 )
-from ledger.invoices.reads import amounts, invoice_row, load_invoice
+from ledger.invoices.reads import amounts, invoice_row, load_invoice, payable_row
 from ledger.invoices.tables import (
     invoice_payments as _payments,
 )
@@ -38,6 +38,11 @@ from ledger.models import AccountType
 def bad_debt(currency: str) -> AccountSpec:
     """Receivables written off as uncollectible (expense); recoveries credit it."""
     return AccountSpec(f"bad_debt:{currency}", AccountType.EXPENSE, currency)
+
+
+# Statements every renewal's payment runs, built once (see reads.py).
+_PAYMENT_BY_KEY = select(_payments).where(_payments.c.idempotency_key == bindparam("key"))
+_INSERT_PAYMENT = insert(_payments)
 
 
 class Payments(StoreBase):
@@ -88,8 +93,8 @@ class Payments(StoreBase):
         check_key(key)
 
         def record(conn: Connection) -> None:
-            row = invoice_row(conn, invoice_id, lock=True)
-            seen = conn.execute(select(_payments).where(_payments.c.idempotency_key == key)).first()
+            row = payable_row(conn, invoice_id)
+            seen = conn.execute(_PAYMENT_BY_KEY, {"key": key}).first()
             if seen is not None:
                 if (seen.invoice_id, int(seen.amount), seen.payment_ref) != (
                     invoice_id,
@@ -122,15 +127,16 @@ class Payments(StoreBase):
                 metadata={"invoice_id": invoice_id, "payment_ref": payment_ref},
             )
             conn.execute(
-                insert(_payments).values(
-                    invoice_id=invoice_id,
-                    idempotency_key=key,
-                    payment_ref=payment_ref,
-                    amount=amount,
-                    paid_at=at,
-                    recovery=recovery,
-                    ledger_entry_id=entry_id,
-                )
+                _INSERT_PAYMENT,
+                {
+                    "invoice_id": invoice_id,
+                    "idempotency_key": key,
+                    "payment_ref": payment_ref,
+                    "amount": amount,
+                    "paid_at": at,
+                    "recovery": recovery,
+                    "ledger_entry_id": entry_id,
+                },
             )
             if amount == remaining and status is not InvoiceStatus.PAID:
                 self._set_status(conn, invoice_id, InvoiceStatus.PAID, at)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, select
+from sqlalchemy import Connection, Row, bindparam, func, select
 
 from ledger.compliance_tables import (
     tax_line_records as _records,
@@ -59,37 +59,55 @@ class Amounts:
         return total + self.debited - self.credited
 
 
+# The reads every renewal makes, built once: a statement object that is reused keeps its
+# compiled form and cache key, where one built per call pays for both each time.
+_INVOICE = select(_inv).where(_inv.c.id == bindparam("invoice_id"))
+_INVOICE_FOR_UPDATE = _INVOICE.with_for_update()
+# What recording a payment needs of the invoice (the full row is some 35 columns).
+_PAYABLE = select(
+    _inv.c.status, _inv.c.total, _inv.c.currency, _inv.c.customer_id, _inv.c.number
+).where(_inv.c.id == bindparam("invoice_id"))
+_PAYABLE_FOR_UPDATE = _PAYABLE.with_for_update()
+_LINES = (
+    select(_lines).where(_lines.c.invoice_id == bindparam("invoice_id")).order_by(_lines.c.position)
+)
+_PAID = select(func.coalesce(func.sum(_payments.c.amount), 0)).where(
+    _payments.c.invoice_id == bindparam("invoice_id")
+)
+_NOTE_SUMS = (
+    select(_notes.c.kind, func.sum(_notes.c.total), func.sum(_notes.c.receivable_amount))
+    .where(_notes.c.invoice_id == bindparam("invoice_id"))
+    .group_by(_notes.c.kind)
+)
+
+
 def invoice_row(conn: Connection, invoice_id: str, *, lock: bool = False) -> Row[Any]:
-    query = select(_inv).where(_inv.c.id == invoice_id)
-    if lock and conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+    query = _INVOICE_FOR_UPDATE if lock and conn.dialect.name == "postgresql" else _INVOICE
+    row = conn.execute(query, {"invoice_id": invoice_id}).first()
+    if row is None:
+        raise InvoiceNotFound(f"no invoice {invoice_id!r}")
+    return row
+
+
+def payable_row(conn: Connection, invoice_id: str) -> Row[Any, Any, Any, Any, Any]:
+    """The invoice's status, total, currency, customer and number, locked for a payment."""
+    query = _PAYABLE_FOR_UPDATE if conn.dialect.name == "postgresql" else _PAYABLE
+    row = conn.execute(query, {"invoice_id": invoice_id}).first()
     if row is None:
         raise InvoiceNotFound(f"no invoice {invoice_id!r}")
     return row
 
 
 def line_rows(conn: Connection, invoice_id: str) -> list[Row[Any]]:
-    return list(
-        conn.execute(
-            select(_lines).where(_lines.c.invoice_id == invoice_id).order_by(_lines.c.position)
-        ).all()
-    )
+    return list(conn.execute(_LINES, {"invoice_id": invoice_id}).all())
 
 
 def amounts(conn: Connection, invoice_id: str) -> Amounts:
-    paid = conn.execute(
-        select(func.coalesce(func.sum(_payments.c.amount), 0)).where(
-            _payments.c.invoice_id == invoice_id
-        )
-    ).scalar_one()
+    params = {"invoice_id": invoice_id}
+    paid = conn.execute(_PAID, params).scalar_one()
     sums = {
         kind: (int(total), int(receivable))
-        for kind, total, receivable in conn.execute(
-            select(_notes.c.kind, func.sum(_notes.c.total), func.sum(_notes.c.receivable_amount))
-            .where(_notes.c.invoice_id == invoice_id)
-            .group_by(_notes.c.kind)
-        )
+        for kind, total, receivable in conn.execute(_NOTE_SUMS, params)
     }
     credit_total, credit_receivable = sums.get("credit", (0, 0))
     debit_total, _ = sums.get("debit", (0, 0))
