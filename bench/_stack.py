@@ -3,15 +3,15 @@
 ``Stack`` starts what a benchmark asks for, each as a subprocess in its own process group
 on a free loopback port: the Temporal dev server (in memory, headless, Dunwell's search
 attributes registered), localstripe (``python -m dunwell.fake_gateway``), the API
-(``dunwell api``) and the worker (``dunwell worker``, or ``worker_main`` below when the
-benchmark needs a larger workflow cache than the product worker's). Every child is
-stopped at exit (SIGTERM to its group, SIGKILL after a grace period). Each benchmark
-gets a PostgreSQL database of its own, migrated and seeded with the dev tax
-registrations, and dropped at the end.
+(``dunwell api``), the worker (``dunwell worker``; only its workflow cache may be raised,
+through ``DUNWELL_WORKER_MAX_CACHED_WORKFLOWS``) and any other process a benchmark
+spawns (``Stack.spawn``). Every child is stopped at exit (SIGTERM to its group, SIGKILL
+after a grace period). Each benchmark gets a PostgreSQL database of its own, migrated and
+seeded with the dev tax registrations, and dropped at the end.
 
-``python bench/_stack.py worker --max-cached-workflows N`` runs the worker that
-``worker.build_worker`` builds, with only ``max_cached_workflows`` changed; settings come
-from the same ``DUNWELL_*`` environment.
+CPU is read per process from /proc. PostgreSQL's is that of the backends serving the
+benchmark's own database (``PostgresCpu``): the server is shared with whatever else runs
+on the machine, test suites included.
 """
 
 from __future__ import annotations
@@ -104,20 +104,66 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def postgres_cpu_seconds() -> float:
-    """CPU seconds used by all PostgreSQL processes on this machine, backends that have
-    exited included (the server's reaped children); other databases' work counts too, so
-    read it while only the bench runs."""
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue  # gone meanwhile
-        if text[text.index("(") + 1 : text.rindex(")")] == "postgres":
-            fields = text.rsplit(")", 1)[1].split()
-            total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-    return total
+def _stat_fields(pid: int) -> tuple[str, list[str]] | None:
+    """The command name and the fields after it in /proc/<pid>/stat; None once it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.index("(") + 1 : text.rindex(")")], text.rsplit(")", 1)[1].split()
+
+
+class PostgresCpu:
+    """CPU seconds of the PostgreSQL backends connected to one database.
+
+    The server is shared: other test suites use it while a benchmark runs, so the
+    machine-wide PostgreSQL CPU says nothing about the benchmark's own work. A backend
+    names its database in its process title, so the backends serving ours are found
+    among the postmaster's children. A backend's CPU is only readable while it lives:
+    ``sample`` keeps the last value seen for each, so call it often (``watch``); a
+    backend that exits between two samples loses what it used since the last one. The
+    server's shared processes (WAL writer, checkpointer, background writer) serve every
+    database and are left out."""
+
+    def __init__(self, database: str) -> None:
+        self._title = f" {database} ".encode()
+        self._seen: dict[tuple[int, str], float] = {}
+        self._postmasters = [
+            pid
+            for pid in (int(p.name) for p in Path("/proc").glob("[0-9]*"))
+            if (fields := _stat_fields(pid)) is not None
+            and fields[0] == "postgres"
+            and (parent := _stat_fields(int(fields[1][1]))) is not None
+            and parent[0] != "postgres"
+        ]
+
+    def sample(self) -> float:
+        """CPU seconds used so far by the backends of the database, exited ones included."""
+        tick = os.sysconf("SC_CLK_TCK")
+        for postmaster in self._postmasters:
+            try:
+                children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text()
+            except OSError:
+                continue
+            for pid in map(int, children.split()):
+                try:
+                    title = Path(f"/proc/{pid}/cmdline").read_bytes()
+                except OSError:
+                    continue
+                if self._title not in title:
+                    continue
+                fields = _stat_fields(pid)
+                if fields is not None:
+                    stat = fields[1]
+                    # Keyed with the start time too: a pid can be reused meanwhile.
+                    self._seen[pid, stat[19]] = (int(stat[11]) + int(stat[12])) / tick
+        return sum(self._seen.values())
+
+    async def watch(self, every: float = 0.5) -> None:
+        """Sample until cancelled (run it as a task for as long as the database is used)."""
+        while True:
+            self.sample()
+            await asyncio.sleep(every)
 
 
 def machine_load() -> str:
@@ -171,6 +217,7 @@ class Stack:
         self.log_dir = Path(tempfile.mkdtemp(prefix=f"dunwell-{name}-"))
         self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.database_url: str | None = None
+        self.postgres_cpu: PostgresCpu | None = None
         self.temporal_address = ""
         self.stripe_api_base = ""
         self.api_base = ""
@@ -184,7 +231,8 @@ class Stack:
 
     # children
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
+        """Start ``argv`` as a child named ``name`` (its log is ``<log_dir>/<name>.log``)."""
         log = (self.log_dir / f"{name}.log").open("ab")
         proc = subprocess.Popen(
             argv,
@@ -220,7 +268,8 @@ class Stack:
         """CPU seconds used so far by each child and by this process."""
         used = {name: cpu_seconds(proc.pid) for name, proc in self.children if proc.poll() is None}
         used["bench"] = cpu_seconds(os.getpid())
-        used["postgres"] = postgres_cpu_seconds()
+        if self.postgres_cpu is not None:
+            used["postgres"] = self.postgres_cpu.sample()
         return used
 
     async def wait_idle(
@@ -253,6 +302,7 @@ class Stack:
 
     def start_database(self) -> str:
         self.database_url = create_database(f"dunwell_bench_{self.name}")
+        self.postgres_cpu = PostgresCpu(self.database_url.rsplit("/", 1)[1])
         progress(f"database {self.database_url.rsplit('/', 1)[1]} migrated")
         return self.database_url
 
@@ -260,7 +310,7 @@ class Stack:
         from workflows.search_attributes import cli_flags
 
         port = free_port()
-        self._spawn(
+        self.spawn(
             "temporal",
             [
                 str(BIN / "temporal"),
@@ -288,7 +338,7 @@ class Stack:
     def start_localstripe(self) -> str:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        self._spawn(
+        self.spawn(
             "localstripe", [sys.executable, "-m", "dunwell.fake_gateway", "--port", str(port)]
         )
         self._wait_until("localstripe", lambda: http_ok(f"{base}/js.stripe.com/v3/"))
@@ -327,7 +377,7 @@ class Stack:
         env = self.env()
         env.update({"DUNWELL_API_HOST": "127.0.0.1", "DUNWELL_API_PORT": str(port)})
         env["DUNWELL_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"
-        pid = self._spawn("api", [str(BIN / "dunwell"), "api"], env)
+        pid = self.spawn("api", [str(BIN / "dunwell"), "api"], env)
         base = f"http://127.0.0.1:{port}"
         self._wait_until("api", lambda: http_ok(f"{base}/healthz"))
         self.api_base = base
@@ -340,7 +390,7 @@ class Stack:
         env = self.env()
         cache = max_cached_workflows or PRODUCT_WORKER_CACHE
         env["DUNWELL_WORKER_MAX_CACHED_WORKFLOWS"] = str(cache)
-        pid = self._spawn("worker", [str(BIN / "dunwell"), "worker"], env)
+        pid = self.spawn("worker", [str(BIN / "dunwell"), "worker"], env)
         progress(f"worker pid {pid}: dunwell worker (max_cached_workflows={cache})")
         return pid
 
