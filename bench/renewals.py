@@ -1,15 +1,28 @@
-"""Renewals/s when N subscription periods end at the same instant, end to end.
+"""Renewals/s when N subscription periods end at the same instant, against a same-run floor.
 
 Runs on the real components (``bench/_stack.py``): the Temporal dev server (in memory),
-PostgreSQL (a database of its own, dropped at the end), localstripe, and the worker as a
-subprocess. Phases:
+PostgreSQL (a database of its own, dropped at the end), localstripe, the worker
+(``dunwell worker``) and the floor worker (``bench/_floor.py``), each a subprocess, all
+on one server instance for the whole run.
 
-1. Baseline: N starts of a no-op workflow defined here, on its own task queue with a
-   worker inside this process; prints bare workflow starts/s (start calls acknowledged).
-2. Warm-up: ``--warmup`` subscriptions started now (periods end in a month); their
-   first invoices are billed at once. The worker's RSS is read after they are paid, so
-   the sandbox's one-time imports are not charged to the measured workflows.
-3. N subscriptions whose first period ends at the same instant T. A ``start_at`` in the
+The floor is what the same components do for a renewal with no Dunwell code in the
+way: N no-op workflows whose first run waits on a timer ending at one instant and then
+continues as new once, the new run starting a timer a month away, as a renewed
+subscription's next run does (``bench/_floor.py``). They run on their own task queue
+with a no-op worker process: temporalio's ``Worker`` with the ``UnsandboxedWorkflowRunner``
+the production worker uses and the default data converter. A floor phase is measured
+like the renewals: from the instant T until all N have continued as new (the new run's
+first task has reached the worker), floor/s = N / that time.
+
+Phases, in this order:
+
+1. Floor warm-up: ``--warmup`` floor workflows whose timers lie a day away; how fast
+   they start sizes the first floor phase's lead.
+2. Floor before: N floor workflows, timers ending at T1.
+3. Subscription warm-up: ``--warmup`` subscriptions started now (periods end in a
+   month); their first invoices are billed at once. The worker's RSS is read after they
+   are paid, so one-time imports are not charged to the measured workflows.
+4. N subscriptions whose first period ends at the same instant T. A ``start_at`` in the
    past is billed at once, for the whole period [start_at, period end), with no
    proration, and the period ends on the anchor's grid: so ``start_at`` is T moved back
    one billing period, and each start bills its first invoice immediately. T is set far
@@ -20,15 +33,33 @@ subprocess. Phases:
    ``dunwell worker`` keeps 1000 by default, so above that the bench raises
    ``DUNWELL_WORKER_MAX_CACHED_WORKFLOWS`` (``--product-worker`` keeps the default; its
    cache then evicts and the figure is not per workflow).
-4. From T until all N renewal invoices (``period_start = T``) are paid, polling the
-   invoices table: renewals/s = N / (time all are paid - T).
-5. Temporal actions per renewal, from the histories of ``--sample`` subscriptions. The
+5. Renewals: from T until all N renewal invoices (``period_start = T``) are paid,
+   polling the invoices table: renewals/s = N / (time all are paid - T).
+6. Temporal actions per renewal, from the histories of ``--sample`` subscriptions. The
    renewal segment runs from the period-end timer firing in the first run to the next
    run's first ``TimerStarted`` (it is waiting for the following period end again).
    *Actions* follow Temporal Cloud's billing: workflow started (the continue-as-new
    run), activities scheduled (and each retry attempt), timers started, search
    attribute upserts, markers, signals, updates, child workflows started, external
    signals/cancels. The number of history events in the segment is printed too.
+7. Floor after: N more floor workflows, timers ending at T2, once the worker and
+   Temporal are idle.
+
+Why a floor before and after. The server keeps every run's history for the whole bench
+(it is in memory and never cleaned): the first floor phase runs on an almost empty
+server, the renewals on one holding N floor workflows, the second floor phase on one
+that also holds 2 N subscription runs. The machine's speed also drifts over the
+minutes a run takes. Bracketing the renewals cancels both to first order: floor/s is
+2 N over the two floor phases' time together (their time per workflow averaged, not
+their rates). Interleaving them with the renewals is not possible: they would share the
+instant T and each other's CPU. Both floor phases are printed, so a run whose drift was
+not linear can be seen.
+
+CPU. Each component's CPU over a measured window is read from /proc: per renewal for
+Temporal, the worker, PostgreSQL (the backends serving the bench's database only) and
+localstripe; per floor workflow for Temporal and the floor worker. The gap between
+the two is what Dunwell adds. ``worker_cpu_ms_per_renewal`` is the worker process's
+CPU from T until the last renewal is paid, over N.
 
 Gateway customers: by default all subscriptions share one localstripe customer with one
 ``pm_card_visa`` payment method (``--gateway-customers K`` creates K and spreads the
@@ -37,8 +68,10 @@ add 4 N calls to a setup phase that already takes longer than the renewals; the 
 charge (one off-session PaymentIntent per invoice) is the same call either way.
 
 Run: .venv/bin/python bench/renewals.py [--n 2000] [--warmup 50] [--sample 20]
+(``--margin`` is the slack in seconds added before each T beyond the estimated setup.)
 Progress goes to stderr; the last line of stdout is one JSON object:
-{"renewals_per_s", "baseline_starts_per_s", "actions_per_renewal", "kb_per_cached_workflow"}
+{"renewals_per_s", "floor_per_s", "ratio", "worker_cpu_ms_per_renewal",
+ "actions_per_renewal", "kb_per_cached_workflow"}
 """
 
 from __future__ import annotations
@@ -63,14 +96,13 @@ if sys.path and Path(sys.path[0] or ".").resolve() == REPO / "bench":
 
 import psycopg  # noqa: E402
 import stripe  # noqa: E402
-from temporalio import workflow  # noqa: E402
 from temporalio.api.enums.v1 import EventType  # noqa: E402
 from temporalio.api.history.v1 import HistoryEvent  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 from temporalio.common import SearchAttributePair, TypedSearchAttributes  # noqa: E402
-from temporalio.worker import Worker  # noqa: E402
 
 from activities.stripe_gateway import StripeGateway  # noqa: E402
+from bench import _floor  # noqa: E402
 from bench._stack import (  # noqa: E402
     PRODUCT_WORKER_CACHE,
     STRIPE_API_KEY,
@@ -93,13 +125,8 @@ CURRENCY = "EUR"
 PLANS = ("starter-monthly", "starter-yearly")  # the first whose grid lands exactly on T
 CACHE_HEADROOM = 100
 POLL_SECONDS = 0.25
-
-
-@workflow.defn(name="BenchNoop", sandboxed=False)
-class NoopWorkflow:
-    @workflow.run
-    async def run(self) -> None:
-        return None
+MAX_LEAD_SECONDS = 900.0
+FLOOR_TASK_QUEUE = "bench-floor"
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -205,17 +232,85 @@ async def wait_for(
 # --- phases -------------------------------------------------------------------------------
 
 
-async def baseline_starts(client: Client, n: int, concurrency: int) -> float:
-    task_queue = "bench-noop"
-    async with Worker(client, task_queue=task_queue, workflows=[NoopWorkflow]):
+def lead_seconds(n: int, setup_per_s: float, margin: float) -> float:
+    """Time from now to T: the setup's estimated time with half again for a busy
+    machine, plus the margin."""
+    return min(n / max(setup_per_s, 5.0) * 1.5 + margin, MAX_LEAD_SECONDS)
+
+
+def cpu_used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {name: after[name] - before.get(name, 0.0) for name in sorted(after)}
+
+
+def ms_each(used: dict[str, float], count: int) -> str:
+    return ", ".join(f"{name} {seconds * 1000 / count:.1f}" for name, seconds in used.items())
+
+
+class Floor:
+    """Floor phases: N floor workflows whose timers end at one instant (``bench/_floor.py``)."""
+
+    def __init__(self, running: Stack, client: Client, status: Path, args: argparse.Namespace):
+        self.running = running
+        self.client = client
+        self.status = status
+        self.args = args
+        self.setup_per_s = 0.0
+
+    def count(self, what: str, phase: str) -> int:
+        return int(_floor.read_status(self.status)[what].get(phase, 0))
+
+    async def start(self, phase: str, n: int, until: float) -> float:
+        """Start ``n`` floor workflows waiting until ``until`` (unix time); returns once
+        all wait on their timer, and sets the setup rate from how long that took."""
+        started = time.monotonic()
 
         async def start(i: int) -> None:
-            await client.start_workflow(
-                NoopWorkflow.run, id=f"bench-noop-{i}", task_queue=task_queue
+            await self.client.start_workflow(
+                _floor.WORKFLOW_NAME,
+                args=[phase, until],
+                id=f"floor-{phase}-{i}",
+                task_queue=FLOOR_TASK_QUEUE,
             )
 
-        elapsed = await bounded(n, concurrency, start, "baseline starts")
-    return n / elapsed
+        await bounded(n, self.args.concurrency, start, f"floor {phase}: starts")
+        done = await wait_for(
+            f"floor {phase}: runs waiting on their timer",
+            lambda: self.count("waiting", phase),
+            n,
+            max(until - time.time(), 60.0),
+            self.running.check_alive,
+        )
+        self.setup_per_s = n / (done - started)
+        return self.setup_per_s
+
+    async def warm_up(self, n: int) -> None:
+        await self.start("warm-up", n, time.time() + 86400)
+        progress(f"floor warm-up: {n} workflows started at {self.setup_per_s:.0f}/s")
+
+    async def measure(self, phase: str, n: int) -> tuple[float, dict[str, float]]:
+        """Seconds from T until all ``n`` have continued as new; CPU seconds meanwhile."""
+        lead = lead_seconds(n, self.setup_per_s, self.args.margin)
+        until = float(int(time.time() + lead))
+        progress(f"floor {phase}: {n} workflows, timers ending at T (in {lead:.0f} s)")
+        await self.start(phase, n, until)
+        if time.time() >= until:
+            progress(f"WARNING: floor {phase}: T passed before all {n} were waiting on it")
+        await asyncio.sleep(max(0.0, until - time.time()))
+        cpu_at_t = self.running.cpu_by_component()
+        await wait_for(
+            f"floor {phase}: continued as new",
+            lambda: self.count("continued", phase),
+            n,
+            self.args.timeout,
+            self.running.check_alive,
+        )
+        used = cpu_used(cpu_at_t, self.running.cpu_by_component())
+        seconds = _floor.read_status(self.status)["last_continued"][phase] - until
+        progress(
+            f"floor {phase}: {n} continued as new {seconds:.1f} s after T: {n / seconds:.1f}/s; "
+            f"CPU ms per floor workflow: {ms_each(used, n)}"
+        )
+        return seconds, used
 
 
 async def gateway_customers(settings: Settings, count: int) -> list[tuple[str, str]]:
@@ -375,6 +470,24 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         running.start_temporal()
         running.start_localstripe()
         worker_pid = running.start_worker(max_cached_workflows=cache)
+        floor_status = running.log_dir / "floor-status.json"
+        floor_pid = running.spawn(
+            "floor-worker",
+            [
+                sys.executable,
+                str(REPO / "bench" / "_floor.py"),
+                "--address",
+                running.temporal_address,
+                "--task-queue",
+                FLOOR_TASK_QUEUE,
+                "--status",
+                str(floor_status),
+                # Every floor run stays cached, as every subscription does in the worker.
+                "--max-cached-workflows",
+                str(2 * n + warmup + CACHE_HEADROOM),
+            ],
+        )
+        progress(f"floor worker pid {floor_pid}: bench/_floor.py")
         settings = Settings(
             env="test",
             database_url=running.database_url or "",
@@ -383,13 +496,19 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
             stripe_api_base=running.stripe_api_base,
             stripe_api_key=STRIPE_API_KEY,
         )
+        assert running.postgres_cpu is not None
+        watch_postgres = asyncio.create_task(running.postgres_cpu.watch())
         client = await temporal.connect(settings)
+        # The floor's workflows are started with the default data converter, as a
+        # client with no Dunwell code would.
+        floor_client = await Client.connect(running.temporal_address)
         await running.wait_for_worker(client)
+        await running.wait_for_worker(floor_client, FLOOR_TASK_QUEUE)
         invoices = Invoices(settings.database_url)
+        floor = Floor(running, floor_client, floor_status, args)
         try:
-            progress(f"baseline: {n} no-op workflow starts, {args.concurrency} in flight")
-            baseline = await baseline_starts(client, n, args.concurrency)
-            progress(f"baseline: {baseline:.0f} bare workflow starts/s")
+            await floor.warm_up(warmup)
+            before_s, before_cpu = await floor.measure("before", n)
 
             gateway = await gateway_customers(settings, args.gateway_customers)
 
@@ -416,7 +535,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
             )
 
             # T: after all N starts and first invoices, with a margin for a busy machine.
-            lead = min(max(args.min_lead, n / max(first_rate, 5.0) * 1.5 + 10), 900)
+            lead = lead_seconds(n, first_rate, args.margin)
             t_end = (datetime.now(UTC) + timedelta(seconds=lead)).replace(microsecond=0)
             plan_id, start_at = plan_ending_at(t_end, prices)
             progress(
@@ -463,14 +582,9 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
                 running.check_alive,
             )
             renewals_per_s = n / (done_at - t_mono)
+            renewal_cpu = cpu_used(cpu_at_t, running.cpu_by_component())
             progress(f"{n} renewals paid {done_at - t_mono:.1f} s after T: {renewals_per_s:.1f}/s")
-            used = running.cpu_by_component()
-            progress(
-                "CPU seconds during the renewals: "
-                + ", ".join(
-                    f"{name} {used[name] - cpu_at_t.get(name, 0.0):.1f}" for name in sorted(used)
-                )
-            )
+            progress(f"CPU ms per renewal: {ms_each(renewal_cpu, n)}")
 
             await asyncio.sleep(1.0)  # let the last continue-as-new runs reach their timer
             actions, events, kinds = await sample_actions(client, runs, args.sample)
@@ -479,12 +593,28 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
                 f"{actions:.1f} actions, {events:.1f} history events; per renewal: "
                 + ", ".join(f"{k}={v:g}" for k, v in sorted(kinds.items()))
             )
+
+            waited = await running.wait_idle(("temporal", "worker", "floor-worker"))
+            progress(f"worker and Temporal idle {waited:.1f} s after the renewals")
+            after_s, after_cpu = await floor.measure("after", n)
         finally:
             invoices.close()
+            watch_postgres.cancel()
 
+    floor_per_s = 2 * n / (before_s + after_s)
+    floor_cpu = {
+        name: before_cpu.get(name, 0.0) + after_cpu.get(name, 0.0)
+        for name in ("temporal", "floor-worker")
+    }
+    progress(
+        f"floor: {n / before_s:.1f}/s before, {n / after_s:.1f}/s after, {floor_per_s:.1f}/s "
+        f"together; CPU ms per floor workflow: {ms_each(floor_cpu, 2 * n)}"
+    )
     result = {
         "renewals_per_s": round(renewals_per_s, 1),
-        "baseline_starts_per_s": round(baseline, 1),
+        "floor_per_s": round(floor_per_s, 1),
+        "ratio": round(renewals_per_s / floor_per_s, 3),
+        "worker_cpu_ms_per_renewal": round(renewal_cpu["worker"] * 1000 / n, 1),
         "actions_per_renewal": round(actions, 1),
         "kb_per_cached_workflow": round(kb_per_workflow, 1),
     }
@@ -498,8 +628,10 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50, help="workflow starts in flight")
     parser.add_argument("--sample", type=int, default=20, help="histories read for actions")
     parser.add_argument("--gateway-customers", type=int, default=1)
-    parser.add_argument("--min-lead", type=float, default=15.0, help="seconds from start to T")
-    parser.add_argument("--timeout", type=float, default=600.0, help="renewal wait limit (s)")
+    parser.add_argument(
+        "--margin", type=float, default=10.0, help="seconds before each T beyond the setup"
+    )
+    parser.add_argument("--timeout", type=float, default=600.0, help="wait limit per phase (s)")
     parser.add_argument(
         "--product-worker",
         action="store_true",
@@ -513,11 +645,11 @@ def main() -> None:
     result = asyncio.run(run(args))
     progress(f"end: {machine_load()}")
     print(
-        f"renewals: {result['renewals_per_s']}/s (target >= 40); "
-        f"bare starts: {result['baseline_starts_per_s']}/s; "
-        f"actions per renewal: {result['actions_per_renewal']}; "
-        f"worker memory: {result['kb_per_cached_workflow']} KB per cached workflow "
-        f"(target <= 200)"
+        f"renewals: {result['renewals_per_s']}/s against a floor of {result['floor_per_s']}/s "
+        f"(ratio {result['ratio']}, target >= 0.85); worker CPU "
+        f"{result['worker_cpu_ms_per_renewal']} ms per renewal (target <= 12); "
+        f"actions per renewal: {result['actions_per_renewal']}; worker memory: "
+        f"{result['kb_per_cached_workflow']} KB per cached workflow (target <= 200)"
     )
     print(json.dumps(result), flush=True)
     # The temporalio bridge can abort the interpreter at shutdown (sdk-python issue 300).

@@ -41,19 +41,25 @@ def finite(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def test_renewals_bench_prints_its_figures() -> None:
+def test_renewals_bench_prints_its_figures_and_its_floor() -> None:
     figures = run_bench(
-        "renewals.py", "--n", "5", "--warmup", "2", "--sample", "2", "--min-lead", "8"
+        "renewals.py", "--n", "5", "--warmup", "2", "--sample", "2", "--margin", "2"
     )
     assert set(figures) == {
         "renewals_per_s",
-        "baseline_starts_per_s",
+        "floor_per_s",
+        "ratio",
+        "worker_cpu_ms_per_renewal",
         "actions_per_renewal",
         "kb_per_cached_workflow",
     }
     assert all(finite(v) for v in figures.values())
     assert figures["renewals_per_s"] > 0
-    assert figures["baseline_starts_per_s"] > 0
+    assert figures["floor_per_s"] > 0
+    assert figures["ratio"] == pytest.approx(
+        figures["renewals_per_s"] / figures["floor_per_s"], rel=0.02
+    )
+    assert figures["worker_cpu_ms_per_renewal"] >= 0
     # A renewal schedules its activities and the next run's timer: some actions, not none.
     assert 1 <= figures["actions_per_renewal"] < 1000
 
