@@ -67,6 +67,8 @@ def test_renewals_bench_prints_its_figures_and_its_floor() -> None:
 def test_webhooks_bench_prints_its_figures_and_loses_nothing() -> None:
     figures = run_bench(
         "webhooks.py",
+        "--runs",
+        "1",
         "--subscriptions",
         "10",
         "--events",
@@ -80,16 +82,17 @@ def test_webhooks_bench_prints_its_figures_and_loses_nothing() -> None:
         "events_per_s",
         "baseline_signals_per_s",
         "ratio",
-        "p50_ms",
         "p99_ms",
+        "bare_p99_ms",
         "lost",
         "double_applied",
     }
     assert all(finite(v) for v in figures.values())
     assert figures["events_per_s"] > 0 and figures["baseline_signals_per_s"] > 0
+    # One run: the median of its ratio is its ratio.
     assert figures["ratio"] == pytest.approx(
         figures["events_per_s"] / figures["baseline_signals_per_s"], rel=0.01
     )
-    assert 0 < figures["p50_ms"] <= figures["p99_ms"]
+    assert figures["p99_ms"] > 0 and figures["bare_p99_ms"] > 0
     assert figures["lost"] == 0
     assert figures["double_applied"] == 0
