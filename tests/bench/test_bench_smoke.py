@@ -1,8 +1,9 @@
-"""The end-to-end benchmarks run with tiny counts and end with their JSON figures.
+"""The benchmarks run with tiny counts and end with their JSON figures.
 
-Each benchmark starts its own stack (Temporal dev server, PostgreSQL database,
-localstripe, worker, API) as subprocesses, so these tests need the same peers as the
-integration tests. They check the shape and sanity of the figures, never their speed.
+The end-to-end ones start their own stack (Temporal dev server, PostgreSQL database,
+localstripe, worker, API) as subprocesses, and the ledger one a PostgreSQL database, so
+these tests need the same peers as the integration tests. They check the shape and
+sanity of the figures, never their speed.
 """
 
 from __future__ import annotations
@@ -96,3 +97,31 @@ def test_webhooks_bench_prints_its_figures_and_loses_nothing() -> None:
     assert figures["p99_ms"] > 0 and figures["bare_p99_ms"] > 0
     assert figures["lost"] == 0
     assert figures["double_applied"] == 0
+
+
+def test_ledger_bench_prints_its_figures_and_floors() -> None:
+    figures = run_bench(
+        "ledger.py",
+        "--entries",
+        "20",
+        "--batch-entries",
+        "60",
+        "--batch-size",
+        "20",
+        "--accounts",
+        "4",
+        "--repeat",
+        "2",
+    )
+    assert set(figures) == {
+        "single_per_s",
+        "batched_per_s",
+        "raw_single_per_s",
+        "raw_batched_per_s",
+        "single_ratio",
+        "batched_ratio",
+    }
+    assert all(finite(v) and v > 0 for v in figures.values())
+    assert figures["batched_ratio"] == pytest.approx(
+        figures["batched_per_s"] / figures["raw_batched_per_s"], rel=0.01
+    )
