@@ -252,7 +252,9 @@ def ms_each(used: dict[str, float], count: int) -> str:
 class Floor:
     """Floor phases: N floor workflows whose timers end at one instant (``bench/_floor.py``)."""
 
-    def __init__(self, running: Stack, client: Client, status: Path, args: argparse.Namespace):
+    def __init__(
+        self, running: Stack, client: Client, status: Path, args: argparse.Namespace
+    ) -> None:
         self.running = running
         self.client = client
         self.status = status
