@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from sqlalchemy import Engine
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 
 from activities import all_activities
-from activities.billing import BillingActivities
+from activities.billing import BillingActivities, RegistrationSource
 from activities.dunning import DunningActivities
 from activities.ledger import LedgerActivities
 from activities.notifications import Notifier
 from billing.catalog import load_catalog
+from billing.gateway import PaymentGateway
 from dunwell import temporal
 from dunwell.components import build_gateway, build_tax_engine
 from dunwell.converter import warm_type_adapters
@@ -31,18 +33,32 @@ from ledger.compliance import ComplianceLedger
 from ledger.db import make_engine
 from ledger.invoices import InvoiceStore
 from ledger.posting import Ledger
+from tax import Registration
 from workflows import WORKFLOWS
 
 
-def build_activities(settings: Settings) -> list[Callable[..., Any]]:
-    engine = make_engine(settings.database_url)
+def build_activities(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    gateway: PaymentGateway | None = None,
+    registrations: Sequence[Registration] | RegistrationSource | None = None,
+) -> list[Callable[..., Any]]:
+    """Every activity a worker registers, wired from ``settings``. A deployment passes
+    nothing else; a test hands in the engine and gateway it also uses itself (and closes),
+    and a fixed list of tax registrations in place of the compliance ledger's."""
+    if engine is None:
+        engine = make_engine(settings.database_url)
+    if gateway is None:
+        gateway = build_gateway(settings)
+    if registrations is None:
+        registrations = ComplianceLedger(engine)
     invoices = InvoiceStore(engine, issuer=settings.invoice_issuer)
-    gateway = build_gateway(settings)
     billing = BillingActivities(
         invoices=invoices,
         tax_engine=build_tax_engine(settings),
         gateway=gateway,
-        registrations=ComplianceLedger(engine),
+        registrations=registrations,
         catalog=load_catalog(),
     )
     notifier = Notifier(
@@ -67,15 +83,26 @@ def workflow_runner() -> WorkflowRunner:
     return UnsandboxedWorkflowRunner()
 
 
-def build_worker(client: Client, settings: Settings, *, task_queue: str | None = None) -> Worker:
-    activities = build_activities(settings)
-    warm_type_adapters(WORKFLOWS, activities)
+def build_worker(
+    client: Client,
+    settings: Settings,
+    *,
+    task_queue: str | None = None,
+    activities: Sequence[Callable[..., Any]] | None = None,
+    workflows: Sequence[type] = WORKFLOWS,
+    runner: WorkflowRunner | None = None,
+) -> Worker:
+    """The worker a deployment runs. Tests hand in the activities they built with
+    ``build_activities``, the workflows they exercise and the strict sandbox as runner."""
+    if activities is None:
+        activities = build_activities(settings)
+    warm_type_adapters(workflows, activities)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=list(WORKFLOWS),
+        workflows=list(workflows),
         activities=activities,
-        workflow_runner=workflow_runner(),
+        workflow_runner=workflow_runner() if runner is None else runner,
         max_cached_workflows=settings.worker_max_cached_workflows,
     )
 
