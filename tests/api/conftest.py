@@ -16,21 +16,18 @@ import stripe
 from fastapi import FastAPI
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities.billing import BillingActivities
+from activities.dunning import DunningActivities
 from activities.stripe_gateway import StripeGateway
 from api.app import create_app
 from api.portal_tokens import issue_portal_token
-from billing.catalog import load_catalog
 from dunwell.settings import Settings
 from ledger.db import make_engine
-from ledger.invoices import InvoiceStore
 from ledger.migrate import upgrade
 from tax import BuiltinTaxEngine, Registration, TaxType
 from tests.conftest import create_database, drop_database
 from tests.support.localstripe import running_localstripe
-from workflows import WORKFLOWS
+from tests.support.worker import dunwell_worker
 
 API_KEY = "dw_api_test_key"
 STRIPE_KEY = "sk_test_dunwell_api"
@@ -105,22 +102,19 @@ async def offline_api(offline_settings: Settings) -> AsyncIterator[httpx.AsyncCl
 async def api_worker(
     temporal_dev_env: WorkflowEnvironment, api_db_url: str, localstripe_url: str
 ) -> AsyncIterator[str]:
-    """A worker on the dev server running the real workflows; yields its task queue."""
+    """A worker on the dev server running the real workflows, without the dunning
+    activities (no ``notify``; see ``notifying_worker``); yields its task queue."""
     engine = make_engine(api_db_url)
     gateway = StripeGateway(STRIPE_KEY, localstripe_url, timeout_seconds=10)
-    activities = BillingActivities(
-        invoices=InvoiceStore(engine, issuer="dunwell"),
-        tax_engine=BuiltinTaxEngine(seller_country="IE"),
+    task_queue = f"api-{uuid.uuid4().hex[:10]}"
+    async with dunwell_worker(
+        temporal_dev_env.client,
+        make_settings(api_db_url, localstripe_url),
+        task_queue=task_queue,
+        engine=engine,
         gateway=gateway,
         registrations=REGISTRATIONS,
-        catalog=load_catalog(),
-    )
-    task_queue = f"api-{uuid.uuid4().hex[:10]}"
-    async with Worker(
-        temporal_dev_env.client,
-        task_queue=task_queue,
-        workflows=list(WORKFLOWS),
-        activities=activities.all(),
+        without=[DunningActivities],
     ):
         yield task_queue
     gateway.close()

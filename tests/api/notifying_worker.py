@@ -1,6 +1,6 @@
-"""A worker with the activities a payment that needs 3-D Secure goes through: the billing
-activities and the dunning ones, whose ``notify`` sends the "action required" notice to
-an SMTP sink (as ``worker.py`` wires them in a deployment).
+"""A worker with every activity, as a deployment registers them: a payment that needs
+3-D Secure goes through the dunning ones too, whose ``notify`` sends the "action
+required" notice to an SMTP sink.
 
 The shared ``api_worker`` (tests/api/conftest.py) and the e2e stack run the billing
 activities only; there the workflow's notice watcher, which holds the workflow's lock
@@ -16,20 +16,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from temporalio.client import Client
-from temporalio.worker import Worker
 
-from activities.billing import BillingActivities
-from activities.dunning import DunningActivities
-from activities.notifications import Notifier
 from activities.stripe_gateway import StripeGateway
-from billing.catalog import load_catalog
 from dunwell.smtp_sink import SmtpSink
 from ledger.db import make_engine
-from ledger.invoices import InvoiceStore
-from tax import BuiltinTaxEngine
-from tests.api.conftest import REGISTRATIONS, STRIPE_KEY
+from tests.api.conftest import REGISTRATIONS, STRIPE_KEY, make_settings
 from tests.support.localstripe import free_port
-from workflows import WORKFLOWS
+from tests.support.worker import dunwell_worker
 
 
 @asynccontextmanager
@@ -45,31 +38,25 @@ async def notifying_worker(
     """Run the worker on a fresh task queue; yields the queue's name."""
     engine = make_engine(db_url)
     gateway = StripeGateway(STRIPE_KEY, localstripe_url, timeout_seconds=10)
-    store = InvoiceStore(engine, issuer="dunwell")
-    billing = BillingActivities(
-        invoices=store,
-        tax_engine=BuiltinTaxEngine(seller_country="IE"),
-        gateway=gateway,
-        registrations=REGISTRATIONS,
-        catalog=load_catalog(),
-    )
     sink = SmtpSink(mail_dir, "127.0.0.1", free_port())
     sink.start()
-    notifier = Notifier(
-        engine,
+    settings = make_settings(
+        db_url,
+        localstripe_url,
         smtp_host=sink.host,
         smtp_port=sink.port,
         mail_from="billing@dunwell.example.test",
         public_base_url=public_base_url,
     )
-    dunning = DunningActivities(gateway=gateway, notifier=notifier, invoices=store)
     task_queue = f"{prefix}-{uuid.uuid4().hex[:10]}"
     try:
-        async with Worker(
+        async with dunwell_worker(
             client,
+            settings,
             task_queue=task_queue,
-            workflows=list(WORKFLOWS),
-            activities=[*billing.all(), *dunning.all()],
+            engine=engine,
+            gateway=gateway,
+            registrations=REGISTRATIONS,
         ):
             yield task_queue
     finally:

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from temporalio import workflow
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 # This module also defines a workflow, so its imports pass through the sandbox.
 with workflow.unsafe.imports_passed_through():
@@ -18,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
 
     from api.app import create_app
     from dunwell.settings import PLACEHOLDER_API_KEY, Settings
+    from tests.support.worker import dunwell_worker
     from workflows.manual_review import ManualReviewWorkflow, ReviewInput, ReviewResolution
 
 AUTH = {"Authorization": f"Bearer {PLACEHOLDER_API_KEY}"}
@@ -61,12 +61,16 @@ def review_input(subscription_id: str, invoice_id: str) -> ReviewInput:
 
 
 @pytest.fixture
-async def review(temporal_dev_env: WorkflowEnvironment) -> AsyncIterator[tuple[str, str]]:
+async def review(
+    tmp_path: Path, temporal_dev_env: WorkflowEnvironment
+) -> AsyncIterator[tuple[str, str]]:
     client = temporal_dev_env.client
     queue = f"review-{uuid.uuid4().hex[:8]}"
     subscription_id, invoice_id = f"sub_{uuid.uuid4().hex[:8]}", f"inv_{uuid.uuid4().hex[:8]}"
-    async with Worker(
-        client, task_queue=queue, workflows=[ManualReviewWorkflow, ReviewParentProbe]
+    # ManualReviewWorkflow calls no activity; the worker's are wired to this unused database.
+    settings = Settings(env="test", database_url=f"sqlite+pysqlite:///{tmp_path}/worker.db")
+    async with dunwell_worker(
+        client, settings, task_queue=queue, workflows=[ManualReviewWorkflow, ReviewParentProbe]
     ):
         await client.start_workflow(
             ReviewParentProbe.run, id=f"subscription-{subscription_id}", task_queue=queue

@@ -17,19 +17,15 @@ import uvicorn
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities.billing import BillingActivities
+from activities.dunning import DunningActivities
 from activities.stripe_gateway import StripeGateway
-from billing.catalog import load_catalog
 from ledger.db import make_engine
-from ledger.invoices import InvoiceStore
 from ledger.migrate import upgrade
-from tax import BuiltinTaxEngine
 from tests.api.conftest import REGISTRATIONS, STRIPE_KEY, build_app, make_settings
 from tests.conftest import create_database, drop_database
 from tests.support.localstripe import free_port, running_localstripe
-from workflows import WORKFLOWS
+from tests.support.worker import dunwell_worker
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -103,13 +99,6 @@ async def e2e_stack(
 ) -> AsyncIterator[Stack]:
     engine = make_engine(e2e_db_url)
     gateway = StripeGateway(STRIPE_KEY, e2e_localstripe, timeout_seconds=10)
-    activities = BillingActivities(
-        invoices=InvoiceStore(engine, issuer="dunwell"),
-        tax_engine=BuiltinTaxEngine(seller_country="IE"),
-        gateway=gateway,
-        registrations=REGISTRATIONS,
-        catalog=load_catalog(),
-    )
     task_queue = f"e2e-{uuid.uuid4().hex[:10]}"
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
@@ -129,11 +118,15 @@ async def e2e_stack(
         )
     )
     thread = threading.Thread(target=server.run, name="e2e-uvicorn", daemon=True)
-    async with Worker(
+    # No dunning activities, so no ``notify`` (see tests/api/notifying_worker.py).
+    async with dunwell_worker(
         temporal_dev_env.client,
+        settings,
         task_queue=task_queue,
-        workflows=list(WORKFLOWS),
-        activities=activities.all(),
+        engine=engine,
+        gateway=gateway,
+        registrations=REGISTRATIONS,
+        without=[DunningActivities],
     ):
         thread.start()
         deadline = time.monotonic() + 20
