@@ -20,16 +20,17 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.dunning import DunningActivities
 from activities.gateway_errors import decline_info_from_error_object
 from activities.notifications import Notifier
 from activities.stripe_gateway import StripeGateway
 from billing.declines import DeclineInfo
 from billing.dunning import CardRef
+from dunwell.settings import Settings
 from ledger.invoices import CustomerTaxDetails, DraftLine, InvoiceStore, InvoiceView
 from tax import Address, BuiltinTaxEngine, Registration, TaxableLine, TaxCustomer, TaxType
 from tests.dunning_workflow.scripted_stripe import ScriptedStripe
 from tests.gateway.recorded import load_recording
+from tests.support.worker import dunwell_worker
 from workflows.dunning import DunningInput, DunningResult, DunningView, DunningWorkflow
 
 API_KEY = "sk_test_dunwell_dunning"
@@ -83,21 +84,32 @@ class Dunning:
             public_base_url=PUBLIC_BASE_URL,
         )
 
+    def settings(self) -> Settings:
+        return Settings(
+            env="test",
+            database_url=self.engine.url.render_as_string(hide_password=False),
+            stripe_api_key=API_KEY,
+            stripe_api_base=self.gateway_url,
+            smtp_host="127.0.0.1",
+            smtp_port=self.smtp_port,
+            mail_from=MAIL_FROM,
+            public_base_url=PUBLIC_BASE_URL,
+            # No sticky cache: every workflow task replays from history (a determinism
+            # check on each step), and a stopped worker leaves no sticky poll behind.
+            worker_max_cached_workflows=0,
+        )
+
     @contextlib.asynccontextmanager
     async def worker(self) -> AsyncIterator[Worker]:
         gateway = StripeGateway(API_KEY, self.gateway_url, timeout_seconds=60)
         self._gateways.append(gateway)
-        activities = DunningActivities(
-            gateway=gateway, notifier=self.notifier(), invoices=self.store
-        )
-        worker = Worker(
+        worker = dunwell_worker(
             self.client,
+            self.settings(),
             task_queue=self.task_queue,
+            engine=self.engine,
+            gateway=gateway,
             workflows=[DunningWorkflow],
-            activities=activities.all(),
-            # No sticky cache: every workflow task replays from history (a determinism
-            # check on each step), and a stopped worker leaves no sticky poll behind.
-            max_cached_workflows=0,
         )
         async with worker:
             yield worker

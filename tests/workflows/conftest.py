@@ -1,6 +1,6 @@
 """Workflow test harness: the time-skipping server, a real worker per test (fresh task
-queue) with the real billing activities: the invoice store on a PostgreSQL database, the
-built-in tax engine, and the Stripe adapter against localstripe."""
+queue) with the real activities: the invoice store on a PostgreSQL database, the
+built-in tax engine, the Stripe adapter against localstripe, and notices to an SMTP sink."""
 
 from __future__ import annotations
 
@@ -11,24 +11,19 @@ import pytest
 import stripe
 from sqlalchemy import Engine
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities.billing import BillingActivities
-from activities.dunning import DunningActivities
-from activities.notifications import Notifier
 from activities.stripe_gateway import StripeGateway
-from billing.catalog import load_catalog
+from dunwell.settings import Settings
 from dunwell.smtp_sink import SmtpSink
 from ledger.db import make_engine
 from ledger.invoices import InvoiceStore
 from ledger.migrate import upgrade
 from ledger.posting import Ledger
-from tax import BuiltinTaxEngine
 from tests.conftest import create_database, drop_database
 from tests.support.localstripe import free_port, reset, running_localstripe
 from tests.support.temporal import start_time_skipping
+from tests.support.worker import dunwell_worker
 from tests.workflows.harness import API_KEY, REGISTRATIONS, Billing
-from workflows import WORKFLOWS
 
 
 @pytest.fixture
@@ -79,35 +74,31 @@ async def billing(
 ) -> AsyncIterator[Billing]:
     reset(localstripe_url)
     gateway = StripeGateway(API_KEY, localstripe_url, timeout_seconds=10)
-    store = InvoiceStore(billing_engine, issuer="dunwell")
-    activities = BillingActivities(
-        invoices=store,
-        tax_engine=BuiltinTaxEngine(seller_country="IE"),
-        gateway=gateway,
-        registrations=REGISTRATIONS,
-        catalog=load_catalog(),
-    )
-    notifier = Notifier(
-        billing_engine,
+    settings = Settings(
+        env="test",
+        database_url=billing_engine.url.render_as_string(hide_password=False),
+        stripe_api_key=API_KEY,
+        stripe_api_base=localstripe_url,
         smtp_host=mail_sink.host,
         smtp_port=mail_sink.port,
         mail_from="billing@dunwell.example.test",
         public_base_url="https://billing.example.test",
     )
-    dunning = DunningActivities(gateway=gateway, notifier=notifier, invoices=store)
     task_queue = f"wf-{uuid.uuid4().hex[:10]}"
-    worker = Worker(
+    worker = dunwell_worker(
         temporal_time_env.client,
+        settings,
         task_queue=task_queue,
-        workflows=list(WORKFLOWS),
-        activities=[*activities.all(), *dunning.all()],
+        engine=billing_engine,
+        gateway=gateway,
+        registrations=REGISTRATIONS,
     )
     async with worker:
         harness = Billing(
             env=temporal_time_env,
             client=temporal_time_env.client,
             task_queue=task_queue,
-            store=store,
+            store=InvoiceStore(billing_engine, issuer="dunwell"),
             ledger=Ledger(billing_engine),
             stripe=stripe.StripeClient(API_KEY, base_addresses={"api": localstripe_url}),
             gateway=gateway,
