@@ -10,7 +10,7 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.billing import BillingActivities
+from activities.dunning import DunningActivities
 from activities.stripe_gateway import StripeGateway
 from api.app import create_app
 from billing.catalog import load_catalog
@@ -35,8 +36,8 @@ from ledger.posting import Ledger
 from tax import BuiltinTaxEngine
 from tests.conftest import create_database, drop_database
 from tests.support.localstripe import free_port, running_localstripe
+from tests.support.worker import dunwell_worker
 from tests.workflows.harness import REGISTRATIONS, profile
-from workflows import WORKFLOWS
 from workflows.subscription import SubscriptionWorkflow
 from workflows.subscription.state import SubscriptionInput, SubscriptionState
 
@@ -122,12 +123,18 @@ class Flows:
             task_queue=self.settings.task_queue,
         )
 
-    def worker(self, activities: list[Callable[..., Any]] | None = None) -> Worker:
-        return Worker(
+    def worker(self, *, replacing: Sequence[Callable[..., Any]] = ()) -> Worker:
+        """A worker without the dunning activities, ``replacing`` in place of the real
+        ones of the same name."""
+        return dunwell_worker(
             self.client,
+            self.settings,
             task_queue=self.settings.task_queue,
-            workflows=list(WORKFLOWS),
-            activities=activities if activities is not None else self.billing_activities().all(),
+            engine=self.engine,
+            gateway=self.gateway,
+            registrations=REGISTRATIONS,
+            without=[DunningActivities],
+            replacing=replacing,
         )
 
 
