@@ -9,7 +9,7 @@ import inspect
 import pkgutil
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,20 +29,19 @@ with workflow.unsafe.imports_passed_through():
     from ledger.migrate import upgrade
     from ledger.models import AccountType
     from ledger.posting import Ledger
-    from tax import Registration, TaxType
+    from tax import Registration
     from tests.conftest import create_database, drop_database
     from tests.support.worker import activity_name, dunwell_worker, registered
-    from tests.workflows.harness import profile
+    from tests.workflows.harness import REGISTRATIONS, profile
     from worker import build_activities, build_worker
 
 AT = datetime(2026, 3, 1, tzinfo=UTC)
-REGISTRATIONS = (Registration("EU", TaxType.VAT, date(2020, 1, 1), None, "EU372000041"),)
 CARD = PaymentMethodDetails("pm_1", "visa", "4242", 12, 2031, "DE", "cus_1")
 
 
-def settings_on(tmp_path: Path, name: str = "settings.db") -> Settings:
+def settings_on(tmp_path: Path) -> Settings:
     """Settings whose database has no tables: an activity that reaches it fails."""
-    return Settings(env="test", database_url=f"sqlite+pysqlite:///{tmp_path}/{name}")
+    return Settings(env="test", database_url=f"sqlite+pysqlite:///{tmp_path}/settings.db")
 
 
 def defined_activities() -> set[str]:
