@@ -26,6 +26,7 @@ from temporalio.converter import (
     CompositePayloadConverter,
     DataConverter,
     DefaultPayloadConverter,
+    EncodingPayloadConverter,
     JSONPlainPayloadConverter,
 )
 
@@ -71,17 +72,22 @@ class _SharedCacheJSONConverter(PydanticJSONPlainPayloadConverter):
         self._type_adapter = _type_adapter
 
 
+# Built once. The SDK makes a payload converter for every workflow instance and two
+# more for every activation (its data converter dataclass builds one in __post_init__);
+# building the JSON converter each time (a pydantic serializer and an lru_cache wrapper)
+# was a tenth of a renewal's activation time in bench/renewals.py. The encodings hold no
+# state but the shared type-adapter cache, so every payload converter can share them.
+_ENCODINGS: tuple[EncodingPayloadConverter, ...] = tuple(
+    _SharedCacheJSONConverter() if isinstance(c, JSONPlainPayloadConverter) else c
+    for c in DefaultPayloadConverter.default_encoding_payload_converters
+)
+
+
 class DunwellPayloadConverter(CompositePayloadConverter):
     """``PydanticPayloadConverter`` with the shared cache (nullary, as Temporal needs)."""
 
     def __init__(self) -> None:
-        json_converter = _SharedCacheJSONConverter()
-        super().__init__(
-            *(
-                json_converter if isinstance(c, JSONPlainPayloadConverter) else c
-                for c in DefaultPayloadConverter.default_encoding_payload_converters
-            )
-        )
+        super().__init__(*_ENCODINGS)
 
 
 data_converter = DataConverter(payload_converter_class=DunwellPayloadConverter)

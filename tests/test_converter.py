@@ -64,3 +64,12 @@ def test_a_worker_warms_the_adapters_its_workflows_and_activities_need() -> None
         shared_type_adapter(hint)
     after = _type_adapter.cache_info()
     assert (after.hits - before.hits, after.misses - before.misses) == (3, 0)
+
+
+def test_payload_converters_share_their_encodings() -> None:
+    """The worker builds payload converters per workflow instance and per activation;
+    each shares one set of encodings instead of building a JSON converter of its own."""
+    first, second = DunwellPayloadConverter(), DunwellPayloadConverter()
+    assert list(first.converters) == list(second.converters)
+    for encoding, converter in first.converters.items():
+        assert second.converters[encoding] is converter, encoding
