@@ -13,9 +13,10 @@ activity names; they are plain dataclasses for the pydantic data converter.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from temporalio import activity
@@ -45,6 +46,11 @@ from tax.model import Address, Registration, TaxableLine, TaxBehavior, TaxCustom
 T = TypeVar("T")
 
 LineKind = Literal["subscription", "proration_credit", "proration_charge"]
+
+# How long a worker quotes with the registrations it last read from the compliance
+# ledger. Reading them for every quote was a tenth of a renewal's database time; a
+# registration recorded while the worker runs applies to quotes from this long after.
+REGISTRATIONS_TTL = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -249,22 +255,30 @@ class BillingActivities:
         gateway: PaymentGateway,
         registrations: Sequence[Registration] | RegistrationSource,
         catalog: Catalog,
+        registrations_ttl: timedelta = REGISTRATIONS_TTL,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._invoices = invoices
         self._tax = tax_engine
         self._gateway = gateway
-        # A fixed list (tests) or the compliance ledger, read at each quote so that a
-        # registration recorded while the worker runs applies from its effective date.
+        # A fixed list (tests) or the compliance ledger, read again once what was read
+        # is older than the TTL, so a registration recorded while the worker runs applies.
         self._registrations = registrations
+        self._registrations_ttl = registrations_ttl.total_seconds()
+        self._clock = clock
+        self._read: tuple[float, tuple[Registration, ...]] | None = None
         self._catalog = catalog
         # Registered with the billing activities so every worker that charges can re-sync.
         self.sync = GatewaySyncActivities(gateway)
 
     async def _current_registrations(self) -> Sequence[Registration]:
         source = self._registrations
-        if isinstance(source, RegistrationSource):
-            return await asyncio.to_thread(source.registrations)
-        return tuple(source)
+        if not isinstance(source, RegistrationSource):
+            return tuple(source)
+        now = self._clock()
+        if self._read is None or now - self._read[0] >= self._registrations_ttl:
+            self._read = (now, tuple(await asyncio.to_thread(source.registrations)))
+        return self._read[1]
 
     @activity.defn(name="billing.load_catalog")
     async def load_catalog(self, version: int) -> Catalog:
