@@ -154,6 +154,51 @@ class ChargeAndRecordRequest:
 
 
 @dataclass(frozen=True)
+class ChargeTarget:
+    """Whom to charge an invoice that is about to be issued, and which attempt it is."""
+
+    gateway_customer_id: str
+    payment_method_id: str
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class BillRequest:
+    """Issue the invoice and, when something is due and a card is given, charge it."""
+
+    invoice: IssueInvoiceRequest
+    charge: ChargeTarget | None
+
+    def charge_request(self, invoice: InvoiceSummary) -> ChargeAndRecordRequest:
+        """The charge of the invoice's total: a retry finds the invoice paid by this very
+        charge, and the same amount under the same key gets the gateway's first answer."""
+        assert self.charge is not None
+        issued = self.invoice
+        return ChargeAndRecordRequest(
+            ChargeRequest(
+                subscription_id=issued.subscription_id,
+                invoice_id=invoice.invoice_id,
+                attempt=self.charge.attempt,
+                gateway_customer_id=self.charge.gateway_customer_id,
+                payment_method_id=self.charge.payment_method_id,
+                amount=invoice.total,
+                currency=invoice.currency,
+            ),
+            issued.at,
+        )
+
+
+@dataclass(frozen=True)
+class BillResult:
+    """The issued invoice and what charging it gave: an outcome, the type of a
+    definitive charge error, or neither (nothing was due, or no card was given)."""
+
+    invoice: InvoiceSummary
+    outcome: ChargeOutcome | None = None
+    charge_error: str | None = None
+
+
+@dataclass(frozen=True)
 class MarkPaidRequest:
     invoice_id: str
     payment_ref: str
@@ -403,6 +448,24 @@ class BillingActivities:
             )
         return outcome
 
+    @activity.defn(name="billing.bill")
+    async def bill(self, request: BillRequest) -> BillResult:
+        """``issue_invoice`` then ``charge_and_record``: a renewal's whole billing step,
+        so it takes one local activity. A definitive (non-retryable) charge error is
+        the result, as a decline is; anything else that fails raises, and the workflow
+        finishes the step with the separate activities, which find under their keys
+        what this attempt did."""
+        invoice = await self.issue_invoice(request.invoice)
+        if request.charge is None or invoice.total <= 0:
+            return BillResult(invoice)
+        try:
+            outcome = await self.charge_and_record(request.charge_request(invoice))
+        except ApplicationError as exc:
+            if not exc.non_retryable:
+                raise
+            return BillResult(invoice, charge_error=exc.type or "charge_error")
+        return BillResult(invoice, outcome)
+
     @activity.defn(name="billing.charge_invoice_on_session")
     async def charge_invoice_on_session(self, request: ChargeRequest) -> ChargeOutcome:
         """A customer-initiated attempt while the customer is in the portal; 3-D Secure
@@ -488,6 +551,7 @@ class BillingActivities:
             self.quote_tax,
             self.create_invoice,
             self.issue_invoice,
+            self.bill,
             self.charge_invoice,
             self.charge_and_record,
             self.charge_invoice_on_session,

@@ -1,35 +1,32 @@
 """``billing.charge_and_record`` against localstripe and PostgreSQL: a successful charge
 is recorded once however often the activity is retried; a declined one records nothing.
-``billing.issue_invoice`` (quote and invoice in one step) issues one invoice per key."""
+``billing.issue_invoice`` (quote and invoice in one step) issues one invoice per key;
+``billing.bill`` (issue and charge in one step) charges once however often it is retried.
+
+The workflow's local attempts, and what follows when they fail, are in
+``test_local_attempts.py``."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from temporalio import activity
-from temporalio.client import WorkflowHistory
-from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
-from temporalio.worker import Replayer
 
 from activities.billing import (
     BillingActivities,
+    BillRequest,
     ChargeAndRecordRequest,
     ChargeRequest,
+    ChargeTarget,
     InvoiceLineInput,
     InvoiceSummary,
     IssueInvoiceRequest,
 )
-from billing.gateway import ChargeDeclined, ChargeOutcome, ChargeSucceeded
-from billing.lifecycle import SubscriptionStatus
-from dunwell.converter import data_converter
+from billing.gateway import ChargeDeclined, ChargeSucceeded
 from ledger import chart
 from tests.gateway_flows.conftest import Flows
-from tests.workflows.harness import FAILS_WHEN_CHARGED, VISA_OK, eventually, profile
-from workflows import WORKFLOWS
-from workflows.subscription.state import SubscriptionState
+from tests.workflows.harness import FAILS_WHEN_CHARGED, VISA_OK, profile
 
 AT = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
@@ -110,123 +107,6 @@ async def test_a_declined_charge_records_nothing(flows: Flows) -> None:
     assert receivable(flows, customer_id) == invoice.total
 
 
-async def test_a_worker_stopped_while_charging_leaves_the_next_one_to_charge_once(
-    flows: Flows,
-) -> None:
-    """A worker that stops while its local charge attempt hangs waits for the attempt's
-    timeout, then hands the charge to the activity; the next worker runs it under the
-    same idempotency key. The history, with the failed attempt's marker, replays."""
-    charging = asyncio.Event()
-
-    @activity.defn(name="billing.charge_and_record")
-    async def stuck(request: ChargeAndRecordRequest) -> ChargeOutcome:
-        charging.set()
-        await asyncio.Event().wait()
-        raise AssertionError("unreachable")
-
-    doomed = flows.worker(replacing=[stuck])
-    run = asyncio.create_task(doomed.run())
-    handle = await flows.subscribe(VISA_OK)
-    await asyncio.wait_for(charging.wait(), timeout=20)
-    await doomed.shutdown()
-    await run
-
-    async with flows.worker():
-        paid = await eventually(
-            handle, lambda s: s.status is SubscriptionStatus.ACTIVE, timeout=120
-        )
-    assert_paid_once(flows, paid)
-    history = await handle.fetch_history()
-    assert charge_events(history) == (1, 1)
-    await replays(history)
-    await handle.terminate("test finished")
-
-
-def assert_paid_once(flows: Flows, paid: SubscriptionState) -> None:
-    """The subscription's only invoice is paid: charged once at the gateway, recorded once
-    in the ledger."""
-    (invoice,) = paid.invoices
-    assert str(flows.store.get(invoice.invoice_id).status) == "paid"
-    assert paid.customer is not None
-    assert receivable(flows, paid.customer.customer_id) == 0, "recorded once"
-    charges = flows.stripe.v1.charges.list({"customer": paid.gateway_customer_id}).data
-    assert len(charges) == 1, "charged once"
-
-
-async def replays(history: WorkflowHistory) -> None:
-    """The run replays on the current code: a local attempt's failure, read back from its
-    marker, leads to the same commands as when it happened."""
-    replayer = Replayer(workflows=list(WORKFLOWS), data_converter=data_converter)
-    await replayer.replay_workflow(history, raise_on_replay_failure=True)
-
-
-def charge_events(history: WorkflowHistory) -> tuple[int, int]:
-    """(local charge attempts recorded as markers, charge activities scheduled)."""
-    name = "billing.charge_and_record"
-    markers = scheduled = 0
-    for event in history.events:
-        if event.HasField("marker_recorded_event_attributes"):
-            marker = event.marker_recorded_event_attributes
-            data = marker.details["data"].SerializeToString() if "data" in marker.details else b""
-            markers += marker.marker_name == "core_local_activity" and name.encode() in data
-        if event.HasField("activity_task_scheduled_event_attributes"):
-            scheduled += event.activity_task_scheduled_event_attributes.activity_type.name == name
-    return markers, scheduled
-
-
-async def test_an_undecided_local_charge_is_charged_again_by_the_activity_once(
-    flows: Flows,
-) -> None:
-    """The first attempt runs as a local activity. Here it reaches the gateway, records
-    the payment and then fails as a lost answer would (retryable): the charge activity
-    runs it again under the same idempotency key, and the gateway answers with the same
-    payment."""
-    real = flows.billing_activities()
-    seen: list[bool] = []
-
-    @activity.defn(name="billing.charge_and_record")
-    async def answer_lost_once(request: ChargeAndRecordRequest) -> ChargeOutcome:
-        seen.append(activity.info().is_local)
-        outcome = await real.charge_and_record(request)
-        if activity.info().is_local:
-            raise ApplicationError("gateway timed out", type="gateway_unavailable")
-        return outcome
-
-    async with flows.worker(replacing=[answer_lost_once]):
-        handle = await flows.subscribe(VISA_OK)
-        paid = await eventually(handle, lambda s: s.status is SubscriptionStatus.ACTIVE)
-    assert seen == [True, False], "one local attempt, then the activity"
-    history = await handle.fetch_history()
-    assert charge_events(history) == (1, 1)
-    await replays(history)
-    assert_paid_once(flows, paid)
-    await handle.terminate("test finished")
-
-
-async def test_a_definitive_error_of_the_local_charge_stands(flows: Flows) -> None:
-    """A non-retryable error of the local attempt (the card cannot be used at all) is
-    the charge's outcome: no activity charges again."""
-    calls: list[bool] = []
-
-    @activity.defn(name="billing.charge_and_record")
-    async def unusable(request: ChargeAndRecordRequest) -> ChargeOutcome:
-        calls.append(activity.info().is_local)
-        raise ApplicationError("no such card", type="invalid_request", non_retryable=True)
-
-    async with flows.worker(replacing=[unusable]):
-        handle = await flows.subscribe(VISA_OK)
-        unpaid = await eventually(handle, lambda s: len(s.unpaid_invoices) == 1)
-    assert calls == [True]
-    history = await handle.fetch_history()
-    assert charge_events(history) == (1, 0)
-    await replays(history)
-    assert unpaid.status is SubscriptionStatus.INCOMPLETE
-    assert unpaid.unpaid_invoices[0].decline_reason == "invalid_request"
-    (invoice,) = unpaid.invoices
-    assert str(flows.store.get(invoice.invoice_id).status) == "open"
-    await handle.terminate("test finished")
-
-
 async def test_issue_invoice_quotes_and_issues_once_per_key(flows: Flows) -> None:
     acts = flows.billing_activities()
     env = ActivityEnvironment()
@@ -240,3 +120,47 @@ async def test_issue_invoice_quotes_and_issues_once_per_key(flows: Flows) -> Non
     assert (first.status, first.subtotal, first.tax_total) == ("open", 2900, quote.tax_total)
     assert first.total == first.amount_remaining == 2900 + quote.tax_total
     assert [i.id for i in flows.store.list_for_customer(customer.customer_id)] == [first.invoice_id]
+
+
+async def test_bill_issues_and_charges_once_however_often_it_is_retried(flows: Flows) -> None:
+    acts = flows.billing_activities()
+    env = ActivityEnvironment()
+    line = InvoiceLineInput(line_id="pro", description="Pro", amount=2900, tax_inclusive=False)
+    issue = issue_request(uuid.uuid4().hex[:12], line)
+    gateway_customer, card_id = await flows.customer_with_card(VISA_OK)
+    request = BillRequest(issue, ChargeTarget(gateway_customer, card_id))
+
+    first = await env.run(acts.bill, request)
+    again = await env.run(acts.bill, request)  # a retry after an answer that was lost
+
+    assert isinstance(first.outcome, ChargeSucceeded) and first.charge_error is None
+    assert again.outcome == first.outcome, "the gateway answers the retry with the payment"
+    paid = flows.store.get(first.invoice.invoice_id)
+    assert str(paid.status) == "paid" and paid.amount_remaining == 0
+    assert receivable(flows, issue.customer.customer_id) == 0, "recorded once"
+    charges = flows.stripe.v1.charges.list({"customer": gateway_customer}).data
+    assert [c.amount for c in charges] == [first.invoice.total], "charged once"
+
+
+async def test_bill_without_a_card_issues_and_charges_nothing(flows: Flows) -> None:
+    acts = flows.billing_activities()
+    line = InvoiceLineInput(line_id="pro", description="Pro", amount=2900, tax_inclusive=False)
+    issue = issue_request(uuid.uuid4().hex[:12], line)
+    billed = await ActivityEnvironment().run(acts.bill, BillRequest(issue, None))
+    assert (billed.outcome, billed.charge_error) == (None, None)
+    assert str(flows.store.get(billed.invoice.invoice_id).status) == "open"
+
+
+async def test_a_definitive_charge_error_is_the_bill_steps_result(flows: Flows) -> None:
+    """A card the gateway does not know cannot be charged by any retry: the invoice is
+    issued and stays open, and the error type is the result, as a decline would be."""
+    acts = flows.billing_activities()
+    line = InvoiceLineInput(line_id="pro", description="Pro", amount=2900, tax_inclusive=False)
+    issue = issue_request(uuid.uuid4().hex[:12], line)
+    gateway_customer, _ = await flows.customer_with_card(VISA_OK)
+    target = ChargeTarget(gateway_customer, "pm_dunwell_unknown")
+
+    billed = await ActivityEnvironment().run(acts.bill, BillRequest(issue, target))
+
+    assert billed.outcome is None and billed.charge_error == "InvalidGatewayRequest"
+    assert str(flows.store.get(billed.invoice.invoice_id).status) == "open"

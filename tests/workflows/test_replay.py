@@ -48,6 +48,10 @@ EXPECTED = {
     "subscription_first_run_generation3",
     "subscription_renewal_generation3",
     "subscription_plan_change_generation3",
+    # Generation 4 (a period's invoice issued and charged by one local activity):
+    "subscription_first_run_generation4",
+    "subscription_renewal_generation4",
+    "subscription_plan_change_generation4",
 }
 
 

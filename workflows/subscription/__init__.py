@@ -34,6 +34,7 @@ from workflows.subscription.generations import (
     GENERATION,
     PATCH_GENERATION_2,
     PATCH_GENERATION_3,
+    PATCH_GENERATION_4,
 )
 from workflows.subscription.workflow import SubscriptionRunInput, SubscriptionWorkflow
 
@@ -42,6 +43,7 @@ __all__ = [
     "GENERATION",
     "PATCH_GENERATION_2",
     "PATCH_GENERATION_3",
+    "PATCH_GENERATION_4",
     "SubscriptionRunInput",
     "SubscriptionWorkflow",
 ]

@@ -20,6 +20,10 @@ Generations:
        Only a definitive (non-retryable) failure of that attempt stands; a timeout, a
        cancellation (a stopping worker) or a retryable gateway error falls back to the
        normal charge activity with its retries, under the same idempotency key.
+    4  a period's invoice is issued and charged by one local activity
+       (``billing.bill``): one activation and one marker fewer per renewal. Anything
+       that attempt leaves undecided is finished by the steps of generation 3 (issue,
+       then the charge activity), which find under their keys what it did.
 
 A first run learns its generation from a patch marker (one per run: the newest it
 knows); a run continued as new reads it from the carried state, so it records no marker
@@ -48,10 +52,11 @@ PATCH_NOTICES_OUTSIDE_LOCK = "notices-outside-lock"
 PATCH_BASELINE = "baseline-2026-11"
 PATCH_GENERATION_2 = "generation-2"
 PATCH_GENERATION_3 = "generation-3"
+PATCH_GENERATION_4 = "generation-4"
 
-GENERATION = 3
+GENERATION = 4
 # The marker a first run of each generation records (TemporalChangeVersion shows it).
-GENERATION_MARKERS = {2: PATCH_GENERATION_2, 3: PATCH_GENERATION_3}
+GENERATION_MARKERS = {2: PATCH_GENERATION_2, 3: PATCH_GENERATION_3, 4: PATCH_GENERATION_4}
 CHANGE_VERSION = SearchAttributeKey.for_keyword_list("TemporalChangeVersion")
 
 
@@ -70,6 +75,8 @@ class Generation:
         them: the carried generation, else the newest patch marker this run has."""
         if carried is not None and carried.generation:
             return cls(carried.generation, marked=False)
+        if workflow.patched(PATCH_GENERATION_4):
+            return cls(4, marked=True)
         if workflow.patched(PATCH_GENERATION_3):
             return cls(3, marked=True)
         if workflow.patched(PATCH_GENERATION_2):

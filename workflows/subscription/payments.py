@@ -23,8 +23,11 @@ from workflows.subscription.run import DB_TIMEOUT, RETRY, Run
 with workflow.unsafe.imports_passed_through():
     from activities.billing import (
         BillingActivities,
+        BillRequest,
+        BillResult,
         ChargeAndRecordRequest,
         ChargeRequest,
+        ChargeTarget,
         InvoiceLineInput,
         InvoiceSummary,
         IssueInvoiceRequest,
@@ -83,6 +86,27 @@ def error_type(cause: BaseException | None) -> str:
     return cause.type if isinstance(cause, ApplicationError) and cause.type else "charge_error"
 
 
+def issue_request(
+    state: SubscriptionState,
+    key: str,
+    lines: list[InvoiceLineInput],
+    period_start: datetime,
+    period_end: datetime,
+    at: datetime,
+) -> IssueInvoiceRequest:
+    assert state.customer is not None and state.currency is not None
+    return IssueInvoiceRequest(
+        key=key,
+        subscription_id=state.subscription_id,
+        customer=state.customer,
+        currency=state.currency,
+        lines=lines,
+        period_start=period_start,
+        period_end=period_end,
+        at=at,
+    )
+
+
 async def issue_invoice(
     run: Run,
     purpose: InvoicePurpose,
@@ -92,23 +116,27 @@ async def issue_invoice(
     period_end: datetime,
 ) -> InvoiceSummary:
     """Quote tax, issue and finalize the invoice under ``key`` (a retry finds it issued)."""
-    state = run.state
-    assert state.customer is not None and state.currency is not None
-    request = IssueInvoiceRequest(
-        key=key,
-        subscription_id=state.subscription_id,
-        customer=state.customer,
-        currency=state.currency,
-        lines=lines,
-        period_start=period_start,
-        period_end=period_end,
-        at=workflow.now(),
-    )
+    request = issue_request(run.state, key, lines, period_start, period_end, workflow.now())
+    return await _issue(run, purpose, request)
+
+
+async def _issue(run: Run, purpose: InvoicePurpose, request: IssueInvoiceRequest) -> InvoiceSummary:
     if run.generation.number >= 2:
         invoice = await run.step(BillingActivities.issue_invoice, request)
     else:
         quote = await run.step(BillingActivities.quote_tax, request.tax_request())
         invoice = await run.step(BillingActivities.create_invoice, request.with_quote(quote))
+    _remember(run.state, purpose, invoice, request.period_start, request.period_end)
+    return invoice
+
+
+def _remember(
+    state: SubscriptionState,
+    purpose: InvoicePurpose,
+    invoice: InvoiceSummary,
+    period_start: datetime,
+    period_end: datetime,
+) -> None:
     state.remember_invoice(
         InvoiceRecord(
             invoice_id=invoice.invoice_id,
@@ -123,7 +151,61 @@ async def issue_invoice(
         )
     )
     state.last_event = f"invoice {invoice.number or invoice.invoice_id} finalized"
-    return invoice
+
+
+async def bill(
+    run: Run,
+    purpose: InvoicePurpose,
+    key: str,
+    lines: list[InvoiceLineInput],
+    period_start: datetime,
+    period_end: datetime,
+) -> tuple[InvoiceSummary, ChargeOutcome | str | None]:
+    """Issue the invoice and charge it in one local activity (generation 4); the invoice
+    and what ``settle`` would have returned.
+
+    The local activity gets one attempt, like the local charge of generation 3: its
+    outcome stands when it gives one (a decline or a definitive charge error among
+    them). When it fails (a timeout, a stopping worker, the database or the gateway
+    unavailable, an invoice the tax engine refuses), the steps of generation 3 take
+    over: the invoice is issued under its key, which finds it if the attempt got that
+    far, and the charge activity charges under the same idempotency key, which the
+    gateway answers with the attempt's result if it went through."""
+    state = run.state
+    request = issue_request(state, key, lines, period_start, period_end, workflow.now())
+    target = (
+        ChargeTarget(state.gateway_customer_id, state.payment_method_id)
+        if state.payment_method_id and state.gateway_customer_id
+        else None
+    )
+    try:
+        billed = await workflow.execute_local_activity_method(
+            BillingActivities.bill,
+            BillRequest(request, target),
+            start_to_close_timeout=_LOCAL_CHARGE_TIMEOUT,
+            retry_policy=_ONE_ATTEMPT,
+        )
+    except FailureError:
+        invoice = await _issue(run, purpose, request)
+        due = max(invoice.total, 0)  # the attempt may have paid it: charge the same again
+        return invoice, await settle(run, invoice, attempt=1, local_first=False, amount=due)
+    _remember(state, purpose, billed.invoice, period_start, period_end)
+    return billed.invoice, _settled(run, billed)
+
+
+def _settled(run: Run, billed: BillResult) -> ChargeOutcome | str | None:
+    """What ``settle`` returns, from the charge the bill step made."""
+    state, invoice = run.state, billed.invoice
+    if billed.charge_error is not None:
+        return billed.charge_error
+    outcome = billed.outcome
+    if outcome is None:
+        return None if invoice.total <= 0 else "no_payment_method"
+    if isinstance(outcome, ChargeSucceeded):  # the bill step recorded the payment
+        state.set_invoice_status(invoice.invoice_id, "paid")
+        state.record_payment(outcome.amount.amount, workflow.now())
+    state.last_event = f"charge {outcome.kind} for invoice {invoice.number}"
+    return outcome
 
 
 def charge_request(
@@ -141,24 +223,34 @@ def charge_request(
     )
 
 
-async def settle(run: Run, invoice: InvoiceSummary, attempt: int) -> ChargeOutcome | str | None:
-    """Charge what is due and mark the invoice paid on success.
+async def settle(
+    run: Run,
+    invoice: InvoiceSummary,
+    attempt: int,
+    *,
+    local_first: bool = True,
+    amount: int | None = None,
+) -> ChargeOutcome | str | None:
+    """Charge what is due (``amount``, by default what remains) and mark the invoice
+    paid on success.
 
     Returns the charge outcome, a failure reason string when no charge could be made,
-    or None when nothing was due.
+    or None when nothing was due. ``local_first=False`` skips the local attempt of
+    generation 3 (one was made already).
     """
     state = run.state
-    if invoice.amount_remaining <= 0:
+    due = invoice.amount_remaining if amount is None else amount
+    if due <= 0:
         return None
     if not state.payment_method_id or not state.gateway_customer_id:
         return "no_payment_method"
-    request = charge_request(
-        state, invoice.invoice_id, attempt, invoice.amount_remaining, invoice.currency
-    )
+    request = charge_request(state, invoice.invoice_id, attempt, due, invoice.currency)
     baseline = run.generation.baseline
     try:
         if baseline:  # one activity charges and records the payment
-            outcome = await _charge_and_record(run, ChargeAndRecordRequest(request, workflow.now()))
+            outcome = await _charge_and_record(
+                run, ChargeAndRecordRequest(request, workflow.now()), local_first=local_first
+            )
         else:
             outcome = await workflow.execute_activity_method(
                 BillingActivities.charge_invoice,
@@ -183,7 +275,9 @@ async def settle(run: Run, invoice: InvoiceSummary, attempt: int) -> ChargeOutco
     return outcome
 
 
-async def _charge_and_record(run: Run, request: ChargeAndRecordRequest) -> ChargeOutcome | str:
+async def _charge_and_record(
+    run: Run, request: ChargeAndRecordRequest, *, local_first: bool
+) -> ChargeOutcome | str:
     """Charge and record the payment; from generation 3 the first attempt runs as a
     local activity.
 
@@ -200,7 +294,7 @@ async def _charge_and_record(run: Run, request: ChargeAndRecordRequest) -> Charg
     Returns the outcome, or the error type of a definitive failure of the local attempt;
     the activity's own failures are raised as ActivityError.
     """
-    if run.generation.number >= 3:
+    if run.generation.number >= 3 and local_first:
         try:
             return await workflow.execute_local_activity_method(
                 BillingActivities.charge_and_record,

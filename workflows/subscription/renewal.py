@@ -150,10 +150,12 @@ async def _bill_period(run: Run, purpose: InvoicePurpose, price: Price) -> bool:
     assert state.period_start is not None and state.period_end is not None
     line = period_line(price, state.period_start, state.period_end)
     key = f"sub:{state.subscription_id}:period:{state.period_start.isoformat()}"
-    invoice = await payments.issue_invoice(
-        run, purpose, key, [line], state.period_start, state.period_end
-    )
-    outcome = await payments.settle(run, invoice, attempt=1)
+    period = (state.period_start, state.period_end)
+    if run.generation.number >= 4:
+        invoice, outcome = await payments.bill(run, purpose, key, [line], *period)
+    else:
+        invoice = await payments.issue_invoice(run, purpose, key, [line], *period)
+        outcome = await payments.settle(run, invoice, attempt=1)
     if isinstance(outcome, ChargeSucceeded) or invoice.amount_remaining <= 0:
         return True
     await _record_unpaid(run, invoice, outcome, purpose)
