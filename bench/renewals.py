@@ -387,14 +387,14 @@ async def start_subscriptions(
     return runs
 
 
-# Temporal Cloud counts these as actions (docs.temporal.io/cloud/actions).
+# Temporal Cloud counts these as actions (docs.temporal.io/cloud/actions); markers
+# (local activities) once per workflow task, however many the task recorded.
 ACTION_EVENTS = {
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
     EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
     EventType.EVENT_TYPE_TIMER_STARTED,
     EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
     EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED,
-    EventType.EVENT_TYPE_MARKER_RECORDED,
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
     EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED,
@@ -419,6 +419,13 @@ def renewal_segment(
 
 def actions_in(segment: Sequence[HistoryEvent]) -> int:
     actions = sum(1 for e in segment if e.event_type in ACTION_EVENTS)
+    actions += len(
+        {
+            e.marker_recorded_event_attributes.workflow_task_completed_event_id
+            for e in segment
+            if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+        }
+    )
     # Each activity retry is an action too.
     retries = sum(
         max(0, e.activity_task_started_event_attributes.attempt - 1)
