@@ -73,18 +73,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import json
 import math
 import os
 import random
 import statistics
-import string
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -98,6 +95,7 @@ from temporalio.client import Client  # noqa: E402
 from temporalio.service import RPCError  # noqa: E402
 
 from bench._http import HttpError, Pool  # noqa: E402
+from bench._phases import bounded, paced, percentile  # noqa: E402
 from bench._stack import (  # noqa: E402
     WEBHOOK_SECRET,
     Stack,
@@ -105,127 +103,28 @@ from bench._stack import (  # noqa: E402
     progress,
     stop_on_sigterm,
 )
+from bench._webhook_events import (  # noqa: E402
+    INTENT_TYPES,
+    INVOICE_TYPES,
+    Event,
+    account,
+    letters,
+    plan_sends,
+    predicted_outcomes,
+    signature,
+)
 from billing.events import GatewayEvent, SubscriptionStart, stripe_event  # noqa: E402
 from dunwell import temporal  # noqa: E402
 from dunwell.settings import Settings  # noqa: E402
 from workflows.subscription import SubscriptionWorkflow  # noqa: E402
 from workflows.subscription.state import SubscriptionState  # noqa: E402
 
-# Phase 2 uses the first --events - 1 of these, then invoice.paid.
-INVOICE_TYPES = ("invoice.created", "invoice.finalized", "invoice.payment_failed")
-INTENT_TYPES = ("payment_intent.created", "payment_intent.succeeded")
 SEND_ATTEMPTS = 3  # a 5xx or a timeout is retried at once, as Stripe retries later
 REQUEST_TIMEOUT_SECONDS = 10.0
 REDELIVERY_ROUNDS = 5
 PACED_IN_FLIGHT = 200  # the paced runs' bound on requests in flight
 SETTLE_TIMEOUT_SECONDS = 180.0
 IDLE_TIMEOUT_SECONDS = 120.0
-
-
-def letters(n: int, width: int = 6) -> str:
-    """A letters-only id part: a digit run in a body could trip the API's card guard."""
-    out = []
-    for _ in range(width):
-        n, r = divmod(n, 26)
-        out.append(string.ascii_lowercase[r])
-    return "".join(reversed(out))
-
-
-def rand_letters(rng: random.Random, width: int = 20) -> str:
-    return "".join(rng.choice(string.ascii_letters) for _ in range(width))
-
-
-def signature(body: bytes, secret: str) -> str:
-    """Stripe's scheme: ``t=<unix>,v1=<HMAC-SHA256 of "<t>.<body>">``."""
-    t = int(time.time())
-    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={t},v1={mac}"
-
-
-@dataclass(frozen=True)
-class Event:
-    event_id: str
-    subscription_id: str
-    object_id: str
-    type: str
-    created: int
-    body: bytes
-
-    @property
-    def order_key(self) -> tuple[int, int, str]:
-        parsed = stripe_event(json.loads(self.body))
-        assert isinstance(parsed, GatewayEvent)
-        return parsed.order_key
-
-
-def make_event(
-    rng: random.Random, subscription_id: str, object_id: str, event_type: str, created: int
-) -> Event:
-    event_id = f"evt_{rand_letters(rng)}"
-    object_type = "invoice" if object_id.startswith("in_") else "payment_intent"
-    body = {
-        "id": event_id,
-        "object": "event",
-        "api_version": "2024-06-20",
-        "created": created,
-        "livemode": False,
-        "pending_webhooks": 1,
-        "request": {"id": None, "idempotency_key": None},
-        "type": event_type,
-        "data": {
-            "object": {
-                "id": object_id,
-                "object": object_type,
-                "amount": 2900,
-                "currency": "eur",
-                "status": event_type.rsplit(".", 1)[1],
-                "metadata": {"dunwell_subscription_id": subscription_id},
-            }
-        },
-    }
-    return Event(
-        event_id, subscription_id, object_id, event_type, created, json.dumps(body).encode()
-    )
-
-
-def plan_sends(
-    rng: random.Random,
-    subscriptions: Sequence[str],
-    types: Sequence[str],
-    object_prefix: str,
-    created_base: int,
-    out_of_order: float,
-    duplicates: float,
-) -> tuple[list[Event], int]:
-    """Send order for one phase (see the module docstring); and how many were swapped."""
-    per_sub: list[list[Event]] = []
-    for sub in subscriptions:
-        object_id = f"{object_prefix}_{rand_letters(rng)}"
-        chain = [
-            make_event(rng, sub, object_id, event_type, created_base + j)
-            for j, event_type in enumerate(types)
-        ]
-        per_sub.append(chain)
-    unique = sum(len(chain) for chain in per_sub)
-    # Swap disjoint neighbour pairs until the wanted share of events is out of order.
-    slots = [(s, j) for s, chain in enumerate(per_sub) for j in range(len(chain) - 1)]
-    rng.shuffle(slots)
-    swapped, taken = 0, set[tuple[int, int]]()
-    for s, j in slots:
-        if swapped >= round(unique * out_of_order):
-            break
-        if (s, j) in taken or (s, j + 1) in taken:
-            continue
-        chain = per_sub[s]
-        chain[j], chain[j + 1] = chain[j + 1], chain[j]
-        taken |= {(s, j), (s, j + 1)}
-        swapped += 1
-    order = [chain[j] for j in range(len(types)) for chain in per_sub]
-    for original in rng.sample(range(len(order)), round(unique * duplicates)):
-        event = order[original]
-        at = rng.randrange(order.index(event) + 1, len(order) + 1)
-        order.insert(at, event)
-    return order, swapped
 
 
 # --- sending ------------------------------------------------------------------------------
@@ -302,108 +201,6 @@ async def redeliver(http: Pool, tally: Tally, concurrency: int, timeout: float) 
     return late, len(pending)
 
 
-@dataclass(frozen=True)
-class Phase:
-    """How a bounded phase went: its time, how many of its items were started (always a
-    prefix of them), and those cut off in flight when it timed out."""
-
-    elapsed: float
-    started: int
-    cut: list[Any]
-    timed_out: bool
-
-
-def report_left(label: str, phase: Phase, total: int, timeout: float) -> None:
-    if phase.timed_out:
-        progress(
-            f"WARNING: {label} timed out after {timeout:g} s: "
-            f"{phase.started - len(phase.cut)}/{total} done, {len(phase.cut)} cut off in "
-            f"flight, {total - phase.started} not started"
-        )
-
-
-async def bounded(
-    items: Sequence[Any],
-    concurrency: int,
-    job: Callable[[Any], Awaitable[None]],
-    label: str,
-    timeout: float,
-) -> Phase:
-    """Run ``job`` over ``items`` in order, at most ``concurrency`` in flight (a fixed
-    number of lanes), for at most ``timeout`` seconds: then the jobs in flight are
-    cancelled and the rest is not started."""
-    position = 0
-    done = 0
-    in_flight: dict[int, Any] = {}
-    last_report = time.monotonic()
-
-    async def lane() -> None:
-        nonlocal position, done, last_report
-        while position < len(items):
-            index = position
-            position += 1
-            in_flight[index] = items[index]
-            await job(items[index])
-            del in_flight[index]
-            done += 1
-            if time.monotonic() - last_report > 5:
-                last_report = time.monotonic()
-                progress(f"{label}: {done}/{len(items)}")
-
-    started = time.perf_counter()
-    try:
-        async with asyncio.timeout(timeout):
-            await asyncio.gather(*(lane() for _ in range(max(1, min(concurrency, len(items))))))
-    except TimeoutError:
-        phase = Phase(timeout, position, list(in_flight.values()), True)
-        report_left(label, phase, len(items), timeout)
-        return phase
-    return Phase(time.perf_counter() - started, len(items), [], False)
-
-
-async def paced(
-    items: Sequence[Any],
-    rate: float,
-    job: Callable[[Any], Awaitable[None]],
-    label: str,
-    timeout: float,
-) -> tuple[Phase, float]:
-    """Open loop: ``job(items[i])`` starts at start + i / rate whatever the earlier ones
-    do, for at most ``timeout`` seconds (then the jobs not finished are cancelled and the
-    rest is not started); the phase, and how far behind schedule the sender fell at most
-    (s). The jobs bound their own requests in flight."""
-    tasks: dict[asyncio.Task[None], Any] = {}
-    behind = 0.0
-    started = time.perf_counter()
-    deadline = started + timeout
-    for i, item in enumerate(items):
-        due = started + i / rate
-        if due >= deadline:
-            break
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        else:
-            behind = max(behind, -delay)
-        tasks[asyncio.create_task(job(item))] = item
-        if i and i % (int(rate) * 5 or 1) == 0:
-            progress(f"{label}: {i}/{len(items)} sent")
-    cut: list[Any] = []
-    if tasks:
-        done, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.perf_counter()))
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        cut = [tasks[task] for task in pending]
-        for task in done:
-            task.result()  # a job's own error ends the bench here
-    phase = Phase(
-        time.perf_counter() - started, len(tasks), cut, bool(cut) or len(tasks) < len(items)
-    )
-    report_left(label, phase, len(items), timeout)
-    return phase, behind
-
-
 async def quiesce(running: Stack, what: str) -> None:
     """Let the worker apply one phase's signals before the next phase is measured."""
     waited = await running.wait_idle(timeout=IDLE_TIMEOUT_SECONDS)
@@ -436,32 +233,7 @@ def report_cpu(
     )
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
-
-
 # --- accounting ---------------------------------------------------------------------------
-
-
-def predicted_outcomes(sends: Sequence[Event]) -> dict[str, str]:
-    """What the ordering rule makes of each unique event, for this arrival order."""
-    marks: dict[str, tuple[int, int, str]] = {}
-    outcome: dict[str, str] = {}
-    for event in sends:
-        if event.event_id in outcome:
-            continue  # a duplicate: the intake answers it without signalling
-        key = event.order_key
-        mark = marks.get(event.object_id)
-        if mark is None or key > mark:
-            marks[event.object_id] = key
-            outcome[event.event_id] = "applied"
-        else:
-            outcome[event.event_id] = "stale"
-    return outcome
 
 
 async def query_states(
@@ -485,24 +257,6 @@ async def query_states(
     if failures:
         progress(f"queries not answered this time: {dict(failures)}")
     return states
-
-
-def account(
-    states: dict[str, SubscriptionState], unique: Sequence[Event]
-) -> tuple[int, int, Counter[str]]:
-    applied: Counter[str] = Counter()
-    stale: set[str] = set()
-    for state in states.values():
-        applied.update(state.events.applied_ids)
-        stale.update(s.event_id for s in state.events.stale)
-    lost = sum(1 for e in unique if applied[e.event_id] == 0 and e.event_id not in stale)
-    double = sum(1 for e in unique if applied[e.event_id] > 1)
-    outcome: Counter[str] = Counter()
-    for e in unique:
-        outcome[
-            "applied" if applied[e.event_id] else "stale" if e.event_id in stale else "lost"
-        ] += 1
-    return lost, double, outcome
 
 
 async def settle(
