@@ -18,8 +18,9 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection, Insert, bindparam, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -71,6 +72,41 @@ _FREEZE_LINE = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class _DraftRow:
+    """The columns finalization reads of an invoice this transaction has just drafted."""
+
+    id: str
+    issuer: str
+    customer_id: str
+    subscription_id: str | None
+    currency: str
+    status: str
+    created_at: datetime
+    period_start: datetime | None
+    period_end: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class _DraftLineRow:
+    line_id: str
+    description: str
+    kind: str
+    plan_id: str | None
+    period_start: datetime | None
+    period_end: datetime | None
+    amount: int
+    tax_behavior: str
+
+
+# What the draft writer wrote in this transaction: finalizing it needs no read back.
+_Written = tuple[_DraftRow, list[_DraftLineRow]]
+
+
+def _columns(line: _DraftLineRow) -> dict[str, Any]:
+    return {field: getattr(line, field) for field in _DraftLineRow.__slots__}
+
+
 def invoice_id_for(key: str) -> str:
     return "inv_" + hashlib.sha256(key.encode()).hexdigest()[:24]
 
@@ -104,7 +140,8 @@ class Lifecycle(StoreBase):
         )
 
         def work(conn: Connection) -> InvoiceView:
-            return load_invoice(conn, write(conn))
+            invoice_id, _ = write(conn)
+            return load_invoice(conn, invoice_id)
 
         return self._transact(work)
 
@@ -139,8 +176,8 @@ class Lifecycle(StoreBase):
         )
 
         def work(conn: Connection) -> InvoiceView:
-            write(conn)
-            return finalize(conn)
+            _, written = write(conn)
+            return finalize(conn, written)
 
         return self._transact(work)
 
@@ -155,9 +192,10 @@ class Lifecycle(StoreBase):
         period_start: datetime | None,
         period_end: datetime | None,
         at: datetime | None,
-    ) -> Callable[[Connection], str]:
+    ) -> Callable[[Connection], tuple[str, _Written | None]]:
         """Check a draft request; the returned step writes it (or checks that the same
-        request wrote it before) and returns the invoice id."""
+        request wrote it before) and returns the invoice id, with what it wrote when it
+        wrote the draft just now."""
         check_key(key)
         check_text(customer_id, "customer_id", 200)
         if subscription_id is not None:
@@ -180,7 +218,7 @@ class Lifecycle(StoreBase):
             "period_end": period_end,
         }
 
-        def write(conn: Connection) -> str:
+        def write(conn: Connection) -> tuple[str, _Written | None]:
             inserted = conn.execute(
                 _DRAFT_INSERT[conn.dialect.name],
                 {
@@ -201,26 +239,39 @@ class Lifecycle(StoreBase):
                     raise InvoiceIdempotencyConflict(
                         f"key {key!r} was used for a different invoice request"
                     )
-                return invoice_id
+                return invoice_id, None
+            written = [
+                _DraftLineRow(
+                    line_id=line.line_id,
+                    description=line.description,
+                    kind=str(line.kind),
+                    plan_id=line.plan_id,
+                    period_start=aware_or_none(line.period_start, "line period_start"),
+                    period_end=aware_or_none(line.period_end, "line period_end"),
+                    amount=line.amount,
+                    tax_behavior=TaxBehavior(line.tax_behavior).value,
+                )
+                for line in lines
+            ]
             conn.execute(
                 _INSERT_LINES,
                 [
-                    {
-                        "invoice_id": invoice_id,
-                        "line_id": line.line_id,
-                        "position": position,
-                        "description": line.description,
-                        "kind": str(line.kind),
-                        "plan_id": line.plan_id,
-                        "period_start": line.period_start,
-                        "period_end": line.period_end,
-                        "amount": line.amount,
-                        "tax_behavior": TaxBehavior(line.tax_behavior).value,
-                    }
-                    for position, line in enumerate(lines)
+                    {"invoice_id": invoice_id, "position": position, **_columns(line)}
+                    for position, line in enumerate(written)
                 ],
             )
-            return invoice_id
+            row = _DraftRow(
+                id=invoice_id,
+                issuer=self.issuer,
+                customer_id=customer_id,
+                subscription_id=subscription_id,
+                currency=currency,
+                status=InvoiceStatus.DRAFT.value,
+                created_at=created_at,
+                period_start=period_start,
+                period_end=period_end,
+            )
+            return invoice_id, (row, written)
 
         return write
 
@@ -249,9 +300,8 @@ class Lifecycle(StoreBase):
         """Freeze lines, rates, amounts and the customer's tax details, assign the next
         number and post the ledger entry, all in one transaction. Finalizing a
         finalized invoice returns it unchanged."""
-        return self._transact(
-            self._finalizer(invoice_id, quote=quote, customer_tax=customer_tax, at=at)
-        )
+        finalize = self._finalizer(invoice_id, quote=quote, customer_tax=customer_tax, at=at)
+        return self._transact(lambda conn: finalize(conn, None))
 
     def _finalizer(
         self,
@@ -260,15 +310,22 @@ class Lifecycle(StoreBase):
         quote: TaxQuote,
         customer_tax: CustomerTaxDetails,
         at: datetime,
-    ) -> Callable[[Connection], InvoiceView]:
+    ) -> Callable[[Connection, _Written | None], InvoiceView]:
+        """The step that finalizes the invoice; given what the draft writer wrote in the
+        same transaction, it reads neither the invoice nor its lines back."""
         at = aware(at, "at")
         check_customer_tax(customer_tax)
 
-        def work(conn: Connection) -> InvoiceView:
-            row = invoice_row(conn, invoice_id, lock=True)
-            if row.status != InvoiceStatus.DRAFT:
-                return load_invoice(conn, invoice_id)
-            lines = line_rows(conn, invoice_id)
+        def work(conn: Connection, written: _Written | None) -> InvoiceView:
+            row: Any
+            lines: Sequence[Any]
+            if written is not None:  # inserted by this transaction: it holds the lock
+                row, lines = written
+            else:
+                row = invoice_row(conn, invoice_id, lock=True)
+                if row.status != InvoiceStatus.DRAFT:
+                    return load_invoice(conn, invoice_id)
+                lines = line_rows(conn, invoice_id)
             check_quote(quote, row.currency, lines)
             conn.execute(
                 _FREEZE_LINE,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta, timezone
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -105,3 +105,26 @@ def test_a_failed_finalization_leaves_no_draft_behind(store: InvoiceStore, engin
     assert invoices_of(engine, customer) == 0
     receivable = chart.accounts_receivable(customer, "EUR").code
     assert receivable not in {a.code for a in Ledger(engine).trial_balance().accounts}
+
+
+def test_the_issued_invoice_is_what_reading_it_back_gives(store: InvoiceStore) -> None:
+    """``issue`` builds its answer from what it just wrote, without reading the invoice
+    back: the answer must be what a read gives, times normalized to UTC included."""
+    berlin = timezone(timedelta(hours=2))
+    start = T0.astimezone(berlin)
+    lines = [
+        DraftLine(
+            "pro:period",
+            "Pro plan",
+            10_000,
+            kind="subscription",
+            plan_id="pro-monthly",
+            period_start=start,
+            period_end=start + timedelta(days=30),
+        ),
+        DraftLine("credit", "Unused time", -2_000, kind="proration_credit"),
+    ]
+    invoice = issue(store, fresh("inv"), fresh("cus"), lines=lines, quote=quote(lines))
+    assert invoice == store.get(invoice.id)  # type: ignore[attr-defined]
+    (period_line, _) = invoice.lines  # type: ignore[attr-defined]
+    assert period_line.period_start == T0 and period_line.period_start.tzinfo == UTC
