@@ -71,13 +71,24 @@ _PAYABLE_FOR_UPDATE = _PAYABLE.with_for_update()
 _LINES = (
     select(_lines).where(_lines.c.invoice_id == bindparam("invoice_id")).order_by(_lines.c.position)
 )
-_PAID = select(func.coalesce(func.sum(_payments.c.amount), 0)).where(
-    _payments.c.invoice_id == bindparam("invoice_id")
-)
-_NOTE_SUMS = (
-    select(_notes.c.kind, func.sum(_notes.c.total), func.sum(_notes.c.receivable_amount))
-    .where(_notes.c.invoice_id == bindparam("invoice_id"))
-    .group_by(_notes.c.kind)
+
+
+def _note_sum(column: Any, kind: str) -> Any:
+    return (
+        select(func.coalesce(func.sum(column), 0))
+        .where(_notes.c.invoice_id == bindparam("invoice_id"), _notes.c.kind == kind)
+        .scalar_subquery()
+    )
+
+
+# What was paid, credited and debited on an invoice, in one statement.
+_AMOUNTS = select(
+    select(func.coalesce(func.sum(_payments.c.amount), 0))
+    .where(_payments.c.invoice_id == bindparam("invoice_id"))
+    .scalar_subquery(),
+    _note_sum(_notes.c.total, "credit"),
+    _note_sum(_notes.c.receivable_amount, "credit"),
+    _note_sum(_notes.c.total, "debit"),
 )
 
 
@@ -103,15 +114,10 @@ def line_rows(conn: Connection, invoice_id: str) -> list[Row[Any]]:
 
 
 def amounts(conn: Connection, invoice_id: str) -> Amounts:
-    params = {"invoice_id": invoice_id}
-    paid = conn.execute(_PAID, params).scalar_one()
-    sums = {
-        kind: (int(total), int(receivable))
-        for kind, total, receivable in conn.execute(_NOTE_SUMS, params)
-    }
-    credit_total, credit_receivable = sums.get("credit", (0, 0))
-    debit_total, _ = sums.get("debit", (0, 0))
-    return Amounts(int(paid), credit_total, debit_total, credit_receivable)
+    paid, credited, credited_to_receivable, debited = conn.execute(
+        _AMOUNTS, {"invoice_id": invoice_id}
+    ).one()
+    return Amounts(int(paid), int(credited), int(debited), int(credited_to_receivable))
 
 
 def component_from(row: Any) -> TaxComponent:
