@@ -16,6 +16,8 @@ from api.pan_guard import PanGuard
 from api.routes import (
     customers,
     dev,
+    docs,
+    documents,
     dunning_ops,
     health,
     ops,
@@ -68,6 +70,9 @@ def create_app(
         version="0.1.0",
         summary="Billing orchestration: subscriptions, portal, dunning, tax and ledger.",
         lifespan=lifespan,
+        # Served by api.routes.docs from an installed package, never from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     # First: the gateways' deliveries are most of the traffic, and routes match in order.
@@ -81,7 +86,10 @@ def create_app(
     app.include_router(customers.router)
     app.include_router(subscriptions.router)
     app.include_router(portal.router)
+    app.include_router(documents.server)
+    app.include_router(documents.portal)
     app.include_router(portal.page_router)
+    app.include_router(docs.router)
     # Outermost: a body carrying card data is refused before any route or log sees it.
     app.add_middleware(PanGuard)
     if settings.env is Environment.DEV:

@@ -21,6 +21,8 @@ PLACEHOLDER_WEBHOOK_SECRET = "whsec_dunwell_placeholder"
 PLACEHOLDER_API_KEY = "dw_dev_api_key"
 PLACEHOLDER_SESSION_SECRET = "dunwell-dev-session-secret"
 PLACEHOLDER_RELAY_SECRET = "dunwell-dev-relay-secret"
+# The seller printed on invoices in dev; a production invoice must name the real one.
+PLACEHOLDER_SELLER_NAME = "Dunwell Demo Ltd (development seller)"
 
 _PLACEHOLDERS = {
     "stripe_api_key": PLACEHOLDER_STRIPE_KEY,
@@ -28,6 +30,7 @@ _PLACEHOLDERS = {
     "api_key": PLACEHOLDER_API_KEY,
     "portal_session_secret": PLACEHOLDER_SESSION_SECRET,
     "relay_secret": PLACEHOLDER_RELAY_SECRET,
+    "seller_name": PLACEHOLDER_SELLER_NAME,
 }
 
 
@@ -70,6 +73,11 @@ class Settings(BaseSettings):
     seller_country: str | None = Field(default="IE", min_length=2, max_length=2)
     # Issuer of invoice numbers (one gapless series per issuer).
     invoice_issuer: str = "dunwell"
+    # The seller as invoices and credit notes name it (EU invoices must show the
+    # seller's name, address and VAT id); the address's parts are comma-separated.
+    seller_name: str = PLACEHOLDER_SELLER_NAME
+    seller_address: str = "1 Example Street, Dublin 2, D02 X000, Ireland"
+    seller_vat_id: str | None = "IE1234567T"
 
     api_key: str = PLACEHOLDER_API_KEY
     portal_session_secret: str = PLACEHOLDER_SESSION_SECRET
@@ -100,7 +108,7 @@ class Settings(BaseSettings):
         if offending:
             raise PlaceholderSecretError(
                 f"{', '.join(offending)} still hold the development placeholder; "
-                f"set real secrets or run with DUNWELL_ENV=dev"
+                f"set real values or run with DUNWELL_ENV=dev"
             )
         if self.stripe_api_base is not None and not self.stripe_api_base.startswith("https://"):
             raise PlaceholderSecretError(

@@ -3,6 +3,7 @@ from pydantic import ValidationError
 
 from dunwell.settings import (
     PLACEHOLDER_API_KEY,
+    PLACEHOLDER_SELLER_NAME,
     Environment,
     Settings,
 )
@@ -13,6 +14,7 @@ REAL = {
     "api_key": "k" * 32,
     "portal_session_secret": "s" * 32,
     "relay_secret": "r" * 32,
+    "seller_name": "Example Software Ltd",
     "stripe_api_base": None,
 }
 
@@ -27,6 +29,11 @@ def test_dev_defaults_point_at_local_components() -> None:
 def test_production_refuses_placeholder_secrets() -> None:
     with pytest.raises(ValidationError, match="DUNWELL_API_KEY"):
         Settings(env=Environment.PRODUCTION, **{**REAL, "api_key": PLACEHOLDER_API_KEY})
+
+
+def test_production_refuses_the_development_seller() -> None:
+    with pytest.raises(ValidationError, match="DUNWELL_SELLER_NAME"):
+        Settings(env=Environment.PRODUCTION, **{**REAL, "seller_name": PLACEHOLDER_SELLER_NAME})
 
 
 def test_production_refuses_plain_http_gateway() -> None:

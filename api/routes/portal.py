@@ -18,6 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from temporalio.client import Client
 
+from api.csp import portal_csp
 from api.deps import EngineDep, SettingsDep
 from api.errors import ApiError
 from api.portal_tokens import InvalidPortalToken, PortalClaims, verify_portal_token
@@ -556,20 +557,9 @@ def _static(name: str) -> str:
 @page_router.get("/portal", response_class=HTMLResponse, include_in_schema=True)
 async def portal_page(settings: SettingsDep) -> HTMLResponse:
     """The customer portal page; it reads the session token from `?session=`."""
-    js_origin = cards.stripe_js_url(settings).split("/js.stripe.com")[0]
-    frames = js_origin
-    if not settings.stripe_api_base:
-        js_origin = "https://js.stripe.com https://api.stripe.com"
-        # Stripe.js shows the bank's 3-D Secure challenge in a frame from hooks.stripe.com.
-        frames = f"{js_origin} https://hooks.stripe.com"
-    csp = (
-        f"default-src 'self'; script-src 'self' {js_origin}; connect-src 'self' {js_origin}; "
-        f"frame-src {frames}; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-    )
     return HTMLResponse(
         _static("portal.html"),
-        headers={**_PAGE_HEADERS, "Content-Security-Policy": csp},
+        headers={**_PAGE_HEADERS, "Content-Security-Policy": portal_csp(settings)},
     )
 
 

@@ -255,7 +255,9 @@ def load_invoice(conn: Connection, invoice_id: str) -> InvoiceView:
 
 
 def load_note(conn: Connection, note_id: str) -> CreditNoteView | DebitNoteView:
-    row = conn.execute(select(_notes).where(_notes.c.id == note_id)).one()
+    row = conn.execute(select(_notes).where(_notes.c.id == note_id)).first()
+    if row is None:
+        raise InvoiceNotFound(f"no credit or debit note {note_id!r}")
     records = _records_by_line(conn, note_id)
     sign = -1 if row.kind == "credit" else 1
     lines = tuple(
@@ -370,6 +372,9 @@ def finalized_view(
 class Reads(StoreBase):
     def get(self, invoice_id: str) -> InvoiceView:
         return self._read(lambda conn: load_invoice(conn, invoice_id))
+
+    def get_note(self, note_id: str) -> CreditNoteView | DebitNoteView:
+        return self._read(lambda conn: load_note(conn, note_id))
 
     def list_for_customer(self, customer_id: str) -> list[InvoiceView]:
         def work(conn: Connection) -> list[InvoiceView]:
