@@ -22,6 +22,8 @@ def all_activities(
 ) -> list[Callable[..., Any]]:
     """Every activity method a Dunwell worker registers."""
     found: list[Callable[..., Any]] = list(billing.all())
+    # Beside billing's own: a charging worker also cancels an abandoned on-session intent.
+    found.append(billing.sync.cancel_intent)
     if ledger is not None:
         found.append(ledger.post_entries)
     return found

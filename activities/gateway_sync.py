@@ -3,7 +3,9 @@
 Gateway events can be late, lost or out of order; the gateway's current object state is
 the truth. When a sequence gap times out, or a customer says a payment was confirmed,
 the subscription workflow asks for the PaymentIntents (and the card on file) it cares
-about and applies what it finds. Reads only: nothing here writes to the gateway.
+about and applies what it finds. Reads, and one write: cancelling a PaymentIntent the
+customer did not authenticate (a portal upgrade reverted after its 3-D Secure failed or
+timed out), so that the abandoned intent can no longer be completed later.
 """
 
 from __future__ import annotations
@@ -13,7 +15,12 @@ from dataclasses import dataclass, field
 from temporalio import activity
 
 from activities.gateway_errors import to_application_error
-from billing.gateway import GatewayError, PaymentGateway, PaymentMethodDetails
+from billing.gateway import (
+    GatewayError,
+    InvalidGatewayRequest,
+    PaymentGateway,
+    PaymentMethodDetails,
+)
 
 INVOICE_METADATA_KEY = "dunwell_invoice_id"
 
@@ -42,6 +49,12 @@ class IntentState:
 class ResyncResult:
     intents: list[IntentState]
     payment_method: PaymentMethodDetails | None
+
+
+@dataclass(frozen=True)
+class CancelIntentRequest:
+    payment_intent_id: str
+    key: str  # the gateway's idempotency key, from the workflow's own identity
 
 
 class GatewaySyncActivities:
@@ -82,5 +95,22 @@ class GatewaySyncActivities:
     async def describe_payment_method(self, payment_method_id: str) -> PaymentMethodDetails:
         try:
             return await self._gateway.retrieve_payment_method(payment_method_id)
+        except GatewayError as exc:
+            raise to_application_error(exc) from exc
+
+    @activity.defn(name="gateway.cancel_intent")
+    async def cancel_intent(self, request: CancelIntentRequest) -> IntentState:
+        """Cancel an intent unless it settled meanwhile; the intent as the gateway has it
+        afterwards decides (a customer who authenticated at the last second has paid)."""
+        try:
+            await self._gateway.cancel_payment_intent(
+                payment_intent_id=request.payment_intent_id, idempotency_key=request.key
+            )
+        except InvalidGatewayRequest:
+            pass  # succeeded or canceled already: the read below says which
+        except GatewayError as exc:
+            raise to_application_error(exc) from exc
+        try:
+            return await self._intent(request.payment_intent_id)
         except GatewayError as exc:
             raise to_application_error(exc) from exc

@@ -52,6 +52,9 @@ EXPECTED = {
     "subscription_first_run_generation4",
     "subscription_renewal_generation4",
     "subscription_plan_change_generation4",
+    # Since the portal-upgrade-on-session patch (3-D Secure on portal upgrades):
+    "subscription_upgrade_authenticated",
+    "subscription_upgrade_authentication_failed",
 }
 
 

@@ -9,6 +9,10 @@ paid:     the plan switches
 unpaid:   the migration halts: the plan stays, the invoice is neutralized by a credit
           note and a ``ManualReviewWorkflow`` child opens for ops, whose resolution
           comes back as ``review_resolved`` (retry, accept or write off)
+
+A portal upgrade is charged on-session with 3-D Secure when the bank asks for it
+(``upgrade_payment``); a challenge failed or not completed in time reverts the change
+the same way, without a review.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.subscription import card, payments
+from workflows.subscription import card, payments, upgrade_payment
 from workflows.subscription.refusals import not_started, refusal
 from workflows.subscription.run import DB_TIMEOUT, RETRY, Run
 
@@ -75,8 +79,15 @@ def check(state: SubscriptionState, plan_id: str, now: datetime) -> ChangeDecisi
 
 
 async def change(
-    run: Run, change_id: str, plan_id: str, decision: ChangeDecision | None
+    run: Run,
+    change_id: str,
+    plan_id: str,
+    decision: ChangeDecision | None,
+    *,
+    on_session: bool = False,
 ) -> ChangePlanResult:
+    """``on_session``: the customer asked in the portal and is there to pass 3-D Secure
+    (``upgrade_payment``); ops' retries after a review charge off-session."""
     state = run.state
     now = workflow.now()
     assert state.plan_id is not None and state.period_end is not None
@@ -92,7 +103,7 @@ async def change(
     if decision.timing is ChangeTiming.PERIOD_END:
         state.pending_plan_id = plan_id
         return _result(state, change_id, plan_id, decision, "scheduled")
-    return await _migrate_now(run, change_id, plan_id, decision, now)
+    return await _migrate_now(run, change_id, plan_id, decision, now, on_session)
 
 
 def _result(
@@ -127,7 +138,12 @@ def _result(
 
 
 async def _migrate_now(
-    run: Run, change_id: str, plan_id: str, decision: ChangeDecision, now: datetime
+    run: Run,
+    change_id: str,
+    plan_id: str,
+    decision: ChangeDecision,
+    now: datetime,
+    on_session: bool,
 ) -> ChangePlanResult:
     state = run.state
     assert state.plan_id is not None
@@ -146,7 +162,9 @@ async def _migrate_now(
     # shows the migration in progress.
     state.migrating_to = plan_id
     try:
-        return await _prorate_and_charge(run, change_id, plan_id, decision, now, proration)
+        return await _prorate_and_charge(
+            run, change_id, plan_id, decision, now, proration, on_session
+        )
     finally:
         state.migrating_to = None
 
@@ -177,6 +195,7 @@ async def _prorate_and_charge(
     decision: ChangeDecision,
     now: datetime,
     proration: ProrationResult,
+    on_session: bool,
 ) -> ChangePlanResult:
     state = run.state
     assert state.plan_id is not None and state.period_end is not None
@@ -195,7 +214,10 @@ async def _prorate_and_charge(
         retry_policy=RETRY,
         start_to_close_timeout=DB_TIMEOUT,
     )
-    outcome = await payments.settle(run, invoice, attempt=1)
+    if on_session and upgrade_payment.applies():
+        outcome = await upgrade_payment.charge(run, invoice, change_id, old_plan, plan_id)
+    else:
+        outcome = await payments.settle(run, invoice, attempt=1)
     record = PlanChangeRecord(
         change_id=change_id,
         from_plan=old_plan,
@@ -219,12 +241,30 @@ async def _prorate_and_charge(
             amount_charged=invoice.amount_remaining if outcome else 0,
         )
     # The migration halts: back to the original plan, the invoice neutralized by a
-    # credit note (never edited), and a review for ops.
+    # credit note (never edited), and a review for ops unless the customer simply did
+    # not pass 3-D Secure (nothing for ops to decide: the customer may try again).
     credit_note_id = await payments.void(run, invoice.invoice_id, "proration_charge_failed")
+    if upgrade_payment.is_authentication_failure(outcome):
+        assert isinstance(outcome, str)
+        return _reverted(state, record, old_plan, invoice, credit_note_id, None, outcome)
     review = review_input(
         state, change_id, old_plan, plan_id, invoice, credit_note_id, outcome, workflow.now()
     )
     review_id = await _open_review(run, review)
+    return _reverted(
+        state, record, old_plan, invoice, credit_note_id, review_id, review.decline_reason
+    )
+
+
+def _reverted(
+    state: SubscriptionState,
+    record: PlanChangeRecord,
+    old_plan: str,
+    invoice: InvoiceSummary,
+    credit_note_id: str,
+    review_id: str | None,
+    reason: str | None,
+) -> ChangePlanResult:
     state.remember_change(
         PlanChangeRecord(
             **{
@@ -232,18 +272,21 @@ async def _prorate_and_charge(
                 "outcome": "reverted",
                 "credit_note_id": credit_note_id,
                 "review_workflow_id": review_id,
+                "reason": reason,
             }
         )
     )
-    state.last_event = f"plan change {old_plan} → {plan_id} reverted: charge failed"
+    why = "charge failed" if review_id else (reason or "charge failed").replace("_", " ")
+    state.last_event = f"plan change {old_plan} → {record.to_plan} reverted: {why}"
     return ChangePlanResult(
         outcome="reverted",
         plan_id=old_plan,
         pending_plan_id=state.pending_plan_id,
-        effective_at=now,
+        effective_at=record.effective_at,
         invoice_id=invoice.invoice_id,
         credit_note_id=credit_note_id,
         review_workflow_id=review_id,
+        reason=reason,
     )
 
 

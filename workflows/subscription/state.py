@@ -225,6 +225,31 @@ class PlanChangeRecord:
     invoice_id: str | None = None
     credit_note_id: str | None = None
     review_workflow_id: str | None = None
+    # Why a change was reverted: a decline reason, or authentication_failed /
+    # authentication_timeout for a portal upgrade whose 3-D Secure did not complete.
+    reason: str | None = None
+
+
+AuthenticationReport = Literal["waiting", "succeeded", "failed"]
+
+
+@dataclass(frozen=True)
+class UpgradeAuthentication:
+    """A portal upgrade whose on-session proration charge waits for the customer's 3-D
+    Secure (``workflows/subscription/upgrade_payment.py``). The client secret is read
+    from the gateway when the portal asks for it, never kept in state."""
+
+    change_id: str
+    from_plan: str
+    to_plan: str
+    invoice_id: str
+    payment_intent_id: str
+    amount: int
+    currency: str
+    requested_at: datetime
+    deadline: datetime
+    # What the page reported after Stripe.js ran the challenge; the gateway decides.
+    reported: AuthenticationReport = "waiting"
 
 
 @dataclass
@@ -278,6 +303,8 @@ class SubscriptionState:
     # the dunning policy's grace period, then from a stop's revoke_access_at.
     grace_until: datetime | None = None
     notices_sent: list[str] = field(default_factory=list)  # Notice.key of each notice sent
+    # A portal upgrade waiting for the customer's 3-D Secure, if any.
+    upgrade_authentication: UpgradeAuthentication | None = None
 
     @classmethod
     def from_input(cls, start: SubscriptionInput) -> SubscriptionState:
@@ -444,6 +471,16 @@ class ChangePlanResult:
     amount_charged: int = 0
     credit_note_id: str | None = None
     review_workflow_id: str | None = None
+    reason: str | None = None  # why it was reverted (PlanChangeRecord.reason)
+
+
+@dataclass(frozen=True)
+class UpgradeAuthenticationReport:
+    """The page's word on a portal upgrade's 3-D Secure: Stripe.js said it succeeded or
+    failed. The workflow reads the gateway's record of the intent before acting on it."""
+
+    payment_intent_id: str
+    outcome: Literal["succeeded", "failed"]
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from workflows.subscription import (
     notices,
     plan_change,
     renewal,
+    upgrade_payment,
 )
 from workflows.subscription.generations import (
     GENERATION,
@@ -66,6 +67,7 @@ with workflow.unsafe.imports_passed_through():
         SetPaymentMethodRequest,
         SubscriptionInput,
         SubscriptionState,
+        UpgradeAuthenticationReport,
     )
 
 # An event-started workflow that nobody activates ends after this; later events restart it.
@@ -242,7 +244,9 @@ class SubscriptionWorkflow:
             decision = plan_change.check(self._state, request.plan_id, workflow.now())
             update = workflow.current_update_info()
             change_id = update.id if update else str(workflow.uuid4())
-            result = await plan_change.change(run, change_id, request.plan_id, decision)
+            result = await plan_change.change(
+                run, change_id, request.plan_id, decision, on_session=True
+            )
             run.wake = True
             run.publish_now()
             return result
@@ -250,6 +254,18 @@ class SubscriptionWorkflow:
     @change_plan.validator
     def _validate_change_plan(self, request: ChangePlanRequest) -> None:
         plan_change.check(self._state, request.plan_id, workflow.now())
+
+    @workflow.update
+    async def complete_upgrade_authentication(
+        self, report: UpgradeAuthenticationReport
+    ) -> ChangePlanResult:
+        """The portal ran a plan change's 3-D Secure with Stripe.js; answers with the
+        change's outcome (``upgrade_payment``). Takes no lock: the change holds it."""
+        return await upgrade_payment.report(self._run, report)
+
+    @complete_upgrade_authentication.validator
+    def _validate_upgrade_report(self, report: UpgradeAuthenticationReport) -> None:
+        upgrade_payment.check_report(self._state.upgrade_authentication, report)
 
     @workflow.update
     async def cancel_at_period_end(self) -> CancellationResult:
