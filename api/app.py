@@ -22,6 +22,7 @@ from api.routes import (
     health,
     ops,
     portal,
+    portal_notifications,
     relay,
     review_ops,
     subscriptions,
@@ -86,6 +87,7 @@ def create_app(
     app.include_router(customers.router)
     app.include_router(subscriptions.router)
     app.include_router(portal.router)
+    app.include_router(portal_notifications.router)
     app.include_router(documents.server)
     app.include_router(documents.portal)
     app.include_router(portal.page_router)

@@ -156,6 +156,34 @@ class PlanChangeOut(BaseModel):
     requested_at: datetime
     effective_at: datetime
     outcome: str
+    invoice_id: str | None = None
+    credit_note_id: str | None = None
+    reason: str | None = Field(
+        default=None,
+        description="Why a change was reverted: a decline reason, authentication_failed or "
+        "authentication_timeout",
+    )
+
+
+class UpgradeAuthenticationOut(BaseModel):
+    """A plan change waiting for the customer's 3-D Secure before ``deadline``."""
+
+    change_id: str
+    to_plan_id: str
+    payment_intent_id: str
+    amount: int = Field(description="The proration charge in minor units")
+    currency: str
+    deadline: datetime
+
+
+class PaymentProblemOut(BaseModel):
+    """Why the latest unpaid invoice is unpaid, in the customer's words."""
+
+    invoice_id: str
+    amount: int
+    currency: str
+    decline_code: str | None = Field(description="The gateway's decline code, if any")
+    message: str = Field(description="What to tell the customer (never the hidden reason)")
 
 
 class PendingActionOut(BaseModel):
@@ -199,6 +227,15 @@ class SubscriptionOut(BaseModel):
         description="The latest payment that needed the customer's confirmation (3-D Secure), "
         "if any; `status` waiting means the customer must act before `deadline`"
     )
+    has_access: bool = Field(description="Whether the customer may use the product now")
+    grace_until: datetime | None = Field(
+        description="A past-due subscription keeps access until then"
+    )
+    payment_problem: PaymentProblemOut | None = None
+    migrating_to: str | None = Field(
+        default=None, description="An immediate plan change waiting for its charge"
+    )
+    upgrade_authentication: UpgradeAuthenticationOut | None = None
     transitions: list[TransitionOut]
     recent_invoices: list[InvoiceBriefOut]
     plan_changes: list[PlanChangeOut]
@@ -343,14 +380,31 @@ PortalConfigOut.model_rebuild()
 
 class PlanChangeResultOut(BaseModel):
     outcome: str = Field(
-        description="applied | scheduled | withdrawn | swapped_in_trial | reverted (charge failed)"
+        description="applied | scheduled | withdrawn | swapped_in_trial | reverted (charge "
+        "failed) | requires_action (the bank asks for 3-D Secure: run Stripe.js "
+        "confirmCardPayment(client_secret), then report to .../change-plan/authentication)"
     )
+    change_id: str | None = None
     plan_id: str
     pending_plan_id: str | None
-    effective_at: datetime
+    effective_at: datetime | None
     invoice_id: str | None
     amount_charged: int
+    reason: str | None = None
+    payment_intent_id: str | None = None
+    client_secret: str | None = Field(
+        default=None, description="For Stripe.js confirmCardPayment; only with requires_action"
+    )
+    publishable_key: str | None = None
+    stripe_js_url: str | None = None
     subscription: SubscriptionOut
+
+
+class UpgradeAuthenticationIn(_Request):
+    payment_intent_id: PaymentIntentId
+    outcome: Literal["succeeded", "failed"] = Field(
+        description="What Stripe.js said; the gateway's record of the payment decides"
+    )
 
 
 class CancellationOut(BaseModel):

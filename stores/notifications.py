@@ -47,6 +47,7 @@ class NotificationRow:
     send_attempts: int
     created_at: datetime
     sent_at: datetime | None
+    dismissed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -118,14 +119,33 @@ def get_notification(engine: Engine, key: str) -> NotificationRow | None:
 
 
 def notifications_for_customer(
-    engine: Engine, customer_id: str, *, limit: int = 100
+    engine: Engine, customer_id: str, *, limit: int = 100, include_dismissed: bool = True
 ) -> list[NotificationRow]:
-    """The customer's notifications, newest first (the portal's list)."""
+    """The customer's notifications, newest first (the portal lists the undismissed)."""
+    query = select(notifications).where(notifications.c.customer_id == customer_id)
+    if not include_dismissed:
+        query = query.where(notifications.c.dismissed_at.is_(None))
     with engine.connect().execution_options(**READ_ONLY) as conn:
         rows = conn.execute(
-            select(notifications)
-            .where(notifications.c.customer_id == customer_id)
-            .order_by(notifications.c.created_at.desc(), notifications.c.key)
-            .limit(limit)
+            query.order_by(notifications.c.created_at.desc(), notifications.c.key).limit(limit)
         ).mappings()
         return [NotificationRow(**dict(row)) for row in rows]
+
+
+def dismiss(engine: Engine, customer_id: str, key: str, *, now: datetime) -> bool:
+    """Mark the customer's notification dismissed (once; a repeat keeps the first time).
+    False when the customer has no notification with that key."""
+    with engine.begin() as conn:
+        found = conn.execute(
+            select(notifications.c.dismissed_at).where(
+                notifications.c.key == key, notifications.c.customer_id == customer_id
+            )
+        ).first()
+        if found is None:
+            return False
+        conn.execute(
+            update(notifications)
+            .where(notifications.c.key == key, notifications.c.dismissed_at.is_(None))
+            .values(dismissed_at=now)
+        )
+        return True

@@ -2,7 +2,7 @@
 
 Descriptions for queries; the schema is made by the Alembic revisions in
 ``ledger/migrations`` (``0002_gateway_events``, ``0004_customers``, ``0005_notifications``,
-``0006_customer_segment``). What each row means, and how its status moves, is said by
+``0006_customer_segment``, ``0007_notification_dismissal``). What each row means, and how its status moves, is said by
 the store that owns it: ``stores.customers``, ``stores.gateway_events``,
 ``stores.notifications``.
 """
@@ -133,6 +133,8 @@ class NotificationRecord(Base):
     send_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The customer dismissed it in the portal (0007_notification_dismissal).
+    dismissed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 notifications = cast(Table, NotificationRecord.__table__)

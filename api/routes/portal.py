@@ -15,7 +15,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 from fastapi.responses import HTMLResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
 from temporalio.client import Client
 
 from api.csp import portal_csp
@@ -41,9 +40,10 @@ from api.schemas import (
     SetupIntentOut,
     SubscriptionListOut,
     SubscriptionOut,
+    UpgradeAuthenticationIn,
 )
 from api.services import customers as customer_service
-from api.services import documents
+from api.services import documents, plan_changes
 from api.services import payment_methods as cards
 from api.services import subscriptions as service
 from api.services.previews import preview_plan_change
@@ -59,15 +59,14 @@ from billing.catalog import Catalog
 from billing.gateway import PaymentIntentStatus
 from billing.lifecycle import PortalAction
 from stores.customers import CustomerRecord, SubscriptionRecord
-from stores.notifications import notifications_for_customer
 from workflows.subscription.state import (
     CancellationResult,
-    ChangePlanRequest,
     ChangePlanResult,
     ConfirmPaymentRequest,
     PaymentConfirmation,
     PendingAction,
     SetPaymentMethodRequest,
+    SubscriptionState,
 )
 
 _bearer = HTTPBearer(
@@ -223,24 +222,53 @@ async def preview_change(
     responses=responses(400, 404, 409, 503),
 )
 async def change_plan(
+    portal: Portal,
     record: MySubscription,
     body: PlanChangeIn,
+    engine: EngineDep,
     catalog: CatalogDep,
+    settings: SettingsDep,
+    gateway: GatewayDep,
     temporal: TemporalDep,
 ) -> PlanChangeResultOut:
-    """Change plan: upgrades now with a prorated invoice, downgrades at period end."""
+    """Change plan: upgrades now (charged on-session; may answer `requires_action`), downgrades at period end."""
     client = await temporal.get()
     state = await service.query_state(client=client, record=record)
     service.check_plan_change(state, catalog, body.plan_id, now=datetime.now(UTC))
-    result = await service.send_update(
-        client=client,
-        record=record,
-        update="change_plan",
-        arg=ChangePlanRequest(plan_id=body.plan_id),
-        result_type=ChangePlanResult,
-    )
-    assert isinstance(result, ChangePlanResult)
+    plan_changes.check_no_change_waiting(state)
+    result = await plan_changes.change_plan(client=client, record=record, plan_id=body.plan_id)
+    if isinstance(result, plan_changes.AwaitingAuthentication):
+        customer = await my_customer(portal, engine)
+        waiting = result.waiting
+        intent = await cards.intent_to_confirm(
+            gateway=gateway,
+            payment_intent_id=waiting.payment_intent_id,
+            gateway_customer_id=_gateway_customer_id(customer),
+        )
+        return PlanChangeResultOut(
+            outcome="requires_action",
+            change_id=result.change_id,
+            plan_id=waiting.from_plan,
+            pending_plan_id=result.state.pending_plan_id,
+            effective_at=None,
+            invoice_id=waiting.invoice_id,
+            amount_charged=0,
+            payment_intent_id=waiting.payment_intent_id,
+            client_secret=intent.client_secret,
+            publishable_key=cards.publishable_key(settings),
+            stripe_js_url=cards.stripe_js_url(settings),
+            subscription=service.subscription_out(record, result.state, catalog),
+        )
     after = await service.query_state(client=client, record=record)
+    return _change_out(result, record, after, catalog)
+
+
+def _change_out(
+    result: ChangePlanResult,
+    record: SubscriptionRecord,
+    after: SubscriptionState,
+    catalog: Catalog,
+) -> PlanChangeResultOut:
     return PlanChangeResultOut(
         outcome=result.outcome,
         plan_id=result.plan_id,
@@ -248,8 +276,32 @@ async def change_plan(
         effective_at=result.effective_at,
         invoice_id=result.invoice_id,
         amount_charged=result.amount_charged,
+        reason=result.reason,
         subscription=service.subscription_out(record, after, catalog),
     )
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/change-plan/authentication",
+    response_model=PlanChangeResultOut,
+    responses=responses(400, 404, 409, 503),
+)
+async def report_change_authentication(
+    record: MySubscription,
+    body: UpgradeAuthenticationIn,
+    catalog: CatalogDep,
+    temporal: TemporalDep,
+) -> PlanChangeResultOut:
+    """Report a plan change's 3-D Secure result; the gateway's record decides: applied or reverted."""
+    client = await temporal.get()
+    result = await plan_changes.report_authentication(
+        client=client,
+        record=record,
+        payment_intent_id=body.payment_intent_id,
+        outcome=body.outcome,
+    )
+    after = await service.query_state(client=client, record=record)
+    return _change_out(result, record, after, catalog)
 
 
 async def _cancellation(
@@ -502,40 +554,6 @@ async def list_my_credit_notes(portal: Portal, engine: EngineDep) -> CreditNoteL
     """My credit notes, oldest first."""
     return CreditNoteListOut(
         items=await documents.list_credit_notes(engine=engine, customer_id=portal.customer_id)
-    )
-
-
-class NotificationOut(BaseModel):
-    kind: str
-    subject: str
-    body: str
-    invoice_id: str | None
-    subscription_id: str | None
-    created_at: datetime
-    sent_at: datetime | None
-
-
-class NotificationListOut(BaseModel):
-    items: list[NotificationOut]
-
-
-@router.get("/notifications", response_model=NotificationListOut, responses=responses())
-async def list_my_notifications(portal: Portal, engine: EngineDep) -> NotificationListOut:
-    """My billing notifications (payment failures, reminders, actions needed), newest first."""
-    rows = await asyncio.to_thread(notifications_for_customer, engine, portal.customer_id)
-    return NotificationListOut(
-        items=[
-            NotificationOut(
-                kind=row.kind,
-                subject=row.subject,
-                body=row.body,
-                invoice_id=row.invoice_id,
-                subscription_id=row.subscription_id,
-                created_at=row.created_at,
-                sent_at=row.sent_at,
-            )
-            for row in rows
-        ]
     )
 
 

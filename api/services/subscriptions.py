@@ -15,7 +15,8 @@ gets its 409 before anything reaches Temporal; the validator is the second line.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -40,16 +41,19 @@ from api.errors import ApiError
 from api.schemas import (
     CardOut,
     InvoiceBriefOut,
+    PaymentProblemOut,
     PendingActionOut,
     PlanChangeOut,
     SubscriptionIn,
     SubscriptionOut,
     TransitionOut,
+    UpgradeAuthenticationOut,
 )
 from api.services.customers import new_id, request_hash
 from api.temporal_client import RETRY_AFTER_SECONDS, TemporalConnection, TemporalUnavailable
 from billing.catalog import Catalog, Price, UnknownPlanError, UnknownPriceError
-from billing.lifecycle import InvalidTransition, PortalAction, check_action
+from billing.declines import CUSTOMER_MESSAGES, CustomerMessage, classify_decline
+from billing.lifecycle import InvalidTransition, PortalAction, check_action, has_access
 from billing.periods import boundary, months_per_period
 from billing.proration import ChangeDecision, PlanChangeRefused, decide_change
 from dunwell.settings import Settings
@@ -62,6 +66,7 @@ from workflows.subscription.state import (
     PendingAction,
     SubscriptionInput,
     SubscriptionState,
+    UpgradeAuthentication,
 )
 
 T = TypeVar("T")
@@ -332,6 +337,17 @@ def subscription_out(
         payment_method_id=state.payment_method_id,
         payment_method=card_out(state),
         pending_action=pending_action_out(state.pending_action),
+        has_access=has_access(
+            state.status,
+            state.cancel_at_period_end,
+            datetime.now(UTC),
+            state.period_end,
+            state.grace_until,
+        ),
+        grace_until=state.grace_until,
+        payment_problem=payment_problem_out(state),
+        migrating_to=state.migrating_to,
+        upgrade_authentication=upgrade_authentication_out(state.upgrade_authentication),
         transitions=[
             TransitionOut(
                 from_status=str(t.from_status),
@@ -364,6 +380,9 @@ def subscription_out(
                 requested_at=c.requested_at,
                 effective_at=c.effective_at,
                 outcome=c.outcome,
+                invoice_id=c.invoice_id,
+                credit_note_id=c.credit_note_id,
+                reason=c.reason,
             )
             for c in state.plan_changes
         ],
@@ -379,6 +398,46 @@ def card_out(state: SubscriptionState) -> CardOut | None:
         return None
     return CardOut(
         brand=card.brand, last4=card.last4, exp_month=card.exp_month, exp_year=card.exp_year
+    )
+
+
+def upgrade_authentication_out(
+    waiting: UpgradeAuthentication | None,
+) -> UpgradeAuthenticationOut | None:
+    if waiting is None:
+        return None
+    return UpgradeAuthenticationOut(
+        change_id=waiting.change_id,
+        to_plan_id=waiting.to_plan,
+        payment_intent_id=waiting.payment_intent_id,
+        amount=waiting.amount,
+        currency=waiting.currency,
+        deadline=waiting.deadline,
+    )
+
+
+def payment_problem_out(state: SubscriptionState) -> PaymentProblemOut | None:
+    """The latest unpaid invoice and what to tell the customer about it: the message
+    for its decline code (a hard decline reads as a generic one, never its reason)."""
+    if not state.unpaid_invoices:
+        return None
+    unpaid = state.unpaid_invoices[-1]
+    decline = unpaid.first_decline
+    if decline is not None:
+        key = classify_decline(decline).message
+        code = decline.decline_code or decline.code
+    elif unpaid.decline_reason == "requires_action":
+        key, code = CustomerMessage.CONFIRM_PAYMENT, "authentication_required"
+    else:
+        key, code = CustomerMessage.CONTACT_ISSUER, None
+    if key in (CustomerMessage.GENERIC_DECLINE,):
+        code = None  # lost, stolen, fraudulent...: never reveal the real reason
+    return PaymentProblemOut(
+        invoice_id=unpaid.invoice_id,
+        amount=unpaid.amount,
+        currency=unpaid.currency,
+        decline_code=code,
+        message=CUSTOMER_MESSAGES[key],
     )
 
 
@@ -458,7 +517,7 @@ async def send_update(
 ) -> object:
     handle: WorkflowHandle[object, object] = client.get_workflow_handle(record.workflow_id)
     deadline = asyncio.timeout(UPDATE_DEADLINE.total_seconds())
-    try:
+    with update_errors(deadline):
         async with deadline:
             if arg is None:
                 return await handle.execute_update(
@@ -467,6 +526,16 @@ async def send_update(
             return await handle.execute_update(
                 update, arg, result_type=result_type, rpc_timeout=UPDATE_RPC_TIMEOUT
             )
+    raise AssertionError("unreachable")  # pragma: no cover - the block returns or raises
+
+
+@contextmanager
+def update_errors(deadline: asyncio.Timeout) -> Iterator[None]:
+    """Translate what sending an update can raise into the API's errors: the
+    workflow's refusal (its ``ApplicationError`` type is the code), a deadline passed
+    (the update may still take effect), Temporal unreachable, the workflow gone."""
+    try:
+        yield
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
         if not deadline.expired():
             raise TemporalUnavailable("the update did not complete in time") from err

@@ -32,6 +32,10 @@ EXPECTED: dict[tuple[str, str], tuple[str, set[str]]] = {
         PORTAL,
         {"400", "401", "404", "409", "422", "503"},
     ),
+    ("post", "/v1/portal/subscriptions/{subscription_id}/change-plan/authentication"): (
+        PORTAL,
+        {"400", "401", "404", "409", "422", "503"},
+    ),
     ("post", "/v1/portal/subscriptions/{subscription_id}/cancel"): (
         PORTAL,
         {"400", "401", "404", "409", "422", "503"},

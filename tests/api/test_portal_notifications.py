@@ -62,3 +62,38 @@ async def test_notifications_need_a_portal_session(offline_api: httpx.AsyncClien
     response = await offline_api.get("/v1/portal/notifications")
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "invalid_portal_session"
+
+
+async def test_a_dismissed_notification_is_no_longer_listed(
+    offline_api: httpx.AsyncClient, api_db_url: str
+) -> None:
+    mine = await create_customer(offline_api)
+    theirs = await create_customer(offline_api)
+    t0 = datetime.now(UTC)
+    first = notify(api_db_url, mine["id"], "failure_notice", t0)
+    second = notify(api_db_url, mine["id"], "retry_reminder", t0 + timedelta(seconds=1))
+    headers = portal_headers(mine["id"])
+
+    # Another customer cannot dismiss it, nor learn that it exists.
+    stranger = await offline_api.post(
+        f"/v1/portal/notifications/{first}/dismiss", headers=portal_headers(theirs["id"])
+    )
+    assert (stranger.status_code, stranger.json()["error"]["code"]) == (
+        404,
+        "notification_not_found",
+    )
+    for _ in range(2):  # dismissing twice changes nothing the second time
+        dismissed = await offline_api.post(
+            f"/v1/portal/notifications/{first}/dismiss", headers=headers
+        )
+        assert dismissed.status_code == 204
+    listed = await offline_api.get("/v1/portal/notifications", headers=headers)
+    assert [i["key"] for i in listed.json()["items"]] == [second]
+    unknown = await offline_api.post(
+        "/v1/portal/notifications/test:nothing/dismiss", headers=headers
+    )
+    assert unknown.status_code == 404
+    malformed = await offline_api.post("/v1/portal/notifications/bad key!/dismiss", headers=headers)
+    assert malformed.status_code == 422
+    anonymous = await offline_api.post(f"/v1/portal/notifications/{second}/dismiss")
+    assert anonymous.status_code == 401
