@@ -312,6 +312,7 @@ class TaxComponentOut(BaseModel):
     jurisdiction: str
     tax_type: str | None
     rate_ppm: int
+    taxable_amount: int = 0
     tax_amount: int
     reason: str
 

@@ -132,6 +132,7 @@ async def _priced(
                     jurisdiction=c.jurisdiction,
                     tax_type=None if c.tax_type is None else str(c.tax_type),
                     rate_ppm=c.rate_ppm,
+                    taxable_amount=c.taxable_amount,
                     tax_amount=c.tax_amount,
                     reason=str(c.reason),
                 )

@@ -75,7 +75,7 @@ async def test_portal_page_end_to_end(e2e_stack: Stack, tmp_path: Path) -> None:
             await section.locator('[data-action="preview"]').click()
             preview = section.locator('[data-field="preview"]')
             await expect(preview).to_be_visible()
-            lines = preview.locator("tbody tr")
+            lines = preview.locator('[data-field="preview-lines"] tbody tr')
             await expect(lines).to_have_count(2)
             await expect(lines.nth(0)).to_have_attribute("data-kind", "credit")
             await expect(lines.nth(1)).to_have_attribute("data-kind", "charge")
@@ -87,6 +87,12 @@ async def test_portal_page_end_to_end(e2e_stack: Stack, tmp_path: Path) -> None:
             await expect(section.locator('[data-field="preview-tax"]')).to_contain_text(
                 "including tax"
             )
+            # The tax per rate, as the invoice will print it: one German VAT row.
+            rates = preview.locator('[data-field="preview-tax-rows"] tbody tr')
+            await expect(rates).to_have_count(1)
+            await expect(rates.nth(0)).to_contain_text("DE")
+            await expect(rates.nth(0)).to_contain_text("VAT")
+            await expect(rates.nth(0)).to_contain_text("19%")
             confirm = section.locator('[data-action="confirm-change"]')
             await expect(confirm).to_be_visible()
             await page.screenshot(path=str(tmp_path / "preview.png"), full_page=True)
