@@ -581,10 +581,16 @@ async def portal_page(settings: SettingsDep) -> HTMLResponse:
     )
 
 
-@page_router.get("/portal/portal.js", include_in_schema=False)
-async def portal_script() -> Response:
+# The page's scripts, in the order the page loads them (portal.js last).
+PAGE_SCRIPTS = ("portal-common.js", "portal-render.js", "portal-lists.js", "portal.js")
+
+
+@page_router.get("/portal/{name}", include_in_schema=False)
+async def portal_script(name: Annotated[str, Path(max_length=40)]) -> Response:
+    if name not in PAGE_SCRIPTS:
+        raise ApiError(404, "not_found", f"no portal script {name!r}")
     return Response(
-        _static("portal.js"),
+        _static(name),
         media_type="text/javascript",
         headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
     )

@@ -24,375 +24,24 @@
 "use strict";
 
 (function () {
+  const P = window.DunwellPortal;
   const params = new URLSearchParams(window.location.search);
   const token = params.get("session");
   // Keep the token out of the address bar and the history once read.
   if (token) {
     window.history.replaceState(null, "", window.location.pathname);
   }
+  P.token = token;
 
   const POLL_BUSY_MS = 2000;
   const POLL_IDLE_MS = 20000;
   const channel = "BroadcastChannel" in window ? new BroadcastChannel("dunwell-portal") : null;
-  const messageBox = document.getElementById("message");
   const views = new Map(); // subscription id -> view
-  let plans = [];
   let documentsSignature = "";
-
-  function say(text, isError) {
-    messageBox.textContent = text;
-    messageBox.classList.toggle("error", Boolean(isError));
-    messageBox.hidden = !text;
-  }
-
-  async function api(method, path, body) {
-    let response;
-    try {
-      response = await fetch(path, {
-        method,
-        headers: Object.assign(
-          { Authorization: "Bearer " + token },
-          body === undefined ? {} : { "Content-Type": "application/json" }
-        ),
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    } catch (_networkError) {
-      const err = new Error("no connection to the billing service");
-      err.status = 0;
-      throw err;
-    }
-    if (response.status === 204) return {};
-    const payload = await response.json().catch(() => ({}));
-    if (!response.ok) {
-      const error = (payload && payload.error) || {};
-      const err = new Error(error.message || "request failed (" + response.status + ")");
-      err.code = error.code;
-      err.status = response.status;
-      throw err;
-    }
-    return payload;
-  }
-
-  // Why the server refused, in plain words (the API's code decides).
-  const REFUSALS = {
-    already_canceling: "Your subscription is already set to end at the end of the period.",
-    not_canceling: "Your subscription is not set to end, so there is nothing to undo.",
-    cancellation_pending:
-      "Your subscription is set to end at the end of the period. Keep it first, then change plan.",
-    plan_unchanged: "You are already on that plan.",
-    change_in_progress: "Another plan change is waiting for its payment. Please finish it first.",
-    subscription_canceled: "This subscription has ended.",
-    subscription_ended: "This subscription has ended.",
-    period_ended: "The billing period has just ended. Please try again in a moment.",
-    invalid_state_for_action: "This subscription does not allow that change right now.",
-    unknown_plan: "That plan is not available.",
-    unknown_price: "That plan is not available in your currency.",
-    invalid_payment_method: "That card could not be used. Please try another card.",
-    not_started: "This subscription has not started yet.",
-  };
-
-  function why(err) {
-    if (err.status === 0) return "No connection to the billing service; nothing was changed.";
-    if (err.status === 429) {
-      return "Too many requests in a short time; nothing was changed. Please wait a moment.";
-    }
-    if (err.status === 503) {
-      return "The billing service is not reachable right now; nothing was changed. " +
-        "Please try again shortly.";
-    }
-    const words = REFUSALS[err.code] || err.message;
-    return words + " Nothing was changed.";
-  }
-
-  // Why the workflow reverted a plan change (PlanChangeOut.reason).
-  function reversal(reason) {
-    if (reason === "authentication_failed") {
-      return "Your bank did not confirm the payment, so your plan was not changed. " +
-        "Nothing was charged.";
-    }
-    if (reason === "authentication_timeout") {
-      return "The payment was not confirmed in time, so your plan was not changed. " +
-        "Nothing was charged.";
-    }
-    return "The payment for the change failed, so your plan was not changed. " +
-      "Nothing was charged; please check your card.";
-  }
-
-  // Minor units to a display string, by string arithmetic (no floating point).
-  function money(amount, currency) {
-    const digits = new Intl.NumberFormat("en", { style: "currency", currency })
-      .resolvedOptions().maximumFractionDigits;
-    const negative = amount < 0;
-    let text = String(Math.abs(amount));
-    if (digits > 0) {
-      text = text.padStart(digits + 1, "0");
-      text = text.slice(0, -digits) + "." + text.slice(-digits);
-    }
-    return (negative ? "-" : "") + text + " " + currency;
-  }
-
-  function day(iso) {
-    return iso ? iso.slice(0, 10) : "—";
-  }
-
-  function moment(iso) {
-    return iso ? iso.slice(0, 10) + " " + iso.slice(11, 16) + " UTC" : "—";
-  }
-
-  // Parts per million to "19%" or "8.875%", as the invoice prints it.
-  function rate(ppm) {
-    const whole = Math.floor(ppm / 10000);
-    const frac = ppm % 10000;
-    return frac === 0 ? whole + "%" : (whole + "." + String(frac).padStart(4, "0"))
-      .replace(/0+$/, "") + "%";
-  }
-
-  const REASON_NOTES = {
-    standard_rated: "",
-    reverse_charge: "reverse charge",
-    customer_exempt: "exempt",
-    not_collecting: "no tax collected",
-    not_taxable: "not taxable",
-  };
-
-  function field(root, name) {
-    return root.querySelector('[data-field="' + name + '"]');
-  }
-
-  function action(root, name) {
-    return root.querySelector('[data-action="' + name + '"]');
-  }
-
-  function cell(row, text, numeric) {
-    const td = document.createElement("td");
-    td.textContent = text;
-    if (numeric) td.className = "num";
-    row.appendChild(td);
-    return td;
-  }
-
-  const BRANDS = {
-    amex: "American Express",
-    cartes_bancaires: "Cartes Bancaires",
-    diners: "Diners Club",
-    discover: "Discover",
-    jcb: "JCB",
-    mastercard: "Mastercard",
-    unionpay: "UnionPay",
-    visa: "Visa",
-  };
-
-  // "Visa •••• 4242 (12/2030)": brand, last four digits and expiry, nothing more.
-  function cardText(sub) {
-    if (sub.card_label) return sub.card_label;
-    const card = sub.payment_method;
-    if (!card || !card.last4) return sub.payment_method_id ? "card on file" : "none";
-    const raw = card.brand || "";
-    const brand = BRANDS[raw.toLowerCase()] ||
-      (raw ? raw.charAt(0).toUpperCase() + raw.slice(1) : "Card");
-    const expiry = card.exp_month && card.exp_year
-      ? " (" + String(card.exp_month).padStart(2, "0") + "/" + card.exp_year + ")"
-      : "";
-    return brand + " •••• " + card.last4 + expiry;
-  }
-
-  // Why a confirmation failed, in words for the customer (the API's code decides).
-  const CONFIRM_ERRORS = {
-    no_pending_action: "There is no payment waiting for your confirmation any more.",
-    payment_intent_mismatch:
-      "This payment request has changed in the meantime. Please press Confirm payment again.",
-    payment_not_completed:
-      "Your bank has not confirmed the payment yet. Please try again.",
-  };
-
-  function planName(id) {
-    const plan = plans.find((p) => p.id === id);
-    return plan ? plan.name : id;
-  }
-
-  // The access and grace state in words, with the date.
-  function accessText(sub) {
-    const end = day(sub.current_period_end);
-    switch (sub.status) {
-      case "trialing":
-        return sub.cancel_at_period_end
-          ? "Trial until " + end + "; your access ends then."
-          : "Free trial until " + end + ".";
-      case "active":
-        return sub.cancel_at_period_end
-          ? "Your access continues until " + end + ", when the subscription ends."
-          : "Active. Renews on " + end + ".";
-      case "past_due":
-        if (sub.has_access && sub.grace_until) {
-          return "Payment overdue. Your access continues until " + moment(sub.grace_until) +
-            " while we retry the payment.";
-        }
-        return sub.has_access
-          ? "Payment overdue. Your access continues while we retry the payment."
-          : "Payment overdue. Access is paused until the payment succeeds.";
-      case "unpaid":
-        return "Unpaid. Access is paused until the invoice is paid.";
-      case "incomplete":
-        return "Waiting for the first payment.";
-      case "canceled":
-        return "This subscription has ended.";
-      default:
-        return sub.has_access ? "Active." : "No access.";
-    }
-  }
-
-  function renderSubscription(view) {
-    const section = view.section;
-    const sub = view.shown();
-    const pending = view.intents.filter((i) => !i.done);
-    section.dataset.pending = pending.length ? "true" : "false";
-    const pendingLine = field(section, "pending-line");
-    pendingLine.hidden = !pending.length;
-    pendingLine.textContent = pending.length
-      ? "Pending: " + pending.map((i) => i.label).join("; ")
-      : "";
-
-    const planField = field(section, "plan");
-    planField.textContent = sub.plan_name || planName(sub.plan_id);
-    if (pending.some((i) => i.kind === "change")) {
-      const badge = document.createElement("span");
-      badge.className = "pending-badge";
-      badge.textContent = "pending";
-      planField.appendChild(badge);
-    }
-    field(section, "status").textContent = sub.status;
-    field(section, "access").textContent = accessText(sub);
-    field(section, "period").textContent =
-      day(sub.current_period_start) + " → " + day(sub.current_period_end);
-    field(section, "price").textContent =
-      sub.amount === null ? "—" : money(sub.amount, sub.currency) + " every " + sub.interval;
-    field(section, "card").textContent = cardText(sub);
-
-    const pendingAction = sub.pending_action;
-    const waiting = Boolean(pendingAction && pendingAction.status === "waiting");
-    const banner = field(section, "action-banner");
-    banner.hidden = !waiting;
-    field(section, "action-text").textContent = waiting
-      ? "Your bank needs you to confirm the payment of " +
-        money(pendingAction.amount, pendingAction.currency) + " (invoice " +
-        pendingAction.invoice_id + ") before " + day(pendingAction.deadline) +
-        ", or the renewal will fail."
-      : "";
-    if (!waiting) field(section, "action-error").hidden = true;
-
-    const problem = sub.payment_problem;
-    const showProblem = Boolean(problem) && !waiting &&
-      ["past_due", "unpaid", "incomplete"].includes(sub.status);
-    field(section, "problem-banner").hidden = !showProblem;
-    field(section, "problem-text").textContent = showProblem
-      ? problem.message + " Amount due: " + money(problem.amount, problem.currency) + "."
-      : "";
-    if (showProblem && problem.decline_code) {
-      field(section, "problem-banner").dataset.declineCode = problem.decline_code;
-    }
-
-    const upgrade = sub.upgrade_authentication;
-    const challengeHere = view.intents.some((i) => i.challenging);
-    field(section, "upgrade-banner").hidden = !upgrade || challengeHere;
-    field(section, "upgrade-text").textContent = upgrade
-      ? "Your change to " + planName(upgrade.to_plan_id) + " (" +
-        money(upgrade.amount, upgrade.currency) + ") waits for your bank's confirmation " +
-        "until " + moment(upgrade.deadline) + ". Without it the change is cancelled " +
-        "and nothing is charged."
-      : "";
-
-    const cancelNotice = field(section, "cancel-notice");
-    cancelNotice.hidden = !sub.cancel_at_period_end;
-    cancelNotice.textContent = sub.cancel_at_period_end
-      ? "Cancels on " + day(sub.current_period_end) + "; access continues until then."
-      : "";
-    const scheduled = field(section, "pending-notice");
-    scheduled.hidden = !sub.pending_plan_id;
-    scheduled.textContent = sub.pending_plan_id
-      ? "Switching to " + planName(sub.pending_plan_id) + " on " +
-        day(sub.current_period_end) + "."
-      : "";
-    action(section, "cancel").hidden = sub.cancel_at_period_end;
-    action(section, "undo-cancel").hidden = !sub.cancel_at_period_end;
-
-    const select = field(section, "plan-select");
-    const chosen = select.value;
-    select.textContent = "";
-    for (const plan of plans) {
-      if (!plan.prices.some((p) => p.currency === sub.currency)) continue;
-      if (plan.id === sub.plan_id && !sub.pending_plan_id) continue;
-      const option = document.createElement("option");
-      option.value = plan.id;
-      const price = plan.prices.find((p) => p.currency === sub.currency);
-      option.textContent = plan.name + " — " + money(price.amount, sub.currency);
-      select.appendChild(option);
-    }
-    if (chosen && [...select.options].some((o) => o.value === chosen)) select.value = chosen;
-  }
-
-  // The preview shows the lines, the tax per rate and jurisdiction and the legal mentions
-  // exactly as the invoice will print them (api/documents).
-  function renderPreview(section, preview) {
-    const body = field(section, "preview-lines").querySelector("tbody");
-    body.textContent = "";
-    const byRate = new Map();
-    for (const line of preview.lines) {
-      const row = document.createElement("tr");
-      row.dataset.kind = line.kind;
-      cell(row, line.description);
-      cell(row, money(line.amount_excluding_tax, preview.currency), true);
-      const rates = line.tax
-        .filter((t) => t.rate_ppm > 0)
-        .map((t) => t.jurisdiction + " " + rate(t.rate_ppm))
-        .join(", ");
-      cell(row, money(line.tax_amount, preview.currency) + (rates ? " (" + rates + ")" : ""), true);
-      cell(row, money(line.amount_including_tax, preview.currency), true);
-      body.appendChild(row);
-      for (const t of line.tax) {
-        const key = [t.jurisdiction, t.tax_type || "tax", t.rate_ppm, t.reason].join("|");
-        const sum = byRate.get(key) || { t, taxable: 0, tax: 0 };
-        sum.taxable += t.taxable_amount;
-        sum.tax += t.tax_amount;
-        byRate.set(key, sum);
-      }
-    }
-    const rateBody = field(section, "preview-tax-rows").querySelector("tbody");
-    rateBody.textContent = "";
-    for (const key of [...byRate.keys()].sort()) {
-      const { t, taxable, tax } = byRate.get(key);
-      const row = document.createElement("tr");
-      const type = t.tax_type || "tax";
-      cell(row, t.jurisdiction);
-      cell(row, type.length <= 4 ? type.toUpperCase() : type.replace(/_/g, " "));
-      cell(row, rate(t.rate_ppm), true);
-      cell(row, REASON_NOTES[t.reason] === undefined ? t.reason.replace(/_/g, " ")
-        : REASON_NOTES[t.reason] || "—");
-      cell(row, money(taxable, preview.currency), true);
-      cell(row, money(tax, preview.currency), true);
-      rateBody.appendChild(row);
-    }
-    field(section, "preview-tax-rows").hidden = byRate.size === 0;
-    const when = {
-      immediately: "charged now",
-      period_end: "from " + day(preview.effective_at),
-      trial_swap: "now (trial, nothing to pay)",
-      withdraw_scheduled: "now (scheduled change withdrawn)",
-    }[preview.effective];
-    field(section, "preview-when").textContent = when;
-    field(section, "preview-total").textContent = money(preview.total, preview.currency);
-    field(section, "preview-tax").textContent =
-      "including tax " + money(preview.tax_total, preview.currency) +
-      (preview.tax_jurisdiction ? " (" + preview.tax_jurisdiction + ")" : "");
-    const mentions = field(section, "preview-mentions");
-    mentions.textContent = "";
-    for (const text of preview.legal_mentions) {
-      const p = document.createElement("p");
-      p.textContent = text;
-      mentions.appendChild(p);
-    }
-    mentions.hidden = preview.legal_mentions.length === 0;
-    field(section, "preview").hidden = false;
-  }
+  const {
+    say, api, why, reversal, money, day, field, action, CONFIRM_ERRORS, planName,
+    renderSubscription, renderPreview, loadDocuments, loadNotifications,
+  } = P;
 
   async function loadStripe(url) {
     if (window.Stripe) return window.Stripe;
@@ -474,6 +123,7 @@
   function announce() {
     if (channel) channel.postMessage({ type: "changed" });
   }
+  P.announce = announce;
 
   const CHANGE_WORDS = {
     applied: "Plan change applied.",
@@ -758,136 +408,6 @@
     }));
   }
 
-  // --- documents ------------------------------------------------------------------------
-
-  async function fetchDocument(path) {
-    const response = await fetch(path, { headers: { Authorization: "Bearer " + token } });
-    if (!response.ok) {
-      const err = new Error("the document is not available (" + response.status + ")");
-      err.status = response.status;
-      throw err;
-    }
-    const disposition = response.headers.get("Content-Disposition") || "";
-    const named = /filename="([^"]+)"/.exec(disposition);
-    return { blob: await response.blob(), filename: named ? named[1] : "document.pdf" };
-  }
-
-  function documentButtons(row, path, label) {
-    const td = document.createElement("td");
-    const view = document.createElement("button");
-    view.type = "button";
-    view.className = "link";
-    view.textContent = "View";
-    view.setAttribute("aria-label", "View " + label);
-    view.addEventListener("click", async () => {
-      try {
-        const { blob } = await fetchDocument(path);
-        window.open(URL.createObjectURL(blob), "_blank");
-      } catch (err) {
-        say(err.message, true);
-      }
-    });
-    const pdf = document.createElement("button");
-    pdf.type = "button";
-    pdf.className = "link";
-    pdf.textContent = "Download PDF";
-    pdf.setAttribute("aria-label", "Download " + label + " as PDF");
-    pdf.addEventListener("click", async () => {
-      try {
-        const { blob, filename } = await fetchDocument(path + ".pdf");
-        const link = document.createElement("a");
-        link.href = URL.createObjectURL(blob);
-        link.download = filename;
-        document.body.appendChild(link);
-        link.click();
-        link.remove();
-        setTimeout(() => URL.revokeObjectURL(link.href), 60000);
-      } catch (err) {
-        say(err.message, true);
-      }
-    });
-    td.append(view, pdf);
-    row.appendChild(td);
-  }
-
-  async function loadDocuments() {
-    const [invoices, notes] = await Promise.all([
-      api("GET", "/v1/portal/invoices"),
-      api("GET", "/v1/portal/credit-notes"),
-    ]);
-    const invoiceBody = document.querySelector("#invoices tbody");
-    invoiceBody.textContent = "";
-    for (const inv of invoices.items) {
-      const row = document.createElement("tr");
-      row.dataset.invoiceId = inv.id;
-      cell(row, inv.number || inv.id);
-      cell(row, day(inv.period_start) + " → " + day(inv.period_end));
-      cell(row, inv.status);
-      cell(row, money(inv.tax_total || 0, inv.currency), true);
-      cell(row, money(inv.total || 0, inv.currency), true);
-      documentButtons(row, "/v1/portal/invoices/" + encodeURIComponent(inv.id) + "/document",
-        "invoice " + (inv.number || inv.id));
-      invoiceBody.appendChild(row);
-    }
-    const noteBody = document.querySelector("#credit-notes tbody");
-    noteBody.textContent = "";
-    for (const note of notes.items) {
-      const row = document.createElement("tr");
-      row.dataset.creditNoteId = note.id;
-      cell(row, note.number);
-      cell(row, note.invoice_id);
-      cell(row, note.reason);
-      cell(row, money(note.total, note.currency), true);
-      documentButtons(row, "/v1/portal/credit-notes/" + encodeURIComponent(note.id) +
-        "/document", "credit note " + note.number);
-      noteBody.appendChild(row);
-    }
-  }
-
-  // --- notifications ----------------------------------------------------------------------
-
-  async function loadNotifications() {
-    const list = await api("GET", "/v1/portal/notifications");
-    const box = document.getElementById("notifications");
-    const ul = box.querySelector("ul");
-    ul.textContent = "";
-    for (const note of list.items) {
-      const li = document.createElement("li");
-      li.dataset.key = note.key;
-      li.dataset.kind = note.kind;
-      const text = document.createElement("div");
-      const subject = document.createElement("strong");
-      subject.textContent = note.subject;
-      const when = document.createElement("span");
-      when.className = "muted";
-      when.textContent = " · " + day(note.created_at);
-      const body = document.createElement("p");
-      body.textContent = note.body.split("\n").find((line) => line.trim()) || "";
-      text.append(subject, when, body);
-      const dismiss = document.createElement("button");
-      dismiss.type = "button";
-      dismiss.className = "secondary";
-      dismiss.textContent = "Dismiss";
-      dismiss.setAttribute("aria-label", "Dismiss: " + note.subject);
-      dismiss.addEventListener("click", async () => {
-        li.hidden = true; // at once; back if the server refuses
-        box.hidden = ![...ul.children].some((c) => !c.hidden);
-        try {
-          await api("POST", "/v1/portal/notifications/" + encodeURIComponent(note.key) +
-            "/dismiss");
-          li.remove();
-          announce();
-        } catch (err) {
-          li.hidden = false;
-          box.hidden = false;
-          say("The notification was not dismissed: " + why(err), true);
-        }
-      });
-      li.append(text, dismiss);
-      ul.appendChild(li);
-    }
-    box.hidden = list.items.length === 0;
-  }
 
   // --- polling ----------------------------------------------------------------------------
 
@@ -953,7 +473,7 @@
     }
     try {
       const session = await api("GET", "/v1/portal/session");
-      plans = session.plans;
+      P.plans = session.plans;
       document.getElementById("customer-name").textContent = session.customer_name;
       const list = await api("GET", "/v1/portal/subscriptions");
       const container = document.getElementById("subscriptions");
@@ -986,6 +506,7 @@
       document.body.dataset.ready = "error";
     }
   }
+
 
   start();
 })();

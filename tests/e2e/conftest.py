@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from activities.stripe_gateway import StripeGateway
 from ledger.db import make_engine
 from ledger.migrate import upgrade
 from tests.api.conftest import REGISTRATIONS, STRIPE_KEY, build_app, make_settings
+from tests.api.notifying_worker import notifying_worker
 from tests.conftest import create_database, drop_database
 from tests.support.localstripe import free_port, running_localstripe
 from tests.support.worker import dunwell_worker
@@ -69,12 +71,20 @@ class Recorder:
         ]
 
 
+# Screenshots of the portal tests are kept here for people to look at (git-ignored).
+SCREENSHOTS = Path(__file__).resolve().parents[2] / ".dunwell" / "screenshots"
+
+
 @dataclass
 class Stack:
     base_url: str
     localstripe_url: str
     recorder: Recorder
     app: FastAPI
+    screenshots: Path = SCREENSHOTS
+
+    def __post_init__(self) -> None:
+        self.screenshots.mkdir(parents=True, exist_ok=True)
 
 
 @pytest.fixture(scope="session")
@@ -141,3 +151,50 @@ async def e2e_stack(
             thread.join(timeout=10)
     gateway.close()
     engine.dispose()
+
+
+@pytest.fixture(scope="module")
+async def payments_stack(
+    temporal_dev_env: WorkflowEnvironment,
+    e2e_db_url: str,
+    e2e_localstripe: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Stack]:
+    """The API served by uvicorn, on a worker that also sends notices (the shared e2e
+    stack's worker has no ``notify``; see ``tests/api/notifying_worker.py``)."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    async with notifying_worker(
+        temporal_dev_env.client,
+        db_url=e2e_db_url,
+        localstripe_url=e2e_localstripe,
+        mail_dir=tmp_path_factory.mktemp("e2e-payment-mail"),
+        public_base_url=base_url,
+        prefix="e2e-pay",
+    ) as task_queue:
+        settings = make_settings(
+            e2e_db_url,
+            e2e_localstripe,
+            task_queue=task_queue,
+            public_base_url=base_url,
+            temporal_address=temporal_dev_env.client.service_client.config.target_host,
+        )
+        app = build_app(settings)
+        recorder = Recorder()
+        server = uvicorn.Server(
+            uvicorn.Config(
+                recorder.wrap(app), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+            )
+        )
+        thread = threading.Thread(target=server.run, name="e2e-pay-uvicorn", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("the API server did not start")
+            await asyncio.sleep(0.05)
+        try:
+            yield Stack(base_url, e2e_localstripe, recorder, app)
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-import threading
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,67 +15,16 @@ from typing import Any
 import httpx
 import pytest
 import stripe
-import uvicorn
 from playwright.async_api import Page, async_playwright, expect
-from temporalio.testing import WorkflowEnvironment
 
 from billing.periods import boundary
-from tests.api.conftest import AUTH, STRIPE_KEY, VISA_OK, build_app, customer_body, make_settings
-from tests.api.notifying_worker import notifying_worker
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, Recorder, Stack
-from tests.support.localstripe import free_port
+from tests.api.conftest import AUTH, STRIPE_KEY, VISA_OK, customer_body
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, Stack
 
 pytestmark = [pytest.mark.temporal, pytest.mark.slow]
 
 REQUIRES_3DS = "4000002500003155"
 RENEWS_IN = timedelta(seconds=15)
-
-
-@pytest.fixture(scope="module")
-async def payments_stack(
-    temporal_dev_env: WorkflowEnvironment,
-    e2e_db_url: str,
-    e2e_localstripe: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[Stack]:
-    """The API served by uvicorn, on a worker that also sends notices (the shared e2e
-    stack's worker has no ``notify``; see ``tests/api/notifying_worker.py``)."""
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    async with notifying_worker(
-        temporal_dev_env.client,
-        db_url=e2e_db_url,
-        localstripe_url=e2e_localstripe,
-        mail_dir=tmp_path_factory.mktemp("e2e-payment-mail"),
-        public_base_url=base_url,
-        prefix="e2e-pay",
-    ) as task_queue:
-        settings = make_settings(
-            e2e_db_url,
-            e2e_localstripe,
-            task_queue=task_queue,
-            public_base_url=base_url,
-            temporal_address=temporal_dev_env.client.service_client.config.target_host,
-        )
-        app = build_app(settings)
-        recorder = Recorder()
-        server = uvicorn.Server(
-            uvicorn.Config(
-                recorder.wrap(app), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-            )
-        )
-        thread = threading.Thread(target=server.run, name="e2e-pay-uvicorn", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("the API server did not start")
-            await asyncio.sleep(0.05)
-        try:
-            yield Stack(base_url, e2e_localstripe, recorder, app)
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
 
 
 def _card(stack: Stack, number: str) -> str:
