@@ -194,7 +194,15 @@ def _tour(
         echo(
             f"  Invoices ({key}): GET {settings.public_base_url}/v1/subscriptions/{sub_id}/invoices"
         )
-    echo(f"  Portal (Brandt GmbH, 15 minutes): {session['url']}")
+    echo(f"  API docs:    {settings.public_base_url}/docs (offline; ReDoc at /redoc)")
+    echo("  Portal links (valid for 15 minutes; open one to act as that customer):")
+    for key, customer in customers.items():
+        url = (
+            session["url"]
+            if key == "brandt"
+            else _call(api, "POST", "/v1/portal-sessions", {"customer_id": customer["id"]})["url"]
+        )
+        echo(f"    Portal ({customer['name']}): {url}")
     return subscriptions
 
 

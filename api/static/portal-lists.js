@@ -7,6 +7,10 @@
   const P = window.DunwellPortal;
   const { api, say, why, money, day, cell } = P;
   const announce = () => P.announce();
+  // Why a credit note was issued, in the customer's words (the workflow's reasons).
+  const NOTE_REASONS = {
+    proration_charge_failed: "plan change not completed; nothing is owed",
+  };
 
   // --- documents ------------------------------------------------------------------------
 
@@ -79,14 +83,15 @@
         "invoice " + (inv.number || inv.id));
       invoiceBody.appendChild(row);
     }
+    const numbers = new Map(invoices.items.map((inv) => [inv.id, inv.number || inv.id]));
     const noteBody = document.querySelector("#credit-notes tbody");
     noteBody.textContent = "";
     for (const note of notes.items) {
       const row = document.createElement("tr");
       row.dataset.creditNoteId = note.id;
       cell(row, note.number);
-      cell(row, note.invoice_id);
-      cell(row, note.reason);
+      cell(row, numbers.get(note.invoice_id) || note.invoice_id);
+      cell(row, NOTE_REASONS[note.reason] || note.reason.replace(/_/g, " "));
       cell(row, money(note.total, note.currency), true);
       documentButtons(row, "/v1/portal/credit-notes/" + encodeURIComponent(note.id) +
         "/document", "credit note " + note.number);

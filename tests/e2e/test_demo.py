@@ -4,6 +4,7 @@ renewal, all through the HTTP API."""
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import timedelta
 
 import httpx
@@ -41,3 +42,5 @@ async def test_demo_drives_a_renewal_and_a_plan_change(e2e_stack: Stack) -> None
     assert f"subscription-{subscriptions['ada']}" in text
     assert "dunwell ledger trial-balance" in text
     assert "renewal invoice" in text
+    for name in ("Ada Lovelace", "Brandt GmbH", "Casey Jones"):
+        assert re.search(rf"Portal \({name}\): http://\S+/portal\?session=\S+", text), name
