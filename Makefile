@@ -25,12 +25,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# The portal page is tested in Debian's headless Chromium, never a downloaded browser.
+# The portal page is tested in Debian's headless Chromium, never a downloaded browser;
+# Chromium brings no font of its own, so its screenshots get DejaVu. axe-core and the PDF
+# reader the browser tests use come with the dev extras (make install).
 browser:
-	@test -x /usr/bin/chromium || { \
-		echo "installing Debian's chromium for the portal browser tests"; \
+	@test -x /usr/bin/chromium -a -d /usr/share/fonts/truetype/dejavu || { \
+		echo "installing Debian's chromium and a font for the portal browser tests"; \
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
 
 unit: $(STAMP) browser
 	$(BIN)/pytest $(PYTEST_ARGS)
