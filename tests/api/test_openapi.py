@@ -91,3 +91,16 @@ def test_request_bodies_refuse_card_fields_by_schema() -> None:
 
 def test_the_portal_page_is_listed() -> None:
     assert "get" in _document()["paths"]["/portal"]
+
+
+def test_document_routes_are_documented_as_html_and_pdf() -> None:
+    paths = _document()["paths"]
+    for prefix, auth in (("/v1", SERVER), ("/v1/portal", PORTAL)):
+        for kind, param in (("invoices", "invoice_id"), ("credit-notes", "note_id")):
+            for suffix, media in (("document", "text/html"), ("document.pdf", "application/pdf")):
+                operation = paths[f"{prefix}/{kind}/{{{param}}}/{suffix}"]["get"]
+                assert media in operation["responses"]["200"]["content"], (kind, suffix)
+                assert {"401", "404", "422"} <= set(operation["responses"]), (kind, suffix)
+                schemes = _document()["components"]["securitySchemes"]
+                ((scheme, _),) = operation["security"][0].items()
+                assert schemes[scheme]["description"].lower() == auth
