@@ -4,8 +4,7 @@ A period's invoice is issued and charged by one local activity, ``billing.bill``
 (generation 4), with one attempt. Its outcome stands when it gives one, a definitive
 charge error included; when it fails, the invoice is issued again under its key (which
 finds it) and the charge activity charges under the same idempotency key (which the
-gateway answers with the attempt's payment if it went through). A plan change's
-proration charge keeps generation 3's local charge attempt, with the same fallback.
+gateway answers with the attempt's payment if it went through.
 
 Each test replays the history it made on the current code: a local attempt's failure,
 read back from its marker, must lead to the same commands as when it happened.
@@ -29,8 +28,7 @@ from ledger import chart
 from tests.gateway_flows.conftest import Flows
 from tests.workflows.harness import VISA_OK, eventually
 from workflows import WORKFLOWS
-from workflows.subscription import SubscriptionWorkflow
-from workflows.subscription.state import ChangePlanRequest, SubscriptionState
+from workflows.subscription.state import SubscriptionState
 
 BILL = "billing.bill"
 ISSUE = "billing.issue_invoice"
@@ -169,37 +167,4 @@ async def test_a_definitive_charge_error_of_the_bill_step_stands(flows: Flows) -
     (invoice,) = unpaid.invoices
     assert str(flows.store.get(invoice.invoice_id).status) == "open"
     assert flows.stripe.v1.charges.list({"customer": unpaid.gateway_customer_id}).data == []
-    await handle.terminate("test finished")
-
-
-async def test_an_undecided_local_proration_charge_is_charged_again_by_the_activity_once(
-    flows: Flows,
-) -> None:
-    """A plan change's proration charge has one local attempt (generation 3's). Here it
-    charges and records, then fails as a lost answer would: the charge activity runs
-    under the same idempotency key and the payment is recorded once."""
-    real = flows.billing_activities()
-    charges: list[bool] = []
-
-    @activity.defn(name=CHARGE)
-    async def answer_lost_once(request: ChargeAndRecordRequest) -> ChargeOutcome:
-        charges.append(activity.info().is_local)
-        outcome = await real.charge_and_record(request)
-        if activity.info().is_local:
-            raise ApplicationError("gateway timed out", type="gateway_unavailable")
-        return outcome
-
-    async with flows.worker(replacing=[answer_lost_once]):
-        handle = await flows.subscribe(VISA_OK)
-        await eventually(handle, lambda s: s.status is SubscriptionStatus.ACTIVE)
-        result = await handle.execute_update(
-            SubscriptionWorkflow.change_plan, ChangePlanRequest(plan_id="pro-monthly")
-        )
-        assert result.outcome == "applied"
-        changed = await eventually(handle, lambda s: s.plan_id == "pro-monthly")
-    assert charges == [True, False], "one local attempt, then the activity"
-    history = await handle.fetch_history()
-    assert (local_attempts(history, CHARGE), scheduled(history, CHARGE)) == (1, 1)
-    await replays(history)
-    assert_paid_once(flows, changed, invoices=2)
     await handle.terminate("test finished")
