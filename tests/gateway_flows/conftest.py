@@ -86,20 +86,25 @@ class Flows:
             catalog=load_catalog(),
         )
 
-    async def customer_with_card(self, card_number: str) -> tuple[str, str]:
-        """A localstripe customer and an attached card: (customer id, payment method id)."""
-        key = uuid.uuid4().hex
-        customer_id = await self.gateway.create_customer(idempotency_key=f"{key}:customer")
+    def card(self, card_number: str) -> str:
+        """A new card's payment method id, attached to nobody yet."""
         card = self.stripe.v1.payment_methods.create(
             params={
                 "type": "card",
                 "card": {"number": card_number, "exp_month": 12, "exp_year": 2031, "cvc": "123"},
             }
         )
+        return str(card.id)
+
+    async def customer_with_card(self, card_number: str) -> tuple[str, str]:
+        """A localstripe customer and an attached card: (customer id, payment method id)."""
+        key = uuid.uuid4().hex
+        customer_id = await self.gateway.create_customer(idempotency_key=f"{key}:customer")
+        card_id = self.card(card_number)
         await self.gateway.attach_payment_method(
-            payment_method_id=card.id, customer_id=customer_id, idempotency_key=f"{key}:attach"
+            payment_method_id=card_id, customer_id=customer_id, idempotency_key=f"{key}:attach"
         )
-        return customer_id, card.id
+        return customer_id, card_id
 
     async def subscribe(
         self, card_number: str

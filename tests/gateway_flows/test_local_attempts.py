@@ -26,9 +26,15 @@ from billing.lifecycle import SubscriptionStatus
 from dunwell.converter import data_converter
 from ledger import chart
 from tests.gateway_flows.conftest import Flows
-from tests.workflows.harness import VISA_OK, eventually
+from tests.workflows.harness import FAILS_WHEN_CHARGED, VISA_OK, eventually
 from workflows import WORKFLOWS
-from workflows.subscription.state import SubscriptionState
+from workflows.manual_review import AcceptPaymentMethodRequest, ManualReviewWorkflow
+from workflows.subscription import SubscriptionWorkflow
+from workflows.subscription.state import (
+    ChangePlanRequest,
+    SetPaymentMethodRequest,
+    SubscriptionState,
+)
 
 BILL = "billing.bill"
 ISSUE = "billing.issue_invoice"
@@ -167,4 +173,54 @@ async def test_a_definitive_charge_error_of_the_bill_step_stands(flows: Flows) -
     (invoice,) = unpaid.invoices
     assert str(flows.store.get(invoice.invoice_id).status) == "open"
     assert flows.stripe.v1.charges.list({"customer": unpaid.gateway_customer_id}).data == []
+    await handle.terminate("test finished")
+
+
+async def test_an_undecided_local_charge_of_a_review_retry_is_charged_by_the_activity_once(
+    flows: Flows,
+) -> None:
+    """A plan change retried after ops' review is charged off-session, with one local
+    attempt first (generation 3's). Here the attempt charges and records, then fails as a
+    lost answer would: the charge activity runs under the same idempotency key and the
+    payment is recorded once."""
+    real = flows.billing_activities()
+    charges: list[bool] = []
+
+    @activity.defn(name=CHARGE)
+    async def answer_lost_once(request: ChargeAndRecordRequest) -> ChargeOutcome:
+        charges.append(activity.info().is_local)
+        outcome = await real.charge_and_record(request)
+        if activity.info().is_local:
+            raise ApplicationError("gateway timed out", type="gateway_unavailable")
+        return outcome
+
+    async with flows.worker(replacing=[answer_lost_once]):
+        handle = await flows.subscribe(VISA_OK)
+        await eventually(handle, lambda s: s.status is SubscriptionStatus.ACTIVE)
+        failing = flows.card(FAILS_WHEN_CHARGED)
+        await handle.execute_update(
+            SubscriptionWorkflow.set_default_payment_method, SetPaymentMethodRequest(failing)
+        )
+        reverted = await handle.execute_update(
+            SubscriptionWorkflow.change_plan, ChangePlanRequest(plan_id="pro-monthly")
+        )
+        assert reverted.outcome == "reverted" and reverted.review_workflow_id
+        review = flows.client.get_workflow_handle_for(
+            ManualReviewWorkflow.run, reverted.review_workflow_id
+        )
+        good = flows.card(VISA_OK)
+        await review.execute_update(
+            ManualReviewWorkflow.accept_with_payment_method, AcceptPaymentMethodRequest(good)
+        )
+        changed = await eventually(handle, lambda s: s.plan_id == "pro-monthly")
+    assert charges == [True, False], "one local attempt, then the activity"
+    history = await handle.fetch_history()
+    assert (local_attempts(history, CHARGE), scheduled(history, CHARGE)) == (1, 1)
+    await replays(history)
+    retry = changed.plan_changes[-1]
+    assert retry.outcome == "applied" and retry.invoice_id is not None
+    assert str(flows.store.get(retry.invoice_id).status) == "paid"
+    charged = flows.stripe.v1.charges.list({"customer": changed.gateway_customer_id}).data
+    paid = [c for c in charged if c.status == "succeeded" and c.payment_method == good]
+    assert len(paid) == 1, "the retry was charged once"
     await handle.terminate("test finished")
