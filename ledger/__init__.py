@@ -2,7 +2,9 @@
 
 The journal (``models``, ``accounts``, ``journal``, ``posting``, ``queries``,
 ``chart``), invoices and credit and debit notes (``invoices``), the compliance records
-(``compliance``, ``compliance_tables``) and the tax liability report (``tax_report``);
+(``compliance``, ``compliance_tables``), the tax liability report (``tax_report``) and
+the reconciliation records (``reconciliation``: settlement postings, the exceptions
+queue, settlement lines and payout runs);
 and the database plumbing every store shares: the schema base (``schema``), engines
 and dialect helpers (``db``), transactions with retries (``unit_of_work``) and the
 Alembic migrations (``migrate``, ``migrations/``, which see every table, the stores'

@@ -12,6 +12,11 @@ the currency last, so a customer id containing ``:`` cannot collide with another
 | gateway_clearing  | asset     | system   | captured by the gateway, not yet paid out     |
 | gateway_fees      | expense   | system   | processing fees charged by the gateway        |
 | cash              | asset     | system   | the bank account payouts land in              |
+| fx_conversion     | asset     | system   | the other side of the gateway's conversions   |
+
+``fx_conversion`` takes a converted settlement in both currencies (the charged amount
+in one, the settled amount in the other), so each currency's clearing nets on its own;
+its balances, valued at the day's rates, are the conversion gain or loss.
 """
 
 from __future__ import annotations
@@ -58,6 +63,10 @@ def gateway_fees(currency: str) -> AccountSpec:
 
 def cash(currency: str) -> AccountSpec:
     return AccountSpec(f"cash:{currency}", AccountType.ASSET, currency)
+
+
+def fx_conversion(currency: str) -> AccountSpec:
+    return AccountSpec(f"fx_conversion:{currency}", AccountType.ASSET, currency)
 
 
 class Chart:

@@ -139,7 +139,7 @@ invoice_payments = Table(
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("invoice_id", String(64), ForeignKey("invoices.id"), nullable=False, index=True),
     Column("idempotency_key", String(200), nullable=False, unique=True),
-    Column("payment_ref", String(200), nullable=False),
+    Column("payment_ref", String(200), nullable=False, index=True),
     Column("amount", BigInteger, nullable=False),
     Column("paid_at", UTCDateTime, nullable=False),
     Column("recovery", Boolean, nullable=False),  # paid after a write-off

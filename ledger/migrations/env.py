@@ -19,6 +19,7 @@ from sqlalchemy import Connection
 import ledger.compliance_tables
 import ledger.invoices.tables
 import ledger.models
+import ledger.reconciliation.tables
 from ledger.db import make_engine
 from ledger.schema import Base
 

@@ -1,0 +1,49 @@
+"""The ledger's records of gateway money, by the gateway id they cite.
+
+Payments are the invoice payments (``payment_ref`` is the gateway's payment intent id);
+refunds and disputes join here when the ledger books them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from sqlalchemy import Connection, select
+
+from billing.reconciliation.model import LedgerKind, LedgerRecord
+from ledger.invoices.tables import invoice_payments as _pay
+from ledger.invoices.tables import invoices as _inv
+
+_CHUNK = 5000
+
+
+def ledger_records(conn: Connection, refs: Iterable[str]) -> dict[str, list[LedgerRecord]]:
+    wanted = sorted(set(refs))
+    found: dict[str, list[LedgerRecord]] = defaultdict(list)
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        stmt = (
+            select(
+                _pay.c.payment_ref,
+                _pay.c.amount,
+                _inv.c.currency,
+                _pay.c.ledger_entry_id,
+                _pay.c.paid_at,
+            )
+            .join(_inv, _inv.c.id == _pay.c.invoice_id)
+            .where(_pay.c.payment_ref.in_(chunk))
+            .order_by(_pay.c.id)
+        )
+        for ref, amount, currency, entry_id, paid_at in conn.execute(stmt):
+            found[str(ref)].append(
+                LedgerRecord(
+                    LedgerKind.PAYMENT,
+                    str(ref),
+                    int(amount),
+                    str(currency),
+                    int(entry_id or 0),
+                    paid_at,
+                )
+            )
+    return dict(found)
