@@ -6,10 +6,17 @@ structured fields (``code``, ``decline_code``, ``advice_code``, ``network_declin
 
     stripe.CardError                         -> CardDeclined (classified by billing.declines)
     stripe.APIConnectionError (incl. timeout),
-    stripe.RateLimitError, stripe.APIError   -> GatewayUnavailable (retryable)
+    stripe.RateLimitError, stripe.APIError,
+    stripe.AuthenticationError (401),
+    stripe.PermissionError (403)             -> GatewayUnavailable (retryable), with the
+                                                InfrastructureFailure ops are alerted of
     stripe.IdempotencyError                  -> IdempotencyConflict
-    stripe.InvalidRequestError, Authentication-
-    and PermissionError                      -> InvalidGatewayRequest
+    stripe.InvalidRequestError               -> InvalidGatewayRequest
+
+A bad or revoked API key is an infrastructure failure, not a wrong request: nothing about
+the invoice or the card is at fault, and the same request succeeds once the key is fixed.
+A 429 is retried unless its ``Stripe-Should-Retry`` header says ``false`` (Stripe's own
+word that the same request will not succeed); then it is a wrong request.
 """
 
 from __future__ import annotations
@@ -25,8 +32,18 @@ from billing.gateway import (
     GatewayError,
     GatewayUnavailable,
     IdempotencyConflict,
+    InfrastructureFailure,
     InvalidGatewayRequest,
     declined_details,
+)
+
+# The Stripe SDK exception of each infrastructure failure (subclasses first).
+_INFRASTRUCTURE: tuple[tuple[type[stripe.StripeError], InfrastructureFailure], ...] = (
+    (stripe.AuthenticationError, InfrastructureFailure.AUTHENTICATION),
+    (stripe.PermissionError, InfrastructureFailure.PERMISSION),
+    (stripe.RateLimitError, InfrastructureFailure.RATE_LIMIT),
+    (stripe.APIConnectionError, InfrastructureFailure.CONNECTION),
+    (stripe.APIError, InfrastructureFailure.SERVER_ERROR),
 )
 
 _DECLINE_FIELDS = (
@@ -88,13 +105,19 @@ def translate_stripe_error(exc: stripe.StripeError) -> GatewayError:
             setup_intent_id=id_of(field_of(error, "setup_intent")),
         )
     code = exc.code if isinstance(exc.code, str) else None
-    if isinstance(exc, stripe.APIConnectionError | stripe.RateLimitError | stripe.APIError):
-        return GatewayUnavailable(f"gateway unavailable: {type(exc).__name__}", code=code)
+    if isinstance(exc, stripe.RateLimitError) and should_retry_header(exc) is False:
+        return InvalidGatewayRequest(
+            "gateway rate limit: Stripe-Should-Retry says the request will not succeed",
+            code=code,
+        )
+    for kind, failure in _INFRASTRUCTURE:
+        if isinstance(exc, kind):
+            return GatewayUnavailable(
+                f"gateway unavailable: {type(exc).__name__} ({failure})", code=code, failure=failure
+            )
     if isinstance(exc, stripe.IdempotencyError):
         return IdempotencyConflict("idempotency key reused with other parameters", code=code)
-    if isinstance(
-        exc, stripe.InvalidRequestError | stripe.AuthenticationError | stripe.PermissionError
-    ):
+    if isinstance(exc, stripe.InvalidRequestError):
         return InvalidGatewayRequest(
             f"gateway rejected the request: {type(exc).__name__} ({code or 'no code'})",
             code=code,
@@ -102,11 +125,22 @@ def translate_stripe_error(exc: stripe.StripeError) -> GatewayError:
     return GatewayError(f"unexpected gateway error: {type(exc).__name__}", code=code)
 
 
+def should_retry_header(exc: stripe.StripeError) -> bool | None:
+    """What the response's ``Stripe-Should-Retry`` header says (None: no header)."""
+    headers = exc.headers or {}
+    for name, value in headers.items():
+        if name.lower() == "stripe-should-retry":
+            return {"true": True, "false": False}.get(str(value).strip().lower())
+    return None
+
+
 def to_application_error(exc: GatewayError) -> ApplicationError:
     """The Temporal error an activity raises for a gateway error."""
     details: list[Any] = []
     if isinstance(exc, CardDeclined):
         details.append(declined_details(exc))
+    elif isinstance(exc, GatewayUnavailable):
+        details.append({"code": exc.code, "failure": str(exc.failure)})
     elif exc.code is not None:
         details.append({"code": exc.code})
     return ApplicationError(

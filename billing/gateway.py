@@ -10,11 +10,15 @@ same request. Adapters refuse a write without one.
 Errors an adapter raises (each names its Temporal ``ApplicationError`` type)::
 
     GatewayError                the base; ``retryable`` says whether to try the call again
-    ├── GatewayUnavailable      timeout, connection failure, 5xx, rate limit: retry soon
+    ├── GatewayUnavailable      an infrastructure failure, never the card's doing: a
+    │                           timeout, a connection failure, 5xx, a rate limit, a bad
+    │                           or under-privileged API key. Retried with backoff for as
+    │                           long as it lasts (ops are alerted); never a decline, so
+    │                           it never starts dunning nor reaches the customer
     ├── CardDeclined            the issuer or network refused; carries the classification.
     │                           Never retried automatically: every retry counts against
     │                           the card networks' reattempt caps, so dunning decides.
-    ├── InvalidGatewayRequest   the request itself is wrong (4xx, bad key): do not retry
+    ├── InvalidGatewayRequest   the request itself is wrong (4xx): do not retry
     │   └── IdempotencyConflict the key was reused with different parameters
     └── MissingIdempotencyKey   a write without a usable key, refused before any I/O
 
@@ -203,9 +207,40 @@ class GatewayError(Exception):
         self.code = code
 
 
+class InfrastructureFailure(StrEnum):
+    """What kind of infrastructure failure made the gateway unavailable (what ops see)."""
+
+    AUTHENTICATION = "authentication"  # the API key was refused (401)
+    PERMISSION = "permission"  # the key may not do this (403)
+    CONNECTION = "connection"  # no answer: refused, reset, timed out
+    RATE_LIMIT = "rate_limit"  # 429
+    SERVER_ERROR = "server_error"  # 5xx
+
+
 class GatewayUnavailable(GatewayError):
     error_type = GatewayErrorType.UNAVAILABLE
     retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        failure: InfrastructureFailure = InfrastructureFailure.SERVER_ERROR,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.failure = failure
+
+
+def infrastructure_failure(error_type: str | None, details: Any) -> InfrastructureFailure | None:
+    """The infrastructure failure an ``ApplicationError`` of ``error_type`` with these
+    details reports, or None when it is not one (a decline, a wrong request)."""
+    if error_type != GatewayErrorType.UNAVAILABLE:
+        return None
+    failure = details.get("failure") if isinstance(details, Mapping) else None
+    if isinstance(failure, str) and failure in InfrastructureFailure.__members__.values():
+        return InfrastructureFailure(failure)
+    return InfrastructureFailure.SERVER_ERROR
 
 
 class InvalidGatewayRequest(GatewayError):

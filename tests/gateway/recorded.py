@@ -40,6 +40,7 @@ class _Reply:
     status: int
     body: Any
     delay: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -57,7 +58,7 @@ class RecordedStripe:
         payload = load_recording(recording)
         with self._lock:
             self._replies[(method, path)].append(
-                _Reply(payload["http_status"], payload["body"], delay)
+                _Reply(payload["http_status"], payload["body"], delay, payload.get("headers", {}))
             )
 
     def _next(self, method: str, path: str) -> _Reply:
@@ -90,6 +91,8 @@ def _handler(state: RecordedStripe) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.send_header("Request-Id", "req_recorded")
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(payload)
             except (BrokenPipeError, ConnectionResetError):

@@ -18,10 +18,12 @@ from billing.gateway import (
     ChargeDeclined,
     GatewayUnavailable,
     IdempotencyConflict,
+    InfrastructureFailure,
     InvalidGatewayRequest,
     PaymentIntentStatus,
     ThreeDSecureRequest,
     decline_from_details,
+    infrastructure_failure,
 )
 from billing.money import Money
 
@@ -112,21 +114,51 @@ async def test_decline_on_a_non_charge_write_raises_card_declined(recorded, reco
     assert "lost" not in str(app_error).lower()
 
 
-@pytest.mark.parametrize("recording", ["server_error_500", "rate_limited_429"])
-async def test_server_errors_and_rate_limits_are_retryable(recorded, recorded_gateway, recording):
+INFRASTRUCTURE = [
+    ("server_error_500", InfrastructureFailure.SERVER_ERROR),
+    ("rate_limited_429", InfrastructureFailure.RATE_LIMIT),
+    ("rate_limited_429_should_retry", InfrastructureFailure.RATE_LIMIT),
+    ("authentication_401", InfrastructureFailure.AUTHENTICATION),
+    ("permission_403", InfrastructureFailure.PERMISSION),
+]
+
+
+@pytest.mark.parametrize(("recording", "failure"), INFRASTRUCTURE)
+async def test_infrastructure_failures_are_retryable_not_declines(
+    recorded, recorded_gateway, recording, failure
+):
     recorded.reply("POST", PI_PATH, recording)
     with pytest.raises(GatewayUnavailable) as caught:
         await charge(recorded_gateway)
+    assert caught.value.failure is failure
     app_error = to_application_error(caught.value)
     assert app_error.type == "GatewayUnavailable" and not app_error.non_retryable
+    assert infrastructure_failure(app_error.type, app_error.details[0]) is failure
     assert len(recorded.received) == 1  # no hidden SDK retries
+
+
+async def test_rate_limit_the_gateway_says_not_to_retry_is_not_retried(recorded, recorded_gateway):
+    recorded.reply("POST", PI_PATH, "rate_limited_429_should_not_retry")
+    with pytest.raises(InvalidGatewayRequest) as caught:
+        await charge(recorded_gateway)
+    app_error = to_application_error(caught.value)
+    assert app_error.type == "InvalidGatewayRequest" and app_error.non_retryable
+    assert infrastructure_failure(app_error.type, None) is None
+
+
+async def test_reads_with_a_refused_key_are_infrastructure_failures(recorded, recorded_gateway):
+    recorded.reply("GET", "/v1/payment_intents/pi_x", "authentication_401")
+    with pytest.raises(GatewayUnavailable) as caught:
+        await recorded_gateway.retrieve_payment_intent("pi_x")
+    assert caught.value.failure is InfrastructureFailure.AUTHENTICATION
 
 
 async def test_timeout_is_retryable(recorded, recorded_gateway):
     recorded.reply("POST", PI_PATH, "decline_insufficient_funds", delay=5)
     started = time.monotonic()
-    with pytest.raises(GatewayUnavailable):
+    with pytest.raises(GatewayUnavailable) as caught:
         await charge(recorded_gateway)
+    assert caught.value.failure is InfrastructureFailure.CONNECTION
     assert time.monotonic() - started < 4  # the client gave up; it did not wait for the reply
 
 
