@@ -27,6 +27,9 @@ NEXT_RETRY_AT = SearchAttributeKey.for_datetime("DunwellNextRetryAt")
 LAST_DECLINE_CODE = SearchAttributeKey.for_keyword("DunwellLastDeclineCode")
 POLICY_VERSION = SearchAttributeKey.for_keyword("DunwellPolicyVersion")
 REVIEW_REASON = SearchAttributeKey.for_keyword("DunwellReviewReason")
+# Set while a charge is retried through a gateway outage: the infrastructure failure
+# (authentication, permission, connection, rate_limit, server_error); unset once it ends.
+GATEWAY_ALERT = SearchAttributeKey.for_keyword("DunwellGatewayAlert")
 
 ALL: tuple[SearchAttributeKey[Any], ...] = (
     STATUS,
@@ -40,6 +43,7 @@ ALL: tuple[SearchAttributeKey[Any], ...] = (
     LAST_DECLINE_CODE,
     POLICY_VERSION,
     REVIEW_REASON,
+    GATEWAY_ALERT,
 )
 
 # Names used by `temporal server start-dev --search-attribute Name=Type`.

@@ -49,6 +49,11 @@ PATCH_DUNNING_CHILD = "dunning-child"
 PATCH_CUSTOMER_NOTICES = "customer-notices"
 PATCH_UNDO_RESUMES_DUNNING = "undo-resumes-dunning"
 PATCH_NOTICES_OUTSIDE_LOCK = "notices-outside-lock"
+# A charge that gave up on an infrastructure failure is retried until the gateway
+# answers, with an ops alert, instead of leaving the invoice unpaid (see outage.py).
+# Checked with workflow.patched() itself, in every generation: only runs that met an
+# outage record it.
+PATCH_GATEWAY_OUTAGE = "gateway-outage-retry"
 PATCH_BASELINE = "baseline-2026-11"
 PATCH_GENERATION_2 = "generation-2"
 PATCH_GENERATION_3 = "generation-3"

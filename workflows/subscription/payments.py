@@ -1,9 +1,10 @@
 """Invoices and charges: issue an invoice, charge it, record what was paid.
 
 Declines come back from the charge activities as values (``ChargeOutcome``); an
-activity that fails outright (a bad token, a detached card, the gateway down past the
-retries) leaves the invoice unpaid as a decline would, with the error's type as the
-reason. Every charge carries an idempotency key built from the invoice and the attempt
+activity that fails outright (a bad token, a detached card) leaves the invoice unpaid
+as a decline would, with the error's type as the reason. A gateway outage (an
+infrastructure failure past the charge's retries) is not a decline: the charge of an
+invoice is retried through it with an ops alert (``outage.py``). Every charge carries an idempotency key built from the invoice and the attempt
 number, so a retried or replayed charge is answered with its first result.
 """
 
@@ -17,7 +18,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
-from workflows.subscription import dunning_link
+from workflows.subscription import dunning_link, outage
 from workflows.subscription.run import DB_TIMEOUT, RETRY, Run
 
 with workflow.unsafe.imports_passed_through():
@@ -308,7 +309,9 @@ async def _charge_and_record(
             cause = err.cause if isinstance(err, ActivityError) else err
             if isinstance(cause, ApplicationError) and cause.non_retryable:
                 return error_type(cause)
-    return await workflow.execute_activity_method(
+    # A gateway outage is waited out (with an ops alert), never taken for a decline.
+    return await outage.charge(
+        run,
         BillingActivities.charge_and_record,
         request,
         start_to_close_timeout=CHARGE_TIMEOUT,

@@ -305,6 +305,8 @@ class SubscriptionState:
     notices_sent: list[str] = field(default_factory=list)  # Notice.key of each notice sent
     # A portal upgrade waiting for the customer's 3-D Secure, if any.
     upgrade_authentication: UpgradeAuthentication | None = None
+    # The infrastructure failure a charge is being retried through (the ops alert), if any.
+    gateway_alert: str | None = None
 
     @classmethod
     def from_input(cls, start: SubscriptionInput) -> SubscriptionState:
@@ -429,6 +431,10 @@ def details_markdown(state: SubscriptionState, now: datetime, next_timer: str) -
         rows.append(
             f"- **action required**: 3-D Secure for invoice {action.invoice_id} "
             f"(`{action.payment_intent_id}`) by {_stamp(action.deadline)}"
+        )
+    if state.gateway_alert:
+        rows.append(
+            f"- **gateway alert**: {state.gateway_alert}; the charge is retried until it answers"
         )
     if state.events.buffered_count:
         rows.append(f"- buffered gateway events: {state.events.buffered_count}")
