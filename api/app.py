@@ -19,6 +19,7 @@ from api.routes import (
     docs,
     documents,
     dunning_ops,
+    gateway_alerts,
     health,
     ops,
     portal,
@@ -84,6 +85,7 @@ def create_app(
     app.include_router(tax_reports.router)
     app.include_router(dunning_ops.router)
     app.include_router(review_ops.router)
+    app.include_router(gateway_alerts.router)
     app.include_router(customers.router)
     app.include_router(subscriptions.router)
     app.include_router(portal.router)

@@ -1,0 +1,74 @@
+"""Ops API: subscriptions whose charge is retried through a gateway outage (API key).
+
+A subscription is listed while its ``DunwellGatewayAlert`` search attribute is set: an
+infrastructure failure (authentication, permission, connection, rate_limit,
+server_error) outlasted the charge's first retries. Nothing is owed by the customer
+for it and no dunning runs; ops fix the gateway side and the charge goes through.
+503: Temporal is not reachable.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from api.deps import ApiKey
+from api.errors import ERROR_RESPONSES, ErrorResponse
+from api.temporal_client import TemporalConnection, TemporalUnavailable
+from workflows.gateway_alerts import gateway_alerts
+
+router = APIRouter(
+    prefix="/v1/ops/gateway-alerts",
+    tags=["ops"],
+    responses={
+        **ERROR_RESPONSES,
+        503: {"model": ErrorResponse, "description": "Temporal is not reachable"},
+    },
+)
+
+
+async def _temporal(request: Request) -> Client:
+    connection: TemporalConnection = request.app.state.temporal
+    return await connection.get()
+
+
+TemporalDep = Annotated[Client, Depends(_temporal)]
+
+
+class GatewayAlertOut(BaseModel):
+    subscription_id: str
+    workflow_id: str
+    failure: str
+    status: str | None
+
+
+class GatewayAlertsOut(BaseModel):
+    alerts: list[GatewayAlertOut]
+
+
+@router.get("", response_model=GatewayAlertsOut)
+async def list_gateway_alerts(
+    _auth: ApiKey,
+    client: TemporalDep,
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many")] = 100,
+) -> GatewayAlertsOut:
+    """Running subscriptions whose charge is waiting out a gateway outage."""
+    try:
+        alerts = await gateway_alerts(client, limit)
+    except RPCError as err:
+        raise TemporalUnavailable(err.status.name) from err
+    return GatewayAlertsOut(
+        alerts=[
+            GatewayAlertOut(
+                subscription_id=a.subscription_id,
+                workflow_id=a.workflow_id,
+                failure=a.failure,
+                status=a.status,
+            )
+            for a in alerts
+        ]
+    )
