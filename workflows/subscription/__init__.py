@@ -4,6 +4,7 @@
     workflow.py         the class: state, message handlers, the main loop
     renewal.py          the first period and each renewal at a period end
     payments.py         invoices and charges, and recording what was paid
+    outage.py           a charge retried through a gateway outage, with the ops alert
     authentication.py   3-D Secure on renewals: the customer confirms on-session
     card.py             the card on file: details, expiry notice, account updater
     plan_change.py      plan changes with proration, and ops' review of failed ones
