@@ -133,6 +133,19 @@ def localstripe(host: str = "127.0.0.1", port: int = 8420) -> None:
     serve(port, host)
 
 
+@app.command(
+    "settlement-sim",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def settlement_sim(ctx: typer.Context) -> None:
+    """Run the settlement simulator beside localstripe (development and tests only);
+    ``--help`` lists its options."""
+    from dunwell.settlement_sim import main
+
+    main(list(ctx.args))
+
+
 @app.command("smtp-sink")
 def smtp_sink(
     host: str = "127.0.0.1",

@@ -2,7 +2,8 @@
 
 Starts, in order: the Temporal dev server (SQLite file under the state folder, UI,
 Dunwell's search attributes registered), localstripe (its webhook pointed at our
-API), the SMTP sink, the API and the worker. Applies migrations first and prints
+API), the settlement simulator beside it (unless ``DUNWELL_SETTLEMENT_API_BASE`` is
+empty), the SMTP sink, the API and the worker. Applies migrations first and prints
 every URL. Each child runs in its own process group; on Ctrl-C or SIGTERM the stack
 stops them in reverse order (SIGTERM, then SIGKILL after a grace period) so nothing
 is left behind.
@@ -96,6 +97,8 @@ class DevStack:
                 "DUNWELL_TEMPORAL_NAMESPACE": s.temporal_namespace,
                 "DUNWELL_TASK_QUEUE": s.task_queue,
                 "DUNWELL_STRIPE_API_BASE": s.stripe_api_base or "",
+                "DUNWELL_SETTLEMENT_API_BASE": s.settlement_api_base or "",
+                "DUNWELL_STRIPE_WEBHOOK_SECRET": s.stripe_webhook_secret,
                 "DUNWELL_API_HOST": s.api_host,
                 "DUNWELL_API_PORT": str(s.api_port),
                 "DUNWELL_PUBLIC_BASE_URL": s.public_base_url,
@@ -135,7 +138,7 @@ class DevStack:
             "warn",
             *search_attributes.cli_flags(),
         ]
-        return [
+        services = [
             Service(
                 "temporal",
                 temporal_argv,
@@ -186,6 +189,31 @@ class DevStack:
             ),
             Service("worker", [dunwell, "worker"], "", 0),
         ]
+        if s.settlement_api_base:
+            services.insert(2, self._settlement_sim(dunwell))
+        return services
+
+    def _settlement_sim(self, dunwell: str) -> Service:
+        """The settlement simulator, paying out every minute with no availability delay,
+        so a payout follows the demo's charges within a minute."""
+        s = self.settings
+        base = urlsplit(s.settlement_api_base or "")
+        host, port = base.hostname or "127.0.0.1", base.port or 8421
+        config = self.state_dir / "settlement_sim.json"
+        argv = [
+            dunwell, "settlement-sim", "--host", host, "--port", str(port),
+            "--localstripe", s.stripe_api_base or "",
+            "--webhook-url", f"{s.public_base_url}/webhooks/stripe",
+            "--tick-seconds", "5", "--config", str(config),
+        ]  # fmt: skip
+        return Service(
+            "settlement-sim",
+            argv,
+            host,
+            port,
+            urls=[("Settlement simulator", f"{s.settlement_api_base}/v1/balance")],
+            after_start=None,
+        )
 
     def _register_localstripe_webhook(self) -> None:
         base = self.settings.stripe_api_base
@@ -217,6 +245,7 @@ class DevStack:
     def start(self) -> None:
         self.check_ports()
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "settlement_sim.json").write_text(DEV_SETTLEMENT_SIM)
         self.out(f"Dunwell dev stack — state in {self.state_dir}")
         self._migrate()
         env = self._child_env()
@@ -298,6 +327,10 @@ class DevStack:
             proc.wait()
         self.out("Dunwell dev stack stopped.")
 
+
+DEV_SETTLEMENT_SIM = (
+    '{"available_after_seconds": 0, "payout_interval_seconds": 60, "arrival_after_seconds": 0}'
+)
 
 # A development seller registered where the demo customers live, so that quotes show
 # collected tax (and EU reverse charge) instead of "not collecting" everywhere.

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     # Publishable keys are public by design (they go to the browser); localstripe
     # accepts any pk_test_ key.
     stripe_publishable_key: str = "pk_test_dunwell_localstripe"
+    # Where settlement (balance transactions, payouts, the balance) is read: the
+    # settlement simulator beside localstripe in dev; empty (None) means the gateway
+    # itself, which for real Stripe is Stripe's own API.
+    settlement_api_base: str | None = "http://127.0.0.1:8421"
 
     # "builtin" (offline jurisdictional engine) or "stripe" (Stripe Tax).
     tax_engine: Literal["builtin", "stripe"] = "builtin"
@@ -91,7 +95,7 @@ class Settings(BaseSettings):
     smtp_port: int = Field(default=8025, ge=1, le=65535)
     mail_from: str = "billing@dunwell.localhost"
 
-    @field_validator("stripe_api_base", mode="before")
+    @field_validator("stripe_api_base", "settlement_api_base", mode="before")
     @classmethod
     def _empty_base_means_stripe(cls, value: object) -> object:
         return None if value == "" else value
@@ -115,7 +119,20 @@ class Settings(BaseSettings):
                 "DUNWELL_STRIPE_API_BASE points at a non-HTTPS gateway "
                 f"({self.stripe_api_base}) outside dev mode; unset it to use Stripe"
             )
+        if self.settlement_api_base is not None and not self.settlement_api_base.startswith(
+            "https://"
+        ):
+            raise PlaceholderSecretError(
+                "DUNWELL_SETTLEMENT_API_BASE points at the settlement simulator or another "
+                f"non-HTTPS address ({self.settlement_api_base}) outside dev mode; set it empty "
+                "to read settlement from Stripe"
+            )
         return self
+
+    @property
+    def settlement_base(self) -> str | None:
+        """The API base settlement is read from (None: Stripe's own)."""
+        return self.settlement_api_base or self.stripe_api_base
 
 
 @lru_cache(maxsize=1)

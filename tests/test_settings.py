@@ -16,6 +16,7 @@ REAL = {
     "relay_secret": "r" * 32,
     "seller_name": "Example Software Ltd",
     "stripe_api_base": None,
+    "settlement_api_base": None,
 }
 
 
@@ -41,9 +42,24 @@ def test_production_refuses_plain_http_gateway() -> None:
         Settings(env=Environment.PRODUCTION, **{**REAL, "stripe_api_base": "http://127.0.0.1:8420"})
 
 
+def test_production_refuses_the_settlement_simulator() -> None:
+    with pytest.raises(ValidationError, match="SETTLEMENT_API_BASE"):
+        Settings(
+            env=Environment.PRODUCTION, **{**REAL, "settlement_api_base": "http://127.0.0.1:8421"}
+        )
+
+
+def test_settlement_is_read_from_the_simulator_in_dev_and_from_stripe_when_off() -> None:
+    assert Settings(env=Environment.DEV).settlement_base == "http://127.0.0.1:8421"
+    off = Settings(env=Environment.PRODUCTION, **REAL)
+    assert off.settlement_api_base is None and off.settlement_base is None
+
+
 def test_production_accepts_real_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DUNWELL_STRIPE_API_BASE", "")
+    monkeypatch.setenv("DUNWELL_SETTLEMENT_API_BASE", "")
     s = Settings(
-        env=Environment.PRODUCTION, **{k: v for k, v in REAL.items() if k != "stripe_api_base"}
+        env=Environment.PRODUCTION,
+        **{k: v for k, v in REAL.items() if k not in ("stripe_api_base", "settlement_api_base")},
     )
     assert s.stripe_api_base is None

@@ -41,7 +41,7 @@ def alive(pid: int) -> bool:
 
 @pytest.fixture
 def stack_env(tmp_path: Path) -> dict[str, str]:
-    ports = {name: free_port() for name in ("temporal", "ui", "stripe", "smtp", "api")}
+    ports = {name: free_port() for name in ("temporal", "ui", "stripe", "sim", "smtp", "api")}
     env = {k: v for k, v in os.environ.items() if not k.startswith("DUNWELL_")}
     env.update(
         DUNWELL_ENV="dev",
@@ -50,6 +50,7 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
         DUNWELL_TEMPORAL_ADDRESS=f"127.0.0.1:{ports['temporal']}",
         DUNWELL_TEMPORAL_UI_PORT=str(ports["ui"]),
         DUNWELL_STRIPE_API_BASE=f"http://127.0.0.1:{ports['stripe']}",
+        DUNWELL_SETTLEMENT_API_BASE=f"http://127.0.0.1:{ports['sim']}",
         DUNWELL_SMTP_PORT=str(ports["smtp"]),
         DUNWELL_API_PORT=str(ports["api"]),
         DUNWELL_PUBLIC_BASE_URL=f"http://127.0.0.1:{ports['api']}",
@@ -94,8 +95,15 @@ def test_dev_stack_starts_everything_and_stops_cleanly(
     proc, lines = running_stack
     output = "\n".join(lines)
     pids = [int(p) for p in re.findall(r"started \S+\s+pid (\d+)", output)]
-    assert len(pids) == 5, output
-    for label in ("Temporal UI", "API docs", "localstripe API", "SMTP sink", "Database"):
+    assert len(pids) == 6, output
+    for label in (
+        "Temporal UI",
+        "API docs",
+        "localstripe API",
+        "Settlement simulator",
+        "SMTP sink",
+        "Database",
+    ):
         assert label in output
 
     api = stack_env["DUNWELL_PUBLIC_BASE_URL"]
@@ -106,6 +114,8 @@ def test_dev_stack_starts_everything_and_stops_cleanly(
     assert ready.status_code == 200, ready.text
     stripe = stack_env["DUNWELL_STRIPE_API_BASE"]
     assert httpx.get(f"{stripe}/js.stripe.com/v3/", timeout=10).status_code == 200
+    sim = stack_env["DUNWELL_SETTLEMENT_API_BASE"]
+    assert httpx.get(f"{sim}/v1/balance", timeout=10).json()["object"] == "balance"
 
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = "a@example.test", "b@example.test", "hello sink"
