@@ -23,6 +23,7 @@ PRODUCTION = {
     "relay_secret": "r" * 32,
     "seller_name": "Example Software Ltd",
     "stripe_api_base": None,
+    "settlement_api_base": None,
 }
 
 
