@@ -74,6 +74,49 @@ def test_canada_gst_registration_covers_hst_but_not_pst(engine):
     assert (pst.reason, pst.tax_amount) == (TaxReason.NOT_COLLECTING, 0)
 
 
+def test_a_registration_counts_only_for_its_own_tax_type(engine):
+    # A Manitoba RST registration held (wrongly) under CA-BC is no PST registration.
+    regs = [reg("CA", TaxType.GST), reg("CA-BC", TaxType.RST)]
+    bc = engine.quote([line(10_000, "CAD")], customer("CA", "BC"), regs, at("2026-01-10"))
+    gst, pst = bc.lines[0].components
+    assert (gst.reason, gst.tax_amount) == (TaxReason.STANDARD_RATED, 500)
+    assert (pst.reason, pst.tax_amount) == (TaxReason.NOT_COLLECTING, 0)
+    # The same jurisdiction with the right type collects.
+    regs = [reg("CA", TaxType.GST), reg("CA-BC", TaxType.PST)]
+    bc = engine.quote([line(10_000, "CAD")], customer("CA", "BC"), regs, at("2026-01-10"))
+    assert [c.tax_amount for c in bc.lines[0].components] == [500, 700]
+
+
+def test_a_registration_without_a_tax_type_counts_for_every_type_there(engine):
+    regs = [reg("CA", TaxType.GST), reg("CA-BC")]
+    bc = engine.quote([line(10_000, "CAD")], customer("CA", "BC"), regs, at("2026-01-10"))
+    assert [c.reason for c in bc.lines[0].components] == [TaxReason.STANDARD_RATED] * 2
+
+
+@pytest.mark.parametrize(("region", "tax_type"), [("BC", TaxType.PST), ("QC", TaxType.QST)])
+def test_canada_gst_registration_in_a_province_is_no_provincial_registration(
+    engine, region, tax_type
+):
+    # GST and HST are one federal registration; PST and QST are the province's own.
+    regs = [
+        reg("CA", TaxType.GST),
+        reg(f"CA-{region}", TaxType.GST),
+        reg(f"CA-{region}", TaxType.HST),
+    ]
+    quote = engine.quote([line(10_000, "CAD")], customer("CA", region), regs, at("2026-01-10"))
+    gst, provincial = quote.lines[0].components
+    assert gst.reason is TaxReason.STANDARD_RATED
+    assert provincial.tax_type is tax_type
+    assert (provincial.reason, provincial.tax_amount) == (TaxReason.NOT_COLLECTING, 0)
+
+
+def test_canada_hst_registration_counts_as_the_federal_gst(engine):
+    quote = engine.quote(
+        [line(10_000, "CAD")], customer("CA", "ON"), [reg("CA", TaxType.HST)], at("2026-01-10")
+    )
+    assert only(quote).reason is TaxReason.STANDARD_RATED and quote.tax_total == 1_300
+
+
 def test_unknown_place_without_registration_says_not_collecting(engine, registrations):
     quote = engine.quote([line(5_000, "BRL")], customer("BR"), registrations, at("2026-01-10"))
     component = only(quote)
@@ -222,6 +265,17 @@ def test_certificate_for_another_jurisdiction_does_not_apply(engine, registratio
     assert evidence_of(quote, "exemption_certificate") == [
         "not applied: issued for US-TX, not for the taxes of US-NY (s3://certs/tx-ex-1.pdf)"
     ]
+
+
+def test_a_certificate_after_one_for_another_jurisdiction_still_applies(engine, registrations):
+    other = ExemptionCertificate("US-CA", "CA-EX-1", date(2020, 1, 1), None, "doc-ca")
+    texas = ExemptionCertificate("US-TX", "TX-EX-2", date(2020, 1, 1), None, "doc-tx")
+    who = customer("US", "TX", exemption_certificates=(other, texas))
+    quote = engine.quote([line(10_000, "USD")], who, registrations, at("2026-01-10"))
+    assert (only(quote).reason, quote.tax_total) == (TaxReason.CUSTOMER_EXEMPT, 0)
+    details = evidence_of(quote, "exemption_certificate")
+    assert any(d.startswith("applied") and "TX-EX-2" in d for d in details)
+    assert any(d.startswith("not applied: issued for US-CA") for d in details)
 
 
 def test_pst_certificate_exempts_only_the_pst(engine, registrations):

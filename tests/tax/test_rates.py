@@ -86,3 +86,17 @@ def test_overlapping_periods_are_refused():
     rows = "DE,,vat,19,2020-01-01,2021-01-31,https://x,2026-01-01,\nDE,,vat,16,2021-01-01,,https://x,2026-01-01,"
     with pytest.raises(RateDataError, match="overlapping"):
         rate_table_from_text(f"{HEADER}\n{rows}\n", US_SAAS)
+
+
+def test_two_rates_in_force_on_the_changeover_day_are_refused():
+    # valid_to is inclusive: a rate ending on the day its successor starts overlaps it.
+    rows = "DE,,vat,19,2020-01-01,2021-01-01,https://x,2026-01-01,\nDE,,vat,16,2021-01-01,,https://x,2026-01-01,"
+    with pytest.raises(RateDataError, match="overlapping"):
+        rate_table_from_text(f"{HEADER}\n{rows}\n", US_SAAS)
+
+
+def test_a_rate_ending_the_day_before_its_successor_is_accepted():
+    rows = "DE,,vat,19,2020-01-01,2020-12-31,https://x,2026-01-01,\nDE,,vat,16,2021-01-01,,https://x,2026-01-01,"
+    table = rate_table_from_text(f"{HEADER}\n{rows}\n", US_SAAS)
+    assert [r.rate_ppm for r in table.rates_in_force("DE", "", date(2020, 12, 31))] == [190_000]
+    assert [r.rate_ppm for r in table.rates_in_force("DE", "", date(2021, 1, 1))] == [160_000]
