@@ -116,3 +116,40 @@ def test_visa_1a_does_not_soften_a_hard_decline():
                        network_decline_code="1A", card_brand="visa")  # fmt: skip
     result = classify_decline(info)
     assert (result.family, result.message) == (F.HARD, M.GENERIC_DECLINE)
+
+
+# Without a card brand the network codes are read brand-neutrally: a code that means
+# the same on every network still applies, a brand-specific list does not.
+BRANDLESS = [
+    (dict(decline_code="generic_decline", network_decline_code="1a"), F.AUTHENTICATION_REQUIRED, "visa_1A", M.CONFIRM_PAYMENT),
+    (dict(decline_code="generic_decline", network_decline_code="14"), F.SOFT, "generic_decline", M.CONTACT_ISSUER),
+    (dict(decline_code="generic_decline", network_decline_code="54"), F.SOFT, "generic_decline", M.CONTACT_ISSUER),
+    (dict(decline_code="generic_decline", network_advice_code="03"), F.HARD, "mastercard_mac_03", M.USE_ANOTHER_METHOD),
+    (dict(decline_code="insufficient_funds", network_advice_code="01"), F.FIX_DATA, "mastercard_mac_01", M.UPDATE_CARD),
+    (dict(decline_code="lost_card", network_advice_code="01"), F.HARD, "lost_card", M.GENERIC_DECLINE),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("brand", [None, ""])
+@pytest.mark.parametrize(("fields", "family", "reason", "message"), BRANDLESS)
+def test_a_missing_card_brand_reads_network_codes_brand_neutrally(
+    brand, fields, family, reason, message
+):
+    info = DeclineInfo(code="card_declined", card_brand=brand, **fields)
+    assert classify_decline(info) == Classification(family, reason, message)
+
+
+@pytest.mark.parametrize(
+    ("fields", "family", "reason"),
+    [
+        (dict(network_decline_code="41", card_brand="VISA"), F.HARD, "visa_41"),
+        (dict(network_decline_code="N7", card_brand="Visa"), F.FIX_DATA, "visa_N7"),
+        (dict(network_advice_code="21", card_brand="MasterCard"), F.HARD, "mastercard_mac_21"),
+        (dict(network_advice_code="21", card_brand="amex"), F.SOFT, "generic_decline"),
+        (dict(network_decline_code="1A", card_brand="amex"), F.SOFT, "generic_decline"),
+    ],
+)
+def test_card_brand_is_read_case_insensitively(fields, family, reason):
+    info = DeclineInfo(code="card_declined", decline_code="generic_decline", **fields)
+    result = classify_decline(info)
+    assert (result.family, result.reason) == (family, reason)

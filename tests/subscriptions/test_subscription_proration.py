@@ -245,6 +245,37 @@ def test_lines_and_audit_record_inputs_and_outputs() -> None:
     assert result.audit.credit_exact == Fraction(-19800, 31)
 
 
+@pytest.mark.parametrize(("old_inclusive", "new_inclusive"), [(True, False), (True, True)])
+def test_credit_line_keeps_the_old_prices_tax_inclusion(
+    old_inclusive: bool, new_inclusive: bool
+) -> None:
+    # The credit gives back what was charged: gross of tax when the old price was.
+    old = Price(
+        plan_id="starter",
+        currency="EUR",
+        amount=900,
+        interval=Interval.MONTH,
+        tax_inclusive=old_inclusive,
+    )
+    new = Price(
+        plan_id="pro",
+        currency="EUR",
+        amount=2900,
+        interval=Interval.MONTH,
+        tax_inclusive=new_inclusive,
+    )
+    result = prorate(
+        old_price=old,
+        new_price=new,
+        period_start=utc(2026, 1, 1),
+        period_end=utc(2026, 2, 1),
+        change_at=utc(2026, 1, 10),
+    )
+    credit, charge = result.lines
+    assert (credit.tax_inclusive, charge.tax_inclusive) == (old_inclusive, new_inclusive)
+    assert (credit.amount, charge.amount) == (-639, 2058)
+
+
 def test_result_survives_the_temporal_pydantic_converter() -> None:
     from temporalio.contrib.pydantic import pydantic_data_converter
 
