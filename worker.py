@@ -21,13 +21,17 @@ from activities.billing import BillingActivities, RegistrationSource
 from activities.dunning import DunningActivities
 from activities.ledger import LedgerActivities
 from activities.notifications import Notifier
+from activities.reconciliation import ReconciliationActivities
+from activities.settlement_stripe import StripeSettlementSource
 from billing.catalog import load_catalog
 from billing.gateway import PaymentGateway
+from billing.reconciliation.source import SettlementSource
 from dunwell import temporal
 from dunwell.components import build_gateway, build_tax_engine
 from dunwell.converter import warm_type_adapters
 from dunwell.heap import freeze_startup_heap
 from dunwell.logs import install_redaction
+from dunwell.recon_schedule import ensure_sweep_schedule
 from dunwell.settings import Settings
 from ledger.compliance import ComplianceLedger
 from ledger.db import make_engine
@@ -43,6 +47,7 @@ def build_activities(
     engine: Engine | None = None,
     gateway: PaymentGateway | None = None,
     registrations: Sequence[Registration] | RegistrationSource | None = None,
+    settlement: SettlementSource | None = None,
 ) -> list[Callable[..., Any]]:
     """Every activity a worker registers, wired from ``settings``. A deployment passes
     nothing else; a test hands in the engine and gateway it also uses itself (and closes),
@@ -69,7 +74,14 @@ def build_activities(
         public_base_url=settings.public_base_url,
     )
     dunning = DunningActivities(gateway=gateway, notifier=notifier, invoices=invoices)
-    return [*all_activities(billing, LedgerActivities(Ledger(engine))), *dunning.all()]
+    if settlement is None:
+        settlement = StripeSettlementSource(settings.stripe_api_key, settings.settlement_base)
+    recon = ReconciliationActivities(engine, settlement)
+    return [
+        *all_activities(billing, LedgerActivities(Ledger(engine))),
+        *dunning.all(),
+        *recon.all(),
+    ]
 
 
 # The production worker runs workflows without the sandbox. Re-importing modules for every
@@ -111,6 +123,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     """Run until ``stop`` is set, or until SIGINT/SIGTERM."""
     install_redaction()
     client = await temporal.connect(settings)
+    await ensure_sweep_schedule(client, settings.task_queue)
     if stop is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -29,6 +29,7 @@ lower-case currencies, timestamps in epoch seconds).
 from __future__ import annotations
 
 import hashlib
+import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -165,6 +166,9 @@ class Book:
         self.unsettled: list[str] = []  # txn ids not yet in a payout, in order
         self.seen_sources: set[str] = set()
         self.last_boundary: int | None = None
+        # Payouts and fees are named from this instance's salt, so two simulators (two
+        # test runs against one database) never name two payouts alike.
+        self.salt = uuid.uuid4().hex[:8]
 
     # -- money coming in -------------------------------------------------------------
 
@@ -254,7 +258,7 @@ class Book:
         self.seen_sources.add(fee_id)
         return self._add(
             Txn(
-                id=f"txn_{_short('fee', fee_id)}",
+                id=f"txn_{_short('fee', self.salt, fee_id)}",
                 type="stripe_fee",
                 reporting_category="fee",
                 amount=-amount,
@@ -311,7 +315,7 @@ class Book:
             if total <= 0:
                 keep.extend(t.id for t in txns)  # a negative balance waits for more money
                 continue
-            po_id = f"po_{_short('payout', currency, str(boundary))}"
+            po_id = f"po_{_short('payout', self.salt, currency, str(boundary))}"
             own = Txn(
                 id=f"txn_{_short('payout', po_id)}",
                 type="payout",

@@ -8,8 +8,23 @@ and result types. Never ``api``, and nothing that does I/O of its own.
 
 from workflows.dunning import DunningWorkflow
 from workflows.manual_review import ManualReviewWorkflow
+from workflows.recon_sweep import ReconSweepWorkflow
+from workflows.reconcile_payout import ReconcilePayoutWorkflow
 from workflows.subscription import SubscriptionWorkflow
 
-WORKFLOWS: tuple[type, ...] = (SubscriptionWorkflow, ManualReviewWorkflow, DunningWorkflow)
+WORKFLOWS: tuple[type, ...] = (
+    SubscriptionWorkflow,
+    ManualReviewWorkflow,
+    DunningWorkflow,
+    ReconcilePayoutWorkflow,
+    ReconSweepWorkflow,
+)
 
-__all__ = ["WORKFLOWS", "DunningWorkflow", "ManualReviewWorkflow", "SubscriptionWorkflow"]
+__all__ = [
+    "WORKFLOWS",
+    "DunningWorkflow",
+    "ManualReviewWorkflow",
+    "ReconSweepWorkflow",
+    "ReconcilePayoutWorkflow",
+    "SubscriptionWorkflow",
+]

@@ -27,6 +27,8 @@ NEXT_RETRY_AT = SearchAttributeKey.for_datetime("DunwellNextRetryAt")
 LAST_DECLINE_CODE = SearchAttributeKey.for_keyword("DunwellLastDeclineCode")
 POLICY_VERSION = SearchAttributeKey.for_keyword("DunwellPolicyVersion")
 REVIEW_REASON = SearchAttributeKey.for_keyword("DunwellReviewReason")
+PAYOUT_ID = SearchAttributeKey.for_keyword("DunwellPayoutId")
+RECON_STATUS = SearchAttributeKey.for_keyword("DunwellReconStatus")
 # Set while a charge is retried through a gateway outage: the infrastructure failure
 # (authentication, permission, connection, rate_limit, server_error); unset once it ends.
 GATEWAY_ALERT = SearchAttributeKey.for_keyword("DunwellGatewayAlert")
@@ -44,6 +46,8 @@ ALL: tuple[SearchAttributeKey[Any], ...] = (
     POLICY_VERSION,
     REVIEW_REASON,
     GATEWAY_ALERT,
+    PAYOUT_ID,
+    RECON_STATUS,
 )
 
 # Names used by `temporal server start-dev --search-attribute Name=Type`.

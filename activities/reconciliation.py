@@ -1,0 +1,232 @@
+"""Reconciliation activities: read a payout's settlement from the gateway, match it
+against the ledger, post what it calls for and open the exceptions it finds.
+
+The pages of a payout never pass through workflow history: ``recon.pages`` reads up to
+``max_pages`` pages of balance transactions, and for each page, in one database
+transaction, looks up the ledger records its sources cite, runs the pure matcher,
+stores the lines with their verdicts, posts the fees and conversions (keyed by the
+gateway transaction id) and opens the findings (keyed by class and transaction). It
+hands back only the cursor and counts. A retried or replayed activity writes nothing
+twice. The next page is fetched while the current one is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+from temporalio import activity
+
+from activities.gateway_errors import to_application_error
+from activities.ledger import ledger_failure
+from billing.gateway import GatewayError
+from billing.reconciliation.matcher import check_payout, match_transactions
+from billing.reconciliation.model import Payout
+from billing.reconciliation.source import PAGE_LIMIT, SettlementSource, TxnPage
+from billing.reconciliation.tolerances import load_tolerances, tolerances_at
+from ledger.accounts import AccountRow
+from ledger.entries import AccountRef
+from ledger.errors import LedgerError
+from ledger.reconciliation import runs
+from ledger.reconciliation.exceptions import open_findings
+from ledger.reconciliation.postings import post_settlement
+from ledger.reconciliation.records import ledger_records
+from ledger.unit_of_work import read, transact
+
+FINAL_PAYOUT_STATUSES = ("paid", "failed", "canceled")
+
+
+@dataclass(frozen=True)
+class PayoutHead:
+    payout_id: str
+    status: str
+    amount: int
+    currency: str
+    arrival_date: datetime
+    tolerances_version: int
+
+
+@dataclass(frozen=True)
+class PagesRequest:
+    payout_id: str
+    tolerances_version: int
+    cursor: str | None = None
+    max_pages: int = 50
+    actor: str = "reconciliation"
+
+
+@dataclass(frozen=True)
+class PagesResult:
+    cursor: str | None
+    done: bool
+    pages: int
+    lines: int
+    matched: int
+    findings: int
+
+
+@dataclass(frozen=True)
+class FinishRequest:
+    payout_id: str
+    actor: str = "reconciliation"
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    payout_id: str
+    status: str  # reconciled | exceptions | waiting
+    payout_status: str
+    currency: str
+    net: int
+    lines: int
+    matched: int
+    exceptions: int
+    exceptions_by_class: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SweepRequest:
+    as_of: datetime
+    window_days: int = 3
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    payouts_to_run: list[str]
+    skipped: list[str]
+
+
+class ReconciliationActivities:
+    def __init__(self, engine: Engine, source: SettlementSource) -> None:
+        self._engine = engine
+        self._source = source
+        self._accounts: MutableMapping[AccountRef, AccountRow] = {}
+
+    def all(self) -> list[Any]:
+        return [self.begin, self.pages, self.finish, self.sweep_payouts]
+
+    async def _payout(self, payout_id: str) -> Payout:
+        try:
+            return await self._source.payout(payout_id)
+        except GatewayError as exc:
+            raise to_application_error(exc) from exc
+
+    @activity.defn(name="recon.begin")
+    async def begin(self, payout_id: str) -> PayoutHead:
+        """Read the payout from the gateway and mark its run as running."""
+        payout = await self._payout(payout_id)
+        now = datetime.now(UTC)
+        await asyncio.to_thread(
+            transact, self._engine, lambda conn: runs.start_run(conn, payout, at=now)
+        )
+        version = tolerances_at(payout.arrival_date).version
+        return PayoutHead(
+            payout.id, payout.status, payout.amount, payout.currency, payout.arrival_date, version
+        )
+
+    @activity.defn(name="recon.pages")
+    async def pages(self, request: PagesRequest) -> PagesResult:
+        """Reconcile up to ``max_pages`` pages of the payout from ``cursor`` on."""
+        tolerances = load_tolerances(request.tolerances_version)
+        cursor, pages, lines, matched, findings = request.cursor, 0, 0, 0, 0
+        fetch = asyncio.create_task(self._page(request.payout_id, cursor))
+        while True:
+            page = await fetch
+            pages += 1
+            last = not page.has_more or pages >= request.max_pages
+            if not last:
+                fetch = asyncio.create_task(self._page(request.payout_id, page.next_cursor))
+            try:
+                counts = await asyncio.to_thread(self._write_page, page, tolerances, request.actor)
+            except LedgerError as err:
+                if not last:
+                    fetch.cancel()
+                raise ledger_failure(err) from err
+            lines, matched, findings = lines + counts[0], matched + counts[1], findings + counts[2]
+            cursor = page.next_cursor
+            activity.heartbeat(cursor)
+            if last:
+                return PagesResult(cursor, not page.has_more, pages, lines, matched, findings)
+
+    async def _page(self, payout_id: str, cursor: str | None) -> TxnPage:
+        try:
+            return await self._source.payout_transactions(
+                payout_id, starting_after=cursor, limit=PAGE_LIMIT
+            )
+        except GatewayError as exc:
+            raise to_application_error(exc) from exc
+
+    def _write_page(self, page: TxnPage, tolerances: Any, actor: str) -> tuple[int, int, int]:
+        now = datetime.now(UTC)
+        refs = [t.ledger_ref for t in page.items if t.ledger_ref]
+
+        def work(conn: Any) -> tuple[int, int, int]:
+            ledger = ledger_records(conn, refs)
+            elsewhere = runs.settled_elsewhere(conn, refs, (t.id for t in page.items))
+            result = match_transactions(page.items, ledger, tolerances, settled_elsewhere=elsewhere)
+            runs.store_lines(conn, result.lines, at=now)
+            post_settlement(conn, result.postings, account_cache=self._accounts)
+            opened = open_findings(conn, result.findings, actor=actor, at=now)
+            return len(result.lines), result.matched, opened
+
+        return transact(self._engine, work)
+
+    @activity.defn(name="recon.finish")
+    async def finish(self, request: FinishRequest) -> RunSummary:
+        """Judge the payout itself from its stored lines, post its entries, write the
+        report. The payout is read again: it may have been paid or failed meanwhile."""
+        payout = await self._payout(request.payout_id)
+        now = datetime.now(UTC)
+
+        def work(conn: Any) -> runs.Finished:
+            runs.start_run(conn, payout, at=now)
+            totals = runs.payout_totals(conn, payout)
+            judged = check_payout(payout, totals)
+            post_settlement(conn, judged.postings, account_cache=self._accounts)
+            open_findings(conn, judged.findings, actor=request.actor, at=now)
+            waiting = payout.status not in FINAL_PAYOUT_STATUSES
+            return runs.finish_run(conn, payout, at=now, waiting=waiting)
+
+        try:
+            done = await asyncio.to_thread(transact, self._engine, work)
+        except LedgerError as err:
+            raise ledger_failure(err) from err
+        body = done.report
+        return RunSummary(
+            payout_id=payout.id,
+            status=done.status,
+            payout_status=payout.status,
+            currency=payout.currency,
+            net=int(body["net"]),
+            lines=int(body["lines"]),
+            matched=int(body["matched"]),
+            exceptions=int(body["exceptions"]),
+            exceptions_by_class=dict(body["exceptions_by_class"]),
+        )
+
+    @activity.defn(name="recon.sweep_payouts")
+    async def sweep_payouts(self, request: SweepRequest) -> SweepResult:
+        """The payouts arriving in the window before ``as_of`` that need a run: never
+        reconciled, or changed at the gateway since their last run."""
+        end = request.as_of
+        start = end - timedelta(days=request.window_days)
+        try:
+            payouts = await self._source.payouts(arrival_gte=start, arrival_lt=end)
+        except GatewayError as exc:
+            raise to_application_error(exc) from exc
+        known = await asyncio.to_thread(
+            read, self._engine, lambda conn: runs.runs_arriving(conn, start, end)
+        )
+        to_run, skipped = [], []
+        for payout in sorted(payouts, key=lambda p: p.id):
+            row = known.get(payout.id)
+            settled = row is not None and row["status"] in ("reconciled", "exceptions", "running")
+            if settled and row is not None and row["payout_status"] == payout.status:
+                skipped.append(payout.id)
+            else:
+                to_run.append(payout.id)
+        return SweepResult(to_run, skipped)
