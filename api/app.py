@@ -24,6 +24,7 @@ from api.routes import (
     ops,
     portal,
     portal_notifications,
+    recon_ops,
     relay,
     review_ops,
     subscriptions,
@@ -85,6 +86,7 @@ def create_app(
     app.include_router(tax_reports.router)
     app.include_router(dunning_ops.router)
     app.include_router(review_ops.router)
+    app.include_router(recon_ops.router)
     app.include_router(gateway_alerts.router)
     app.include_router(customers.router)
     app.include_router(subscriptions.router)

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from dunwell.dunning_cli import dunning_app
 from dunwell.gateway_cli import gateway_app
 from dunwell.ledger_cli import ledger_app
+from dunwell.recon_cli import recon_app
 from dunwell.review_cli import review_app
 from dunwell.settings import Settings, get_settings
 from dunwell.tax_cli import tax_app
@@ -24,6 +25,7 @@ app.add_typer(ledger_app, name="ledger", help="Ledger reports.")
 app.add_typer(tax_app, name="tax", help="Tax liability reports.")
 app.add_typer(dunning_app, name="dunning", help="Dunning runs: show, pause, resume, retry, end.")
 app.add_typer(review_app, name="review", help="Manual reviews of failed plan changes.")
+app.add_typer(recon_app, name="recon", help="Reconciliation: exceptions, payout runs, backfill.")
 app.add_typer(gateway_app, name="gateway", help="Gateway outage alerts.")
 
 

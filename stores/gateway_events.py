@@ -66,7 +66,7 @@ class ReceivedEvent:
     event_id: str
     source: str
     event_type: str
-    subscription_id: str
+    subscription_id: str | None  # None: an event no subscription owns (a payout's)
     raw_body: str
 
 

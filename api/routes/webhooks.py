@@ -30,6 +30,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.deps import ApiKey, EngineDep, SettingsDep
 from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
 from api.services.event_recorder import EventRecorder
+from api.services.payout_events import payout_intake, payout_of
 from api.temporal_client import TemporalConnection, TemporalUnavailable
 from billing.events import (
     GatewayEvent,
@@ -86,10 +87,39 @@ async def stripe_webhook(
     raw = await request.body()
     _verify_stripe_signature(raw, stripe_signature, settings.stripe_webhook_secret)
     try:
-        outcome = stripe_event(json.loads(raw))
+        parsed = json.loads(raw)
+        payout_id = payout_of(parsed) if isinstance(parsed, dict) else None
+        if payout_id is not None:
+            return await _payout_event(request, settings, engine, parsed, payout_id, raw)
+        outcome = stripe_event(parsed)
     except (ValueError, MalformedEvent) as err:
         raise ApiError(400, "invalid_event", "the body is not a Stripe event") from err
     return await intake(request, settings, engine, outcome, raw.decode("utf-8"))
+
+
+async def _payout_event(
+    request: Request,
+    settings: Settings,
+    engine: Engine,
+    parsed: dict[str, Any],
+    payout_id: str,
+    raw: bytes,
+) -> IntakeAck:
+    """``payout.*``: to the payout's reconciliation run (api.services.payout_events)."""
+    event_id, event_type = parsed.get("id"), parsed.get("type")
+    if not isinstance(event_id, str) or not event_id or not isinstance(event_type, str):
+        raise MalformedEvent("a Stripe event needs id and type")
+    delivered = await payout_intake(
+        recorder=request.app.state.event_recorder,
+        temporal=request.app.state.temporal,
+        settings=settings,
+        engine=engine,
+        event_id=event_id,
+        event_type=event_type,
+        payout_id=payout_id,
+        raw_body=raw.decode("utf-8"),
+    )
+    return IntakeAck(status="accepted" if delivered else "duplicate", event_id=event_id)
 
 
 def _verify_stripe_signature(raw: bytes, header: str | None, secret: str) -> None:
