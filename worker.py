@@ -19,6 +19,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from activities import all_activities
 from activities.billing import BillingActivities, RegistrationSource
 from activities.dunning import DunningActivities
+from activities.gateway_reconciler import GatewayReconciler
 from activities.ledger import LedgerActivities
 from activities.notifications import Notifier
 from activities.reconciliation import ReconciliationActivities
@@ -37,6 +38,7 @@ from ledger.compliance import ComplianceLedger
 from ledger.db import make_engine
 from ledger.invoices import InvoiceStore
 from ledger.posting import Ledger
+from ledger.reconciliation.exceptions import ExceptionStore
 from tax import Registration
 from workflows import WORKFLOWS
 
@@ -77,8 +79,10 @@ def build_activities(
     if settlement is None:
         settlement = StripeSettlementSource(settings.stripe_api_key, settings.settlement_base)
     recon = ReconciliationActivities(engine, settlement)
+    reconciler = GatewayReconciler(gateway, ExceptionStore(engine))
     return [
         *all_activities(billing, LedgerActivities(Ledger(engine))),
+        reconciler.verify,
         *dunning.all(),
         *recon.all(),
     ]

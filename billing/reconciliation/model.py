@@ -58,6 +58,8 @@ class ExceptionClass(StrEnum):
     UNKNOWN_TYPE = "unknown_type"
     UNATTRIBUTED_FEE = "unattributed_fee"
     CLEARING_DRIFT = "clearing_drift"
+    # The gateway's payment belongs to another customer or invoice than announced.
+    ATTRIBUTION = "attribution"
 
 
 class LedgerKind(StrEnum):

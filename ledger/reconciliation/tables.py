@@ -46,6 +46,7 @@ EXCEPTION_CLASSES = (
     "unknown_type",
     "unattributed_fee",
     "clearing_drift",
+    "attribution",  # revision 0009_attribution_exceptions
 )
 EXCEPTION_STATUSES = ("open", "acknowledged", "resolved", "written_off", "ignored")
 RUN_STATUSES = ("running", "reconciled", "exceptions", "waiting")
