@@ -121,6 +121,27 @@ async def test_event_survives_a_worker_killed_between_ack_and_processing(flows: 
         owing = await eventually(handle, lambda s: len(s.unpaid_invoices) == 1)
     (unpaid,) = owing.unpaid_invoices
     assert owing.status is SubscriptionStatus.INCOMPLETE and unpaid.payment_intent_id
+    # The customer pays the invoice with another card: the gateway's record, which the
+    # workflow verifies before it records the event, says that intent succeeded.
+    other_card = flows.card(VISA_OK)
+    flows.stripe.v1.payment_methods.attach(
+        other_card, params={"customer": str(owing.gateway_customer_id)}
+    )
+    paid_intent = flows.stripe.v1.payment_intents.create(
+        params={
+            "amount": unpaid.amount,
+            "currency": unpaid.currency.lower(),
+            "customer": str(owing.gateway_customer_id),
+            "payment_method": other_card,
+            "payment_method_types": ["card"],
+            "confirm": True,
+            "metadata": {
+                "dunwell_subscription_id": owing.subscription_id,
+                "dunwell_invoice_id": unpaid.invoice_id,
+            },
+        }
+    )
+    assert paid_intent.status == "succeeded"
 
     # No worker polls the task queue now: the API still acknowledges at once.
     event_id = base62_id("evt")
@@ -131,7 +152,7 @@ async def test_event_survives_a_worker_killed_between_ack_and_processing(flows: 
         "created": int(time.time()),
         "data": {
             "object": {
-                "id": unpaid.payment_intent_id,
+                "id": paid_intent.id,
                 "object": "payment_intent",
                 "status": "succeeded",
                 "metadata": {

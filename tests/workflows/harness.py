@@ -97,6 +97,29 @@ class Billing:
         )
         return customer_id, pm_id
 
+    async def paid_intent(
+        self, customer_id: str, amount: int, metadata: dict[str, str], currency: str = "eur"
+    ) -> str:
+        """A PaymentIntent that succeeded at the gateway on a new working card of this
+        customer (what a payment made outside the workflow leaves there)."""
+        card = self.card(VISA_OK)
+        await self.gateway.attach_payment_method(
+            payment_method_id=card, customer_id=customer_id, idempotency_key=f"{card}:attach"
+        )
+        created = self.stripe.v1.payment_intents.create(
+            params={
+                "amount": amount,
+                "currency": currency,
+                "customer": customer_id,
+                "payment_method": card,
+                "payment_method_types": ["card"],
+                "confirm": True,
+                "metadata": metadata,
+            }
+        )
+        assert created.status == "succeeded", created.status
+        return str(created.id)
+
     async def subscribe(
         self,
         *,

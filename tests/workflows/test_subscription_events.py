@@ -20,7 +20,9 @@ from workflows.subscription import SubscriptionWorkflow
 from workflows.subscription.state import SetPaymentMethodRequest, SubscriptionInput
 
 
-def payment_succeeded(subscription_id: str, invoice_id: str, at: datetime) -> GatewayEvent:
+def payment_succeeded(
+    subscription_id: str, invoice_id: str, at: datetime, payment_intent_id: str | None = None
+) -> GatewayEvent:
     event = stripe_event(
         {
             "id": f"evt_{uuid.uuid4().hex[:14]}",
@@ -28,7 +30,7 @@ def payment_succeeded(subscription_id: str, invoice_id: str, at: datetime) -> Ga
             "created": int(at.timestamp()),
             "data": {
                 "object": {
-                    "id": f"pi_{uuid.uuid4().hex[:14]}",
+                    "id": payment_intent_id or f"pi_{uuid.uuid4().hex[:14]}",
                     "object": "payment_intent",
                     "metadata": {
                         "dunwell_subscription_id": subscription_id,
@@ -106,7 +108,16 @@ async def test_payment_event_settles_an_unpaid_renewal(billing: Billing) -> None
     owed = {a.code: a.balance for a in receivable.accounts}[f"receivable:{customer_id}:EUR"]
     assert owed == unpaid.amount == 2900 + 551
 
-    event = payment_succeeded(past_due.subscription_id, unpaid.invoice_id, boundary)
+    # Paid outside the workflow; the event is recorded once the gateway confirms it.
+    paid = await billing.paid_intent(
+        str(past_due.gateway_customer_id),
+        unpaid.amount,
+        {
+            "dunwell_subscription_id": past_due.subscription_id,
+            "dunwell_invoice_id": unpaid.invoice_id,
+        },
+    )
+    event = payment_succeeded(past_due.subscription_id, unpaid.invoice_id, boundary, paid)
     await handle.signal(SubscriptionWorkflow.gateway_event, event)
     recovered = await eventually(handle, lambda s: s.status is SubscriptionStatus.ACTIVE)
     assert recovered.unpaid_invoices == []

@@ -415,10 +415,16 @@ async def test_action_required_then_confirmed_on_session(
     await record_history(handle, "subscription_action_confirmed")
 
 
-async def test_action_required_settled_by_the_gateway_event(billing: Billing) -> None:
+async def test_action_required_settled_by_the_gateway_event(
+    billing: Billing, localstripe_url: str
+) -> None:
     handle, past_due, boundary = await renewal_needing(billing, REQUIRES_3DS)
     action = past_due.pending_action
     assert action is not None
+    # The customer authenticates; the event about it is verified at the gateway first.
+    intent = await billing.gateway.retrieve_payment_intent(action.payment_intent_id)
+    assert intent.client_secret is not None
+    authenticate_on_localstripe(localstripe_url, intent.id, intent.client_secret)
     event = stripe_shaped(
         "payment_intent.succeeded",
         {

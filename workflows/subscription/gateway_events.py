@@ -3,7 +3,10 @@
 Events arrive as the ``gateway_event`` signal and are ordered by
 ``billing.events.EventBuffer`` before the first await, so they keep their arrival order.
 A relay sequence gap open longer than the policy's timeout is settled by a re-sync: the
-gateway's current object state is the truth, whatever the events said.
+gateway's current object state is the truth, whatever the events said. A payment event
+for an unpaid invoice is verified at the gateway before it is recorded
+(``gateway_reconciler.verify``): a mismatch records nothing and opens a reconciliation
+exception.
 """
 
 from __future__ import annotations
@@ -13,13 +16,19 @@ from datetime import timedelta
 from temporalio import workflow
 
 from workflows.subscription import card, payments
-from workflows.subscription.generations import PATCH_CARD_UPDATER
+from workflows.subscription.generations import PATCH_CARD_UPDATER, PATCH_VERIFY_PAYMENTS
 from workflows.subscription.run import GATEWAY_READ_TIMEOUT, RETRY, Run
 
 with workflow.unsafe.imports_passed_through():
+    from activities.gateway_reconciler import (
+        GatewayReconciler,
+        VerifyPaymentRequest,
+        VerifyPaymentResult,
+    )
     from activities.gateway_sync import GatewaySyncActivities, ResyncRequest, ResyncResult
     from billing.events import Gap, GatewayEvent
-    from workflows.subscription.state import PaymentMethodInfo, ResyncRecord
+    from billing.payment_verification import ExpectedPayment
+    from workflows.subscription.state import PaymentMethodInfo, ResyncRecord, UnpaidInvoice
 
 # The events that say an invoice was paid; the invoice id is in our metadata.
 _PAID_EVENTS = ("invoice.paid", "payment_intent.succeeded")
@@ -53,7 +62,59 @@ async def _apply(run: Run, event: GatewayEvent) -> None:
         return
     if event.type not in _PAID_EVENTS:
         return
-    await payments.settle_unpaid(run, paid_invoice_id(event), event.object_id)
+    invoice_id = paid_invoice_id(event)
+    unpaid = next((u for u in run.state.unpaid_invoices if u.invoice_id == invoice_id), None)
+    if unpaid is None or not workflow.patched(PATCH_VERIFY_PAYMENTS):
+        await payments.settle_unpaid(run, invoice_id, event.object_id)
+        return
+    # Verify before believing: the gateway's own record of the payment decides.
+    payment_intent_id = payment_intent_of(event)
+    verified = await verify(run, event, payment_intent_id, unpaid)
+    if not verified.matched:
+        run.state.last_event = (
+            f"payment {payment_intent_id} for invoice {unpaid.invoice_id} not recorded: "
+            f"the gateway disagrees ({', '.join(verified.mismatches)})"
+        )
+        return
+    await payments.settle_unpaid(run, unpaid.invoice_id, payment_intent_id)
+
+
+def payment_intent_of(event: GatewayEvent) -> str:
+    """The PaymentIntent a payment event is about: the event's object, or the one an
+    invoice names (its id as the ref when it names none, which the gateway will not
+    know as an intent)."""
+    if event.object_type == "payment_intent":
+        return event.object_id
+    named = event.payload.get("payment_intent")
+    if isinstance(named, dict):
+        named = named.get("id")
+    return named if isinstance(named, str) and named else event.object_id
+
+
+async def verify(
+    run: Run, event: GatewayEvent, payment_intent_id: str, unpaid: UnpaidInvoice
+) -> VerifyPaymentResult:
+    """``gateway_reconciler.verify``: the intent read back from the gateway against the
+    invoice; a mismatch opens a reconciliation exception there."""
+    state = run.state
+    return await workflow.execute_activity_method(
+        GatewayReconciler.verify,
+        VerifyPaymentRequest(
+            payment_intent_id=payment_intent_id,
+            expected=ExpectedPayment(
+                invoice_id=unpaid.invoice_id,
+                subscription_id=state.subscription_id,
+                amount=unpaid.amount,
+                currency=unpaid.currency,
+                gateway_customer_id=state.gateway_customer_id,
+            ),
+            at=workflow.now(),
+            event_id=event.event_id,
+            event_type=event.type,
+        ),
+        retry_policy=RETRY,
+        start_to_close_timeout=GATEWAY_READ_TIMEOUT,
+    )
 
 
 async def watch_gaps(run: Run) -> None:

@@ -54,6 +54,10 @@ PATCH_NOTICES_OUTSIDE_LOCK = "notices-outside-lock"
 # Checked with workflow.patched() itself, in every generation: only runs that met an
 # outage record it.
 PATCH_GATEWAY_OUTAGE = "gateway-outage-retry"
+# A payment event for an unpaid invoice is recorded only once the gateway's own record of
+# the PaymentIntent matches the invoice (gateway_events.verify); checked with
+# workflow.patched() itself, so only runs that received such an event record it.
+PATCH_VERIFY_PAYMENTS = "verify-payment-events"
 PATCH_BASELINE = "baseline-2026-11"
 PATCH_GENERATION_2 = "generation-2"
 PATCH_GENERATION_3 = "generation-3"
