@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint typecheck unit install browser clean
+.PHONY: dev test lint typecheck unit install browser clean mutation
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,17 @@ unit: $(STAMP) browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck unit
+
+# Mutation testing of billing/, tax/ and ledger/posting.py (bench/mutation.py says how);
+# not part of make test or CI. ARGS="--changed" mutates only what changed since main.
+MUTATION_STAMP := $(VENV)/.installed-mutation
+
+$(MUTATION_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,mutation]'
+	@touch $(MUTATION_STAMP)
+
+mutation: $(MUTATION_STAMP)
+	nice -n 19 $(BIN)/python bench/mutation.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .dunwell .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache

@@ -5,6 +5,8 @@
   required: a test that needs it fails, it never skips.
 - Every log record of the run is scanned for card-number-like values; one found
   fails the session at teardown.
+- Under mutation testing (``DUNWELL_MUTATION=1``) the hypothesis profile ``mutation``
+  is loaded: few examples, derandomized, no example database (``tests/support/budget.py``).
 - The session ends with ``os._exit`` after pytest has reported: the temporalio Rust
   bridge can abort the interpreter at shutdown ("PyGILState_Release", sdk-python
   issue 300), which would turn a green run into a random crash.
@@ -20,13 +22,20 @@ from collections.abc import AsyncIterator, Iterator
 
 import psycopg
 import pytest
+from hypothesis import settings
 from psycopg import sql
 from temporalio.testing import WorkflowEnvironment
 
 from billing.pan import find_pan_like
+from tests.support.budget import MUTATION
 from tests.support.temporal import start_dev_server, start_time_skipping
 
 os.environ.setdefault("DUNWELL_ENV", "test")
+
+# Loaded before the test modules are imported, so their own settings inherit from it.
+settings.register_profile("mutation", max_examples=10, derandomize=True, database=None)
+if MUTATION:
+    settings.load_profile("mutation")
 
 PG_ADMIN_URL = os.environ.get(
     "DUNWELL_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

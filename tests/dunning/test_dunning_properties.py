@@ -15,6 +15,7 @@ from billing.declines import DeclineFamily, classify_decline
 from billing.dunning import RetryAt, RetryNow, load_policy, policy_for
 from billing.dunning.network_rules import max_in_any_window
 from tests.dunning.dunning_driver import CARDS, Charge, Run, Step, run_script
+from tests.support.budget import examples
 
 # The rules as published (DOMAIN notes), written out here rather than read from the
 # scheduler's data so that a wrong data file fails these tests.
@@ -81,7 +82,7 @@ mastercard_bursts = st.tuples(
     st.lists(burst_steps, min_size=40, max_size=150),
 )
 
-PROPERTY_SETTINGS = settings(max_examples=200, deadline=None)
+PROPERTY_SETTINGS = settings(max_examples=examples(200), deadline=None)
 
 
 def _run(script: tuple) -> Run:  # type: ignore[type-arg]

@@ -11,6 +11,7 @@ from ledger import EntryRequest, LedgerError, PostingRequest
 from ledger.db import READ_ONLY
 from ledger.queries import postings_sum
 from tests.ledger.conftest import T0, fresh, open_accounts, snapshot
+from tests.support.budget import examples
 
 CURRENCIES = ["USD", "JPY", "KWD"]
 ACCOUNTS_PER_CURRENCY = 3
@@ -32,7 +33,7 @@ steps = st.lists(st.tuples(legs, spoilers, st.booleans()), min_size=1, max_size=
 
 
 @settings(
-    max_examples=50,
+    max_examples=examples(50),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from tax import BuiltinTaxEngine, Registration, TaxableLine, TaxBehavior, TaxReason
 from tax.rates import rate_table_from_text
+from tests.support.budget import examples
 from tests.tax.conftest import at, customer
 
 DATA = resources.files("tax") / "data"
@@ -41,7 +42,7 @@ def engine_with(gst: Fraction, qst: Fraction) -> BuiltinTaxEngine:
     return BuiltinTaxEngine(rate_table=rate_table_from_text(f"{HEADER}\n{rows}", US_SAAS))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     gst=percent,
     qst=percent,
