@@ -69,6 +69,7 @@ TESTS_FOR: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("billing/events.py", ("tests/webhooks",)),
     ("billing/gateway.py", ("tests/gateway/test_fake_gateway_lists.py",)),
     ("billing/reconciliation/", ("tests/reconciliation",)),
+    ("billing/payment_verification.py", ("tests/billing/test_payment_verification.py",)),
     ("tax/", ("tests/tax",)),
     ("ledger/posting.py", ("tests/ledger",)),
 )
