@@ -38,6 +38,8 @@ from ledger.reconciliation.records import ledger_records
 from ledger.unit_of_work import read, transact
 
 FINAL_PAYOUT_STATUSES = ("paid", "failed", "canceled")
+# Pages written per database transaction: fewer, larger statements (bench/reconcile.py).
+WRITE_GROUP = 5
 
 
 @dataclass(frozen=True)
@@ -130,27 +132,66 @@ class ReconciliationActivities:
 
     @activity.defn(name="recon.pages")
     async def pages(self, request: PagesRequest) -> PagesResult:
-        """Reconcile up to ``max_pages`` pages of the payout from ``cursor`` on."""
+        """Reconcile up to ``max_pages`` pages of the payout from ``cursor`` on. Pages
+        are fetched one after another while earlier ones are written, up to
+        ``WRITE_GROUP`` pages per database transaction."""
         tolerances = load_tolerances(request.tolerances_version)
+        queue: asyncio.Queue[TxnPage | None] = asyncio.Queue(maxsize=2 * WRITE_GROUP)
+        producer = asyncio.create_task(self._produce(request, queue))
         cursor, pages, lines, matched, findings = request.cursor, 0, 0, 0, 0
-        fetch = asyncio.create_task(self._page(request.payout_id, cursor))
+        finished, more = False, True
+        try:
+            while not finished:
+                group: list[TxnPage] = []
+                first = await self._next(queue, producer)
+                while first is not None:
+                    group.append(first)
+                    if len(group) >= WRITE_GROUP or queue.empty():
+                        break
+                    first = queue.get_nowait()
+                if not group:
+                    break
+                finished = first is None or not group[-1].has_more
+                try:
+                    counts = await asyncio.to_thread(
+                        self._write_pages, group, tolerances, request.actor
+                    )
+                except LedgerError as err:
+                    raise ledger_failure(err) from err
+                pages += len(group)
+                lines, matched = lines + counts[0], matched + counts[1]
+                findings += counts[2]
+                cursor, more = group[-1].next_cursor, group[-1].has_more
+                activity.heartbeat(cursor)
+                if pages >= request.max_pages:
+                    finished = True
+        finally:
+            producer.cancel()
+        return PagesResult(cursor, not more, pages, lines, matched, findings)
+
+    async def _produce(self, request: PagesRequest, queue: asyncio.Queue[TxnPage | None]) -> None:
+        cursor, fetched = request.cursor, 0
         while True:
-            page = await fetch
-            pages += 1
-            last = not page.has_more or pages >= request.max_pages
-            if not last:
-                fetch = asyncio.create_task(self._page(request.payout_id, page.next_cursor))
-            try:
-                counts = await asyncio.to_thread(self._write_page, page, tolerances, request.actor)
-            except LedgerError as err:
-                if not last:
-                    fetch.cancel()
-                raise ledger_failure(err) from err
-            lines, matched, findings = lines + counts[0], matched + counts[1], findings + counts[2]
+            page = await self._page(request.payout_id, cursor)
+            fetched += 1
+            await queue.put(page)
+            if not page.has_more or fetched >= request.max_pages:
+                await queue.put(None)
+                return
             cursor = page.next_cursor
-            activity.heartbeat(cursor)
-            if last:
-                return PagesResult(cursor, not page.has_more, pages, lines, matched, findings)
+
+    @staticmethod
+    async def _next(
+        queue: asyncio.Queue[TxnPage | None], producer: asyncio.Task[None]
+    ) -> TxnPage | None:
+        """The next page, or None when there are no more; a failed fetch raises."""
+        getter = asyncio.ensure_future(queue.get())
+        await asyncio.wait({getter, producer}, return_when=asyncio.FIRST_COMPLETED)
+        if getter.done():
+            return getter.result()
+        getter.cancel()
+        producer.result()  # raises the fetch's error
+        return queue.get_nowait() if not queue.empty() else None
 
     async def _page(self, payout_id: str, cursor: str | None) -> TxnPage:
         try:
@@ -160,14 +201,17 @@ class ReconciliationActivities:
         except GatewayError as exc:
             raise to_application_error(exc) from exc
 
-    def _write_page(self, page: TxnPage, tolerances: Any, actor: str) -> tuple[int, int, int]:
+    def _write_pages(
+        self, pages: list[TxnPage], tolerances: Any, actor: str
+    ) -> tuple[int, int, int]:
         now = datetime.now(UTC)
-        refs = [t.ledger_ref for t in page.items if t.ledger_ref]
+        items = [t for page in pages for t in page.items]
+        refs = [t.ledger_ref for t in items if t.ledger_ref]
 
         def work(conn: Any) -> tuple[int, int, int]:
             ledger = ledger_records(conn, refs)
-            elsewhere = runs.settled_elsewhere(conn, refs, (t.id for t in page.items))
-            result = match_transactions(page.items, ledger, tolerances, settled_elsewhere=elsewhere)
+            elsewhere = runs.settled_elsewhere(conn, refs, (t.id for t in items))
+            result = match_transactions(items, ledger, tolerances, settled_elsewhere=elsewhere)
             runs.store_lines(conn, result.lines, at=now)
             post_settlement(conn, result.postings, account_cache=self._accounts)
             opened = open_findings(conn, result.findings, actor=actor, at=now)

@@ -13,10 +13,10 @@ between ``--accounts`` accounts:
    transactions of the same ``--batch-size``, sent as the statements ``post_batch``
    sends on PostgreSQL, with psycopg directly on the same tables of the same database:
    lock the batch's accounts (``SELECT ... FOR UPDATE`` in id order), insert the
-   entries in one multi-row ``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING
-   RETURNING`` (pages of 1,000 rows, as SQLAlchemy's insertmanyvalues sends them), insert
-   the postings with ``executemany`` (pipelined by psycopg), move each account's
-   balance by its net delta with ``executemany`` in id order, commit. The database does
+   entries in one ``INSERT ... SELECT FROM unnest(...) ON CONFLICT (idempotency_key) DO
+   NOTHING RETURNING`` (each column's values in one array), insert the postings in one
+   ``INSERT ... SELECT FROM unnest(...)``, move the accounts' balances by their net
+   deltas in one ``UPDATE ... FROM unnest(...)``, commit. The database does
    all it does for Dunwell: the postings' guard trigger per row, the balanced-entry
    constraint trigger per entry at commit, foreign keys, indexes, the row locks. What
    the floor leaves out is Dunwell's Python: building the statements through SQLAlchemy,
@@ -49,7 +49,6 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
 # Run as a script, this file's directory comes first on sys.path and this module would
 # shadow the ``ledger`` package it measures.
@@ -59,13 +58,18 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 from ledger.accounts import AccountSpec  # noqa: E402
 from ledger.db import make_engine  # noqa: E402
 from ledger.entries import EntryRequest, content_hash  # noqa: E402
+
+# The statements post_entries sends for a batch on PostgreSQL.
+from ledger.journal import (  # noqa: E402
+    _INSERT_ENTRIES_PG,
+    _INSERT_POSTINGS_PG,
+    _MOVE_BALANCES_PG,
+)
 from ledger.migrate import upgrade  # noqa: E402
 from ledger.models import AccountType  # noqa: E402
 from ledger.posting import Ledger  # noqa: E402
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-# SQLAlchemy's insertmanyvalues page size: how many rows go in one INSERT ... VALUES.
-INSERT_PAGE_ROWS = 1000
 
 
 def _transfer(run: str, i: int, codes: list[str]) -> EntryRequest:
@@ -137,18 +141,6 @@ _ENTRY_COLUMNS = (
     "idempotency_key, content_hash, effective_at, description, metadata, reverses_entry_id,"
     " posting_count"
 )
-_INSERT_POSTING = (
-    "INSERT INTO ledger_postings (entry_id, account_id, currency, amount) VALUES (%s, %s, %s, %s)"
-)
-_MOVE_BALANCE = "UPDATE ledger_accounts SET balance = balance + %s WHERE id = %s"
-
-
-def _insert_entries(rows: int) -> str:
-    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * rows)
-    return (
-        f"INSERT INTO ledger_entries ({_ENTRY_COLUMNS}) VALUES {values}"
-        " ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key, id"
-    )
 
 
 def bench_raw_batched(
@@ -161,25 +153,18 @@ def bench_raw_batched(
     for offset in range(0, n, batch_size):
         requests = [_transfer(run, i, codes) for i in range(offset, min(n, offset + batch_size))]
         # Sorted by key, as post_batch inserts them.
-        entries = sorted(
-            (
-                r.idempotency_key,
-                content_hash(r, [str(p.account) for p in r.postings], None),
-                r.effective_at,
-                r.description,
-                Jsonb(r.metadata),
-                None,
-                len(r.postings),
-            )
-            for r in requests
-        )
-        pages = [
-            (_insert_entries(len(rows)), [value for row in rows for value in row])
-            for rows in (
-                entries[page : page + INSERT_PAGE_ROWS]
-                for page in range(0, len(entries), INSERT_PAGE_ROWS)
-            )
-        ]
+        ordered = sorted(requests, key=lambda r: r.idempotency_key)
+        entries = {
+            "keys": [r.idempotency_key for r in ordered],
+            "hashes": [
+                content_hash(r, [str(p.account) for p in r.postings], None) for r in ordered
+            ],
+            "effective_ats": [r.effective_at for r in ordered],
+            "descriptions": [r.description for r in ordered],
+            "metadata": [r.metadata_json for r in ordered],
+            "reverses": [None for _ in ordered],
+            "counts": [len(r.postings) for r in ordered],
+        }
         postings = {
             r.idempotency_key: [(ids[str(p.account)], p.currency, p.amount) for p in r.postings]
             for r in requests
@@ -188,28 +173,35 @@ def bench_raw_batched(
         for lines in postings.values():
             for account_id, _currency, amount in lines:
                 deltas[account_id] = deltas.get(account_id, 0) + amount
-        moves = [(delta, account_id) for account_id, delta in sorted(deltas.items()) if delta]
+        moves = [(account_id, delta) for account_id, delta in sorted(deltas.items()) if delta]
         accounts = sorted({str(p.account) for r in requests for p in r.postings})
-        batches.append((accounts, pages, postings, moves))
+        batches.append((accounts, entries, postings, moves))
     with psycopg.connect(conninfo) as conn:
         started = time.perf_counter()
-        for accounts, pages, postings, moves in batches:
+        for accounts, entries, postings, moves in batches:
             with conn.cursor() as cur:
                 cur.execute(_LOCK_ACCOUNTS, (accounts,))
                 cur.fetchall()
-                new_ids: dict[str, int] = {}
-                for statement, params in pages:
-                    cur.execute(statement, params)
-                    new_ids.update(cur.fetchall())
-                cur.executemany(
-                    _INSERT_POSTING,
-                    [
-                        (entry_id, *posting)
-                        for key, entry_id in sorted(new_ids.items(), key=lambda item: item[1])
-                        for posting in postings[key]
-                    ],
+                cur.execute(_INSERT_ENTRIES_PG, entries)
+                new_ids: dict[str, int] = dict(cur.fetchall())
+                rows = [
+                    (entry_id, *posting)
+                    for key, entry_id in sorted(new_ids.items(), key=lambda item: item[1])
+                    for posting in postings[key]
+                ]
+                cur.execute(
+                    _INSERT_POSTINGS_PG,
+                    {
+                        "entry_ids": [r[0] for r in rows],
+                        "account_ids": [r[1] for r in rows],
+                        "currencies": [r[2] for r in rows],
+                        "amounts": [r[3] for r in rows],
+                    },
                 )
-                cur.executemany(_MOVE_BALANCE, moves)
+                cur.execute(
+                    _MOVE_BALANCES_PG,
+                    {"ids": [a for a, _ in moves], "deltas": [d for _, d in moves]},
+                )
             conn.commit()
         return 2 * n / (time.perf_counter() - started)
 

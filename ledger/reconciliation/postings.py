@@ -50,7 +50,8 @@ def post_settlement(
     for posting in postings:
         for spec in _specs(posting):
             specs[spec.code] = spec
-    get_or_create_accounts(conn, specs.values())
+    if account_cache is None or any(code not in account_cache for code in specs):
+        get_or_create_accounts(conn, specs.values())
     first = [p for p in postings if p.kind is not PostingKind.PAYOUT_FAILURE]
     then = [p for p in postings if p.kind is PostingKind.PAYOUT_FAILURE]
     posted = post_entries(conn, [_entry(p) for p in first], account_cache=account_cache)

@@ -18,9 +18,31 @@ from ledger.invoices.tables import invoices as _inv
 _CHUNK = 5000
 
 
+_BY_REF_PG = (
+    "SELECT p.payment_ref, p.amount, i.currency, p.ledger_entry_id, p.paid_at"
+    " FROM invoice_payments p JOIN invoices i ON i.id = p.invoice_id"
+    " WHERE p.payment_ref = ANY(%(refs)s) ORDER BY p.id"
+)
+
+
 def ledger_records(conn: Connection, refs: Iterable[str]) -> dict[str, list[LedgerRecord]]:
     wanted = sorted(set(refs))
     found: dict[str, list[LedgerRecord]] = defaultdict(list)
+    if conn.dialect.name == "postgresql":  # one array parameter, not N bound values
+        for ref, amount, currency, entry_id, paid_at in conn.exec_driver_sql(
+            _BY_REF_PG, {"refs": wanted}
+        ):
+            found[str(ref)].append(
+                LedgerRecord(
+                    LedgerKind.PAYMENT,
+                    str(ref),
+                    int(amount),
+                    str(currency),
+                    int(entry_id or 0),
+                    paid_at,
+                )
+            )
+        return dict(found)
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start : start + _CHUNK]
         stmt = (

@@ -61,12 +61,24 @@ def runs_arriving(conn: Connection, start: datetime, end: datetime) -> dict[str,
     return {row["payout_id"]: dict(row) for row in conn.execute(stmt).mappings()}
 
 
+_SETTLED_PG = (
+    "SELECT ledger_ref, txn_id FROM settlement_lines"
+    " WHERE ledger_ref = ANY(%(refs)s) AND kind = ANY(%(kinds)s)"
+)
+
+
 def settled_elsewhere(
     conn: Connection, refs: Iterable[str], txn_ids: Iterable[str]
 ) -> dict[str, str]:
     """For each ref, another sourced balance transaction already stored for it."""
     wanted, own = sorted(set(refs)), set(txn_ids)
     found: dict[str, str] = {}
+    if conn.dialect.name == "postgresql":  # one array parameter, not N bound values
+        rows = conn.exec_driver_sql(_SETTLED_PG, {"refs": wanted, "kinds": list(_SOURCED)})
+        for ref, txn_id in rows:
+            if txn_id not in own:
+                found.setdefault(str(ref), str(txn_id))
+        return found
     for start in range(0, len(wanted), _CHUNK):
         stmt = select(_lines.c.ledger_ref, _lines.c.txn_id).where(
             _lines.c.ledger_ref.in_(wanted[start : start + _CHUNK]), _lines.c.kind.in_(_SOURCED)
@@ -77,8 +89,31 @@ def settled_elsewhere(
     return found
 
 
+_STORE_LINES_PG = """
+INSERT INTO settlement_lines (txn_id, payout_id, kind, type, reporting_category, amount, fee,
+    net, currency, source, ledger_ref, source_amount, source_currency, created, available_on,
+    matched, classes, recorded_at)
+SELECT u.*, %(at)s FROM unnest(%(txn_id)s::text[], %(payout_id)s::text[], %(kind)s::text[],
+    %(type)s::text[], %(reporting_category)s::text[], %(amount)s::bigint[], %(fee)s::bigint[],
+    %(net)s::bigint[], %(currency)s::text[], %(source)s::text[], %(ledger_ref)s::text[],
+    %(source_amount)s::bigint[], %(source_currency)s::text[], %(created)s::timestamptz[],
+    %(available_on)s::timestamptz[], %(matched)s::boolean[], %(classes)s::text[]) AS u
+ON CONFLICT (txn_id) DO UPDATE SET matched = EXCLUDED.matched, classes = EXCLUDED.classes,
+    payout_id = EXCLUDED.payout_id
+"""
+
+
 def store_lines(conn: Connection, lines: Sequence[LineResult], *, at: datetime) -> None:
     if not lines:
+        return
+    # One row per transaction id: a statement may not update one row twice.
+    lines = list({line.txn.id: line for line in lines}.values())
+    if conn.dialect.name == "postgresql":  # one statement of arrays, not N rows
+        columns: dict[str, list[Any]] = {name: [] for name in _LINE_COLUMNS}
+        for line in lines:
+            for name, value in zip(_LINE_COLUMNS, _line_values(line), strict=True):
+                columns[name].append(value)
+        conn.exec_driver_sql(_STORE_LINES_PG, {**columns, "at": at})
         return
     rows = [
         {
@@ -199,6 +234,22 @@ def finish_run(conn: Connection, payout: Payout, *, at: datetime, waiting: bool)
         )
     )
     return Finished(status, body)
+
+
+_LINE_COLUMNS = (
+    "txn_id", "payout_id", "kind", "type", "reporting_category", "amount", "fee", "net",
+    "currency", "source", "ledger_ref", "source_amount", "source_currency", "created",
+    "available_on", "matched", "classes",
+)  # fmt: skip
+
+
+def _line_values(line: LineResult) -> tuple[Any, ...]:
+    t = line.txn
+    return (
+        t.id, t.payout_id, t.kind.value, t.type[:64], t.reporting_category[:64], t.amount,
+        t.fee, t.net, t.currency, t.source, t.ledger_ref, t.source_amount, t.source_currency,
+        t.created, t.available_on, line.matched, ",".join(c.value for c in line.classes),
+    )  # fmt: skip
 
 
 REPORT_CSV_FIELDS = (
