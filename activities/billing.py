@@ -3,7 +3,8 @@
 Each side effect carries a key derived from the workflow's own identity: invoices by
 ``sub:<id>:period:<start>`` or ``sub:<id>:change:<update id>``, charges by
 ``<invoice id>:attempt:<n>``, so a retried activity finds the first result instead of
-doing the work twice. Declines are returned as ``ChargeDeclined`` values; only gateway
+doing the work twice. An attempt after the first (a new key) first asks the gateway for
+a payment of the invoice it already holds, and returns that instead of charging again. Declines are returned as ``ChargeDeclined`` values; only gateway
 failures raise (as ``ApplicationError``, via ``to_application_error``).
 
 The request and result types live here so the workflow can import them with the
@@ -23,6 +24,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.gateway_errors import to_application_error
+from activities.gateway_reconciler import paid_before
 from activities.gateway_sync import GatewaySyncActivities
 from billing.catalog import Catalog, CustomerProfile
 from billing.gateway import (
@@ -411,9 +413,29 @@ class BillingActivities:
         quote = await self.quote_tax(request.tax_request())
         return await self.create_invoice(request.with_quote(quote))
 
+    async def _paid_before(self, request: ChargeRequest) -> ChargeSucceeded | None:
+        """A later attempt (a new idempotency key) first looks for a payment of the
+        invoice the gateway already holds; the first attempt has nothing to find."""
+        if request.attempt <= 1:
+            return None
+        found = await paid_before(
+            self._gateway,
+            customer_id=request.gateway_customer_id,
+            invoice_id=request.invoice_id,
+            amount=Money(request.amount, request.currency),
+        )
+        return (
+            None
+            if found is None
+            else ChargeSucceeded(found.id, found.latest_charge_id, found.amount)
+        )
+
     @activity.defn(name="billing.charge_invoice")
     async def charge_invoice(self, request: ChargeRequest) -> ChargeOutcome:
         try:
+            paid = await self._paid_before(request)
+            if paid is not None:
+                return paid
             return await self._gateway.charge_off_session(
                 customer_id=request.gateway_customer_id,
                 payment_method_id=request.payment_method_id,
@@ -471,6 +493,9 @@ class BillingActivities:
         """A customer-initiated attempt while the customer is in the portal; 3-D Secure
         comes back as ``ChargeRequiresAction`` for the page to complete."""
         try:
+            paid = await self._paid_before(request)
+            if paid is not None:
+                return paid
             return await self._gateway.charge_on_session(
                 customer_id=request.gateway_customer_id,
                 payment_method_id=request.payment_method_id,

@@ -25,6 +25,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.gateway_errors import to_application_error
+from activities.gateway_reconciler import paid_before
 from activities.notifications import NotificationReceipt, NotificationRequest, Notifier
 from billing.declines import DeclineInfo, classify_decline
 from billing.dunning.policy import InvoiceEndAction
@@ -139,7 +140,17 @@ class DunningActivities:
 
     @activity.defn(name="dunning_charge")
     async def charge(self, request: DunningChargeRequest) -> DunningChargeResult:
+        """One dunning attempt under its own key; a payment of the invoice the gateway
+        already holds (made but never recorded) is the attempt's success instead."""
         try:
+            found = await paid_before(
+                self._gateway,
+                customer_id=request.gateway_customer_id,
+                invoice_id=request.invoice_id,
+                amount=Money(request.amount, request.currency),
+            )
+            if found is not None:
+                return DunningChargeResult("succeeded", found.id, found.amount.amount)
             outcome = await self._gateway.charge_off_session(
                 customer_id=request.gateway_customer_id,
                 payment_method_id=request.payment_method_id,

@@ -10,6 +10,12 @@ Idempotent: a retry reads the gateway again, and the exception is opened once pe
 (intent, invoice) key. An intent the gateway does not know is a ``missing_at_gateway``
 mismatch; a gateway that cannot be reached raises (Temporal retries), so an outage is
 never mistaken for a mismatch.
+
+``paid_before`` is the other half of believing the gateway: before a charge under a new
+idempotency key (a dunning retry, a retry on a new card, an on-session attempt), the
+charge activities ask whether the gateway already holds a succeeded payment of the same
+amount for the invoice (one that went through but was never recorded), and record that
+instead of charging again.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from billing.gateway import (
     PaymentGateway,
     PaymentIntentSnapshot,
 )
+from billing.money import Money
 from billing.payment_verification import ExpectedPayment, finding, payment_mismatches
 from billing.reconciliation.model import Finding
 
@@ -103,3 +110,27 @@ class GatewayReconciler:
             return None  # no such intent (404) or not one this account can read
         except GatewayError as exc:
             raise to_application_error(exc) from exc
+
+
+async def paid_before(
+    gateway: PaymentGateway, *, customer_id: str, invoice_id: str, amount: Money
+) -> PaymentIntentSnapshot | None:
+    """The succeeded PaymentIntent of this customer that already paid ``amount`` for the
+    invoice, if the gateway holds one. Gateway errors propagate (the caller's activity
+    translates them): a charge is never made because the look-up could not be."""
+    found = await gateway.find_succeeded_payment(customer_id=customer_id, invoice_id=invoice_id)
+    if found is None:
+        return None
+    if found.amount != amount:
+        activity.logger.warning(
+            "invoice %s: succeeded intent %s of another amount; charging as asked",
+            invoice_id,
+            found.id,
+        )
+        return None
+    activity.logger.warning(
+        "invoice %s already paid at the gateway by %s: recorded, not charged again",
+        invoice_id,
+        found.id,
+    )
+    return found

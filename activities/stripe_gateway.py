@@ -35,6 +35,7 @@ from activities.gateway_errors import (
 )
 from billing.declines import DeclineFamily, classify_decline
 from billing.gateway import (
+    INVOICE_METADATA_KEYS,
     BalanceTransaction,
     CardDeclined,
     ChargeDeclined,
@@ -428,6 +429,27 @@ class StripeGateway:
     async def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntentSnapshot:
         pi = await self._run(self._client.v1.payment_intents.retrieve, payment_intent_id)
         return _snapshot(pi)
+
+    async def find_succeeded_payment(
+        self, *, customer_id: str, invoice_id: str
+    ) -> PaymentIntentSnapshot | None:
+        """A PaymentIntent of this customer that succeeded for the invoice (by our
+        metadata), if the gateway holds one: what a charge under a new idempotency key
+        looks for first, so a payment made but never recorded is not made twice. Lists
+        the customer's intents (strongly consistent, unlike Stripe's search API)."""
+        return await self._run(self._find_succeeded, customer_id, invoice_id)
+
+    def _find_succeeded(self, customer_id: str, invoice_id: str) -> PaymentIntentSnapshot | None:
+        listing = self._client.v1.payment_intents.list(
+            params={"customer": customer_id, "limit": 100}
+        )
+        for pi in listing.auto_paging_iter():
+            metadata = _plain(field_of(pi, "metadata"))
+            if field_of(pi, "status") != PaymentIntentStatus.SUCCEEDED:
+                continue
+            if any(metadata.get(key) == invoice_id for key in INVOICE_METADATA_KEYS):
+                return _snapshot(pi)
+        return None
 
     async def cancel_payment_intent(
         self, *, payment_intent_id: str, idempotency_key: str

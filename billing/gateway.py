@@ -43,6 +43,10 @@ from billing.declines import (
 )
 from billing.money import Money
 
+# The metadata keys that name the invoice a PaymentIntent pays: the renewal and portal
+# charges stamp the first, the dunning charges the second.
+INVOICE_METADATA_KEYS = ("dunwell_invoice_id", "invoice_id")
+
 # Stripe documents a 255-character ceiling for idempotency keys.
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
@@ -391,6 +395,10 @@ class PaymentGateway(Protocol):
     ) -> ChargeOutcome: ...
 
     async def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntentSnapshot: ...
+
+    async def find_succeeded_payment(
+        self, *, customer_id: str, invoice_id: str
+    ) -> PaymentIntentSnapshot | None: ...
 
     async def cancel_payment_intent(
         self, *, payment_intent_id: str, idempotency_key: str

@@ -1,7 +1,7 @@
 """localstripe as Dunwell's development gateway, with the Stripe behaviour Dunwell relies on.
 
 ``dunwell localstripe --port N`` (what ``dunwell dev`` and the tests start) serves
-localstripe's own aiohttp app with four adjustments:
+localstripe's own aiohttp app with five adjustments:
 
 - The store stays in memory. localstripe pickles its whole store to the fixed path
   ``/tmp/localstripe.pickle`` after every write, so parallel sessions would overwrite one
@@ -18,6 +18,8 @@ localstripe's own aiohttp app with four adjustments:
   each payment cost time in proportion to all objects ever created (20 ms of CPU per
   PaymentIntent after 3,000 of them); Stripe's own latency does not grow that way, and
   ``bench/renewals.py`` would have measured the fake instead of Dunwell.
+- PaymentIntents are listed by ``customer`` as on Stripe (localstripe refuses the
+  filter): a charge looks up what the customer already paid for an invoice.
 
 Development and tests only: production talks to Stripe.
 """
@@ -90,6 +92,11 @@ def serve(port: int, host: str = "127.0.0.1") -> None:
     web.run_app(server.app, host=host, port=port, access_log=None, print=None)
 
 
+# Types Stripe lists by ``customer=`` that localstripe lists only whole (its charges,
+# invoices and subscriptions take the filter in their own listing).
+_BY_CUSTOMER = ("payment_intent",)
+
+
 def _index_store_by_type(resources: Any) -> None:
     """Keep, beside localstripe's store, one dict per object type (keys ``type:id``, in
     insertion order as the store), and list a type from it."""
@@ -116,10 +123,14 @@ def _index_store_by_type(resources: Any) -> None:
     def _api_list_all(
         cls: Any, /, url: str, limit: Any = None, starting_after: Any = None, **kwargs: Any
     ) -> Any:
+        customer = kwargs.pop("customer", None) if cls.object in _BY_CUSTOMER else None
         if kwargs:  # as localstripe answers an unknown filter
             raise resources.UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
         listed = resources.List(url, limit=limit, starting_after=starting_after)
-        listed._list = list(by_type[cls.object].values())
+        objects = list(by_type[cls.object].values())
+        if customer is not None:
+            objects = [o for o in objects if getattr(o, "customer", None) == customer]
+        listed._list = objects
         return listed
 
     resources.StripeObject._api_list_all = classmethod(_api_list_all)

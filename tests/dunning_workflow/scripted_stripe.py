@@ -4,7 +4,9 @@ Each ``POST /v1/payment_intents`` takes the next scripted reply: a recorded decl
 ``tests/fixtures/stripe/`` or a success echoing the requested amount. A reply can be
 gated: the server holds the HTTP response until the test opens the gate, so a charge
 activity is provably in flight. An unscripted charge is answered with a 500 and counted,
-so a test sees any charge it did not expect.
+so a test sees any charge it did not expect. ``GET /v1/payment_intents?customer=…``
+lists the intents that succeeded for that customer, as Stripe would (a charge looks for
+a payment of its invoice the gateway already holds before it charges).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class ScriptedStripe:
     url: str = ""
     charges: list[ReceivedRequest] = field(default_factory=list)
     unscripted: int = 0
+    succeeded: list[dict[str, Any]] = field(default_factory=list)
     _script: deque[_Reply] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _closing: threading.Event = field(default_factory=threading.Event)
@@ -72,7 +75,15 @@ class ScriptedStripe:
         if reply.recording is not None:
             payload = load_recording(reply.recording)
             return payload["http_status"], payload["body"], reply.gate
-        return 200, _succeeded(form), reply.gate
+        paid = _succeeded(form)
+        with self._lock:
+            self.succeeded.append(paid)
+        return 200, paid, reply.gate
+
+    def listing(self, customer: str | None) -> dict[str, Any]:
+        with self._lock:
+            found = [p for p in reversed(self.succeeded) if p["customer"] == customer]
+        return {"object": "list", "data": found, "has_more": False, "url": CHARGE_PATH}
 
 
 def _succeeded(form: dict[str, str]) -> dict[str, Any]:
@@ -89,7 +100,11 @@ def _succeeded(form: dict[str, str]) -> dict[str, Any]:
         "latest_charge": "ch_scripted",
         "last_payment_error": None,
         "client_secret": "pi_scripted_secret",
-        "metadata": {},
+        "metadata": {
+            key[len("metadata[") : -1]: value
+            for key, value in form.items()
+            if key.startswith("metadata[") and key.endswith("]")
+        },
         "livemode": False,
         "created": 1767225600,
     }
@@ -102,7 +117,10 @@ def _handler(state: ScriptedStripe) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length).decode() if length else ""
             path = urllib.parse.urlsplit(self.path).path
             request = ReceivedRequest(self.command, path, dict(self.headers.items()), body)
-            if (self.command, path) != ("POST", CHARGE_PATH):
+            query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
+            if (self.command, path) == ("GET", CHARGE_PATH):
+                status, payload, gate = 200, state.listing(query.get("customer")), None
+            elif (self.command, path) != ("POST", CHARGE_PATH):
                 status, payload, gate = 404, {"error": {"type": "invalid_request_error"}}, None
             else:
                 with state._lock:

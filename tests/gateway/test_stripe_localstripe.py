@@ -255,3 +255,74 @@ async def test_payouts_page_through_with_a_cursor(gateway, stripe_client):
     seen = [p.amount for p in first.items + rest.items]
     assert sorted(m.amount for m in seen) == [1000, 2000, 3000]
     assert {m.currency for m in seen} == {"EUR"}
+
+
+async def test_find_succeeded_payment_by_customer_and_invoice_metadata(gateway, stripe_client):
+    customer_id, pm_ok = await customer_with_card(gateway, stripe_client, VISA_OK, "find")
+    other_customer, other_pm = await customer_with_card(gateway, stripe_client, VISA_OK, "other")
+    declines = card(stripe_client, FAILS_WHEN_CHARGED)
+    await gateway.attach_payment_method(
+        payment_method_id=declines, customer_id=customer_id, idempotency_key="find:declines"
+    )
+    amount = Money(3451, "EUR")
+    assert await gateway.find_succeeded_payment(customer_id=customer_id, invoice_id="inv_1") is None
+    # A declined attempt for the invoice, a payment of another invoice, and the same
+    # invoice id paid by another customer: none of them paid inv_1 for this customer.
+    await gateway.charge_off_session(
+        customer_id=customer_id,
+        payment_method_id=declines,
+        amount=amount,
+        idempotency_key="inv_1:attempt:1",
+        metadata={"dunwell_invoice_id": "inv_1"},
+    )
+    await gateway.charge_off_session(
+        customer_id=customer_id,
+        payment_method_id=pm_ok,
+        amount=amount,
+        idempotency_key="inv_2:attempt:1",
+        metadata={"dunwell_invoice_id": "inv_2"},
+    )
+    await gateway.charge_off_session(
+        customer_id=other_customer,
+        payment_method_id=other_pm,
+        amount=amount,
+        idempotency_key="other:inv_1:attempt:1",
+        metadata={"dunwell_invoice_id": "inv_1"},
+    )
+    assert await gateway.find_succeeded_payment(customer_id=customer_id, invoice_id="inv_1") is None
+
+    # A dunning attempt's metadata names the invoice as invoice_id.
+    paid = await gateway.charge_off_session(
+        customer_id=customer_id,
+        payment_method_id=pm_ok,
+        amount=amount,
+        idempotency_key="inv_1:dunning:2",
+        metadata={"invoice_id": "inv_1", "dunning_attempt": "2"},
+    )
+    assert isinstance(paid, ChargeSucceeded)
+    found = await gateway.find_succeeded_payment(customer_id=customer_id, invoice_id="inv_1")
+    assert found is not None
+    assert (found.id, found.status, found.amount, found.customer_id) == (
+        paid.payment_intent_id,
+        PaymentIntentStatus.SUCCEEDED,
+        amount,
+        customer_id,
+    )
+
+
+async def test_find_succeeded_payment_pages_through_the_customers_intents(gateway, stripe_client):
+    customer_id, pm_ok = await customer_with_card(gateway, stripe_client, VISA_OK, "pages")
+    amount = Money(100, "EUR")
+    for n in range(105):  # more than one page of 100
+        await gateway.charge_off_session(
+            customer_id=customer_id,
+            payment_method_id=pm_ok,
+            amount=amount,
+            idempotency_key=f"inv_p{n}:attempt:1",
+            metadata={"dunwell_invoice_id": f"inv_p{n}"},
+        )
+    for n in (0, 104):
+        found = await gateway.find_succeeded_payment(
+            customer_id=customer_id, invoice_id=f"inv_p{n}"
+        )
+        assert found is not None and found.metadata["dunwell_invoice_id"] == f"inv_p{n}"

@@ -8,6 +8,7 @@ The workflow's local attempts, and what follows when they fail, are in
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -164,3 +165,32 @@ async def test_a_definitive_charge_error_is_the_bill_steps_result(flows: Flows) 
 
     assert billed.outcome is None and billed.charge_error == "InvalidGatewayRequest"
     assert str(flows.store.get(billed.invoice.invoice_id).status) == "open"
+
+
+async def test_a_later_attempt_records_the_payment_the_gateway_already_holds(
+    flows: Flows,
+) -> None:
+    acts = flows.billing_activities()
+    _invoice, charge = await invoice_with_card(flows, acts, VISA_OK)
+    env = ActivityEnvironment()
+    paid = await env.run(acts.charge_invoice, charge)  # went through, never recorded
+    assert isinstance(paid, ChargeSucceeded)
+
+    for later in (
+        acts.charge_invoice,  # a retry on a new card
+        acts.charge_invoice_on_session,  # the customer's own attempt in the portal
+    ):
+        again = await env.run(later, dataclasses.replace(charge, attempt=2))
+        assert again == paid, "the payment already made, not a new one"
+    charges = flows.stripe.v1.charges.list({"customer": charge.gateway_customer_id}).data
+    assert len(charges) == 1, "charged once"
+
+
+async def test_a_later_attempt_charges_when_nothing_was_paid(flows: Flows) -> None:
+    acts = flows.billing_activities()
+    invoice, charge = await invoice_with_card(flows, acts, VISA_OK)
+    env = ActivityEnvironment()
+    outcome = await env.run(acts.charge_invoice, dataclasses.replace(charge, attempt=2))
+    assert isinstance(outcome, ChargeSucceeded)
+    charges = flows.stripe.v1.charges.list({"customer": charge.gateway_customer_id}).data
+    assert [c.amount for c in charges] == [invoice.total]
