@@ -21,6 +21,15 @@ An event whose subscription cannot be derived, whose derived id is not a plausib
 or whose type is not in ``LIFECYCLE_RANKS`` is *unroutable*: the intake parks it for
 ops with the reason; it is never dropped.
 
+Customer-scoped events (``payment_method.*``, ``customer.*`` other than
+``customer.subscription.*``; a card updater's ``payment_method.automatically_updated``
+carries no subscription metadata) name a gateway customer instead
+(``gateway_customer_of``). The Stripe intake hands such an event, when no subscription
+can be derived, to each subscription of that customer: ``stripe_event_for`` makes the
+copy for one subscription, under the event id ``<event id>#<subscription id>`` so each
+copy is recorded and de-duplicated on its own. A customer with no subscription leaves
+the event unroutable (parked).
+
 Order. Relay events apply in strict ``sequence`` order per subscription: the next one
 expected is the last applied + 1 (the first is 1); later ones wait in the buffer. A gap
 that stays open longer than the workflow's timeout is reported by ``gaps``; the
@@ -104,7 +113,14 @@ LIFECYCLE_RANKS: dict[str, int] = {
     "payment_method.updated": 1,
     "payment_method.automatically_updated": 1,
     "payment_method.detached": 2,
+    "customer.created": 0,
+    "customer.updated": 1,
+    "customer.deleted": 2,
 }
+
+# Separates an event id from the subscription its fanned-out copy was made for.
+FAN_OUT_SEPARATOR = "#"
+_GATEWAY_CUSTOMER_ID = re.compile(r"cus_[A-Za-z0-9]{1,200}")
 
 
 @dataclass(frozen=True)
@@ -176,6 +192,52 @@ def stripe_event(raw: Mapping[str, Any]) -> GatewayEvent | Unroutable:
         order_key=stripe_order_key(event_type, created, event_id),
         named_subscription=None,
     )
+
+
+def gateway_customer_of(raw: Mapping[str, Any]) -> str | None:
+    """The gateway customer (``cus_…``) a customer-scoped Stripe event is about, if it
+    is one: a payment method's ``customer``, a customer object's ``id``."""
+    event_type = raw.get("type")
+    data = raw.get("data")
+    obj = data.get("object") if isinstance(data, Mapping) else None
+    if not isinstance(event_type, str) or not isinstance(obj, Mapping):
+        return None
+    found: Any = None
+    if event_type.startswith("payment_method."):
+        found = obj.get("customer")
+        if isinstance(found, Mapping):
+            found = found.get("id")
+    elif event_type.startswith("customer.") and not event_type.startswith("customer.subscription."):
+        found = obj.get("id") if obj.get("object") == "customer" else None
+    if isinstance(found, str) and _GATEWAY_CUSTOMER_ID.fullmatch(found):
+        return found
+    return None
+
+
+def stripe_event_for(raw: Mapping[str, Any], subscription_id: str) -> GatewayEvent | Unroutable:
+    """A customer-scoped Stripe event's copy for one of the customer's subscriptions."""
+    routed = stripe_event(raw)
+    event_id = f"{routed.event_id}{FAN_OUT_SEPARATOR}{subscription_id}"
+    data = raw.get("data")
+    obj = data.get("object") if isinstance(data, Mapping) else None
+    assert isinstance(obj, Mapping)  # stripe_event refused the event otherwise
+    created = _created(raw)
+    return _route(
+        event_id=event_id,
+        source="stripe",
+        event_type=routed.type,
+        obj=obj,
+        created=created,
+        sequence=None,
+        order_key=stripe_order_key(routed.type, created, event_id),
+        named_subscription=subscription_id,
+    )
+
+
+def _created(raw: Mapping[str, Any]) -> datetime:
+    created = raw.get("created")
+    assert isinstance(created, int)
+    return datetime.fromtimestamp(created, UTC)
 
 
 def relay_event(

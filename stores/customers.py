@@ -185,6 +185,24 @@ def list_subscriptions(conn: Connection, customer_id: str) -> list[SubscriptionR
     return [_subscription(row) for row in rows]
 
 
+def subscriptions_of_gateway_customer(
+    conn: Connection, gateway_customer_id: str
+) -> list[SubscriptionRecord]:
+    """Every subscription of the customer known to the gateway as ``gateway_customer_id``
+    (where a customer-scoped gateway event goes)."""
+    rows = (
+        conn.execute(
+            select(subscriptions)
+            .join(customers, customers.c.id == subscriptions.c.customer_id)
+            .where(customers.c.gateway_customer_id == gateway_customer_id)
+            .order_by(subscriptions.c.created_at, subscriptions.c.id)
+        )
+        .mappings()
+        .all()
+    )
+    return [_subscription(row) for row in rows]
+
+
 def _customer(row: RowMapping) -> CustomerRecord:
     return CustomerRecord(
         id=row["id"],

@@ -2,7 +2,8 @@
 and the ops listing of parked events.
 
 Intake is verify -> record -> signal -> 200; business processing happens later in the
-workflow. Delivery is at-least-once towards Temporal and exactly-once in effect: the
+workflow. A customer-scoped event with no subscription of its own goes to every
+subscription of its gateway customer (``api.services.customer_events``). Delivery is at-least-once towards Temporal and exactly-once in effect: the
 ``processed_events`` row is inserted ``received`` with a delivery claim, the workflow is
 signalled (``signal_with_start``), then the row becomes ``delivered``. If the signal fails
 the claim is released and the sender gets 503 + Retry-After, so its retry signals again; if
@@ -29,6 +30,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import ApiKey, EngineDep, SettingsDep
 from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
+from api.services import customer_events
 from api.services.event_recorder import EventRecorder
 from api.services.payout_events import payout_intake, payout_of
 from api.temporal_client import TemporalConnection, TemporalUnavailable
@@ -92,9 +94,31 @@ async def stripe_webhook(
         if payout_id is not None:
             return await _payout_event(request, settings, engine, parsed, payout_id, raw)
         outcome = stripe_event(parsed)
+        copies: list[GatewayEvent] = []
+        if isinstance(outcome, Unroutable) and outcome.reason == "no_subscription":
+            copies = await customer_events.fan_out(engine, parsed)
     except (ValueError, MalformedEvent) as err:
         raise ApiError(400, "invalid_event", "the body is not a Stripe event") from err
+    if copies:
+        return await _intake_copies(request, settings, engine, outcome.event_id, copies, raw)
     return await intake(request, settings, engine, outcome, raw.decode("utf-8"))
+
+
+async def _intake_copies(
+    request: Request,
+    settings: Settings,
+    engine: Engine,
+    event_id: str,
+    copies: list[GatewayEvent],
+    raw: bytes,
+) -> IntakeAck:
+    """A customer-scoped event: each subscription's copy through the intake in turn.
+    Accepted when any copy was delivered now; a failure answers 503 and the sender's
+    retry delivers the copies still undelivered (the others are duplicates then)."""
+    body = raw.decode("utf-8")
+    acks = [await intake(request, settings, engine, copy, body) for copy in copies]
+    accepted = any(ack.status == "accepted" for ack in acks)
+    return IntakeAck(status="accepted" if accepted else "duplicate", event_id=event_id)
 
 
 async def _payout_event(

@@ -359,7 +359,7 @@ async def test_unroutable_events_are_parked_and_listed_for_ops(
 
 async def test_parked_listing_pages(api):
     for _ in range(3):
-        await post_stripe(api, stripe_event("customer.created", subscription_id=new_id("sub")))
+        await post_stripe(api, stripe_event("product.created", subscription_id=new_id("sub")))
     auth = {"Authorization": f"Bearer {API_KEY}"}
 
     first = (await api.get("/v1/ops/parked-events?limit=2", headers=auth)).json()
