@@ -57,7 +57,7 @@ def build_activities(
     if engine is None:
         engine = make_engine(settings.database_url)
     if gateway is None:
-        gateway = build_gateway(settings)
+        gateway = build_gateway(settings, engine)
     if registrations is None:
         registrations = ComplianceLedger(engine)
     invoices = InvoiceStore(engine, issuer=settings.invoice_issuer)

@@ -2,6 +2,8 @@
 
 The official SDK is synchronous; every call runs on a small bounded thread pool so the
 worker's event loop never blocks and the number of calls in flight to Stripe stays capped.
+With a ``rate_limit`` (``activities.gateway_rate``), each call first waits for its turn
+in the request budget every process shares.
 Writes carry the caller's ``Idempotency-Key``; SDK-level retries are off by default,
 because retries belong to Temporal's retry policy, where they are visible in history.
 """
@@ -33,6 +35,7 @@ from activities.gateway_errors import (
     id_of,
     translate_stripe_error,
 )
+from activities.gateway_rate import SharedRateLimit
 from billing.declines import DeclineFamily, classify_decline
 from billing.gateway import (
     INVOICE_METADATA_KEYS,
@@ -200,7 +203,9 @@ class StripeGateway:
         timeout_seconds: float = 30.0,
         max_concurrency: int = 8,
         max_network_retries: int = 0,
+        rate_limit: SharedRateLimit | None = None,
     ) -> None:
+        self._rate_limit = rate_limit
         self._client = stripe.StripeClient(
             api_key,
             stripe_version=api_version,
@@ -216,6 +221,8 @@ class StripeGateway:
         self._executor.shutdown(wait=True)
 
     async def _run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        if self._rate_limit is not None:
+            await self._rate_limit.acquire()
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self._executor, functools.partial(self._translated, fn, *args, **kwargs)

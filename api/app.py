@@ -58,7 +58,7 @@ def create_app(
         app.state.temporal = TemporalConnection(settings, temporal_client)
         app.state.catalog = load_catalog()
         app.state.tax_engine = build_tax_engine(settings)
-        app.state.gateway = build_gateway(settings)
+        app.state.gateway = build_gateway(settings, app.state.engine)
         if freeze_heap:
             freeze_startup_heap()
         try:

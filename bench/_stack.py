@@ -113,6 +113,13 @@ def _stat_fields(pid: int) -> tuple[str, list[str]] | None:
     return text[text.index("(") + 1 : text.rindex(")")], text.rsplit(")", 1)[1].split()
 
 
+def gateway_rate_limit() -> str:
+    """The gateway request limit a benchmark's processes run with: off unless
+    ``DUNWELL_GATEWAY_REQUESTS_PER_SECOND`` is set, since localstripe has no limit to
+    stay under and the figures measure Dunwell; each run prints the value."""
+    return os.environ.get("DUNWELL_GATEWAY_REQUESTS_PER_SECOND", "0")
+
+
 class PostgresCpu:
     """CPU seconds of the PostgreSQL backends connected to one database.
 
@@ -344,6 +351,11 @@ class Stack:
         self._wait_until("localstripe", lambda: http_ok(f"{base}/js.stripe.com/v3/"))
         self.stripe_api_base = base
         progress(f"localstripe on {base}")
+        limit = gateway_rate_limit()
+        progress(
+            f"gateway request limit: {limit + ' per second' if limit != '0' else 'off'} "
+            "(DUNWELL_GATEWAY_REQUESTS_PER_SECOND)"
+        )
         return base
 
     def env(self) -> dict[str, str]:
@@ -359,6 +371,7 @@ class Stack:
                 "DUNWELL_STRIPE_API_BASE": self.stripe_api_base,
                 "DUNWELL_STRIPE_API_KEY": STRIPE_API_KEY,
                 "DUNWELL_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+                "DUNWELL_GATEWAY_REQUESTS_PER_SECOND": gateway_rate_limit(),
                 "DUNWELL_API_KEY": API_KEY,
                 "PYTHONUNBUFFERED": "1",
                 # The workflow sandbox re-imports the workflow modules for every workflow

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     # None means Stripe's own API; dev points this at localstripe.
     stripe_api_base: str | None = "http://127.0.0.1:8420"
     stripe_webhook_secret: str = PLACEHOLDER_WEBHOOK_SECRET
+    # Gateway requests per second, all processes on the database together (Stripe
+    # allows about 100 in live mode, 25 in test mode); 0 turns the limit off.
+    gateway_requests_per_second: int = Field(default=90, ge=0)
     # Publishable keys are public by design (they go to the browser); localstripe
     # accepts any pk_test_ key.
     stripe_publishable_key: str = "pk_test_dunwell_localstripe"

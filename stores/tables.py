@@ -2,9 +2,10 @@
 
 Descriptions for queries; the schema is made by the Alembic revisions in
 ``ledger/migrations`` (``0002_gateway_events``, ``0004_customers``, ``0005_notifications``,
-``0006_customer_segment``, ``0007_notification_dismissal``). What each row means, and how its status moves, is said by
-the store that owns it: ``stores.customers``, ``stores.gateway_events``,
-``stores.notifications``.
+``0006_customer_segment``, ``0007_notification_dismissal``, ``0010_gateway_rate``). What
+each row means, and how its status moves, is said by the store that owns it:
+``stores.customers``, ``stores.gateway_events``, ``stores.notifications``,
+``stores.gateway_rate``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import datetime
 from typing import cast
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Column,
     ForeignKey,
@@ -138,3 +140,14 @@ class NotificationRecord(Base):
 
 
 notifications = cast(Table, NotificationRecord.__table__)
+
+
+# -- the outbound gateway request budget every process shares (stores.gateway_rate) -----
+
+gateway_rate_windows = Table(
+    "gateway_rate_windows",
+    Base.metadata,
+    Column("window_start", BigInteger, primary_key=True, autoincrement=False),  # Unix second
+    Column("used", Integer, nullable=False),
+    CheckConstraint("used >= 0", name="used"),
+)
