@@ -9,8 +9,13 @@ import logging
 import pytest
 
 from billing.pan import (
+    MAX_JSON_DEPTH,
     REDACTED,
+    JsonTooDeep,
     RedactingFilter,
+    ScanBudget,
+    ScanBudgetExceeded,
+    card_data_in_value,
     find_pan_like,
     luhn_valid,
     redact,
@@ -53,10 +58,71 @@ def test_one_wrong_digit_is_not_a_pan(number):
         "3782-822463-10005",
         "card: 4242 4242 4242 4242.",
         "qty 2 4242424242424242",  # a number right before the card does not hide it
+        "4242  4242  4242  4242",
+        "4242.4242.4242.4242",
+        "4242/4242/4242/4242",
+        "4242\t4242\t4242\t4242",
+        "\uff14\uff12\uff14\uff12 \uff14\uff12\uff14\uff12 \uff14\uff12\uff14\uff12 \uff14\uff12\uff14\uff12",
+        "4242\u20134242\u20134242\u20134242",  # en dashes
+        "4242\u00a04242\u00a04242\u00a04242",  # no-break spaces
+        "\u0664\u0662\u0664\u0662" * 4,  # Arabic-Indic digits
     ],
 )
 def test_grouped_numbers_are_found(typed):
     assert find_pan_like(typed)
+    assert REDACTED in redact(typed)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "4242 - 4242 - 4242 - 4242",  # a three-character separator is not how cards are typed
+        "4242-4242/4242-4242",  # mixed separators
+        "4242   4242   4242   4242",  # three spaces
+    ],
+)
+def test_separators_outside_the_typed_forms_split_the_groups(text):
+    assert not find_pan_like(text)
+
+
+def test_a_megabyte_of_digit_groups_ends_in_the_budget_not_in_seconds():
+    hostile = "1 " * (512 * 1024)
+    with pytest.raises(ScanBudgetExceeded):
+        find_pan_like(hostile, ScanBudget())
+    # The same groups in an ordinary amount are checked in full.
+    assert not find_pan_like("1 " * 40, ScanBudget())
+    assert find_pan_like("1 " * 40 + VISA, ScanBudget())
+
+
+def test_one_budget_is_shared_by_every_scan_of_a_request():
+    budget = ScanBudget(100)
+    find_pan_like("4242 4242 4242 4243", budget)  # 16 digits x 4 groups
+    assert budget.remaining == 100 - 64
+    with pytest.raises(ScanBudgetExceeded):
+        find_pan_like("4242 4242 4242 4243", budget)
+
+
+def test_json_values_are_read_as_parsed():
+    budget = ScanBudget()
+    assert card_data_in_value({"amount": int(VISA)}, budget) == "card_number"
+    assert card_data_in_value({"n": [1, 2, {"deep": [VISA]}]}, budget) == "card_number"
+    assert card_data_in_value({VISA: "key"}, budget) == "card_number"
+    assert card_data_in_value({"card_cvc2": "x"}, budget) == "card_field"
+    # A float is a measurement, whatever digits its text has.
+    assert card_data_in_value({"x": 5.6957321794073064e16}, budget) is None
+    assert card_data_in_value({"x": True, "y": None, "z": -12}, budget) is None
+
+
+def test_nesting_deeper_than_the_limit_is_refused_not_recursed():
+    value: object = "leaf"
+    for _ in range(MAX_JSON_DEPTH + 1):
+        value = [value]
+    with pytest.raises(JsonTooDeep):
+        card_data_in_value(value, ScanBudget())
+    shallow: object = "leaf"
+    for _ in range(MAX_JSON_DEPTH - 1):
+        shallow = {"a": shallow}
+    assert card_data_in_value(shallow, ScanBudget()) is None
 
 
 @pytest.mark.parametrize(
@@ -66,7 +132,6 @@ def test_grouped_numbers_are_found(typed):
         "42424242424242424242",  # 20 digits, contiguous: an identifier
         "4242 4242 4242 4243",  # Luhn fails
         "4242-4242 4242-4242",  # mixed separators are not one typed number
-        "4242  4242  4242  4242",  # double spaces split the groups
         "invoice 2026-000123 amount 4900",
         "",
     ],
@@ -111,6 +176,9 @@ def test_redact_leaves_clean_text_alone():
         ({"invoice": {"number": "INV-1"}}, []),  # "number" outside a card object is fine
         ({"payment_method_id": "pm_123", "last4": "4242", "exp_month": 12}, []),
         ([{"cvc2": 1}], ["[0].cvc2"]),
+        ({"card_cvc2": "1", "cvn": "1", "card-cvv2": "1"}, ["card_cvc2", "cvn", "card-cvv2"]),
+        ({"\uff43\uff56\uff43": "1"}, ["\uff43\uff56\uff43"]),  # full-width "cvc"
+        ({"checks": {"cvc_check": "pass"}}, []),  # the gateway's check result, not a code
         ("plain", []),
     ],
 )
