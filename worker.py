@@ -77,7 +77,9 @@ def build_activities(
     )
     dunning = DunningActivities(gateway=gateway, notifier=notifier, invoices=invoices)
     if settlement is None:
-        settlement = StripeSettlementSource(settings.stripe_api_key, settings.settlement_base)
+        settlement = StripeSettlementSource(
+            settings.stripe_api_key, settings.settlement_base, gateway_base=settings.stripe_api_base
+        )
     recon = ReconciliationActivities(engine, settlement)
     reconciler = GatewayReconciler(gateway, ExceptionStore(engine))
     return [

@@ -24,8 +24,13 @@ from temporalio import activity
 from activities.gateway_errors import to_application_error
 from activities.ledger import ledger_failure
 from billing.gateway import GatewayError
-from billing.reconciliation.matcher import check_payout, match_transactions
-from billing.reconciliation.model import Payout
+from billing.reconciliation.matcher import (
+    check_gateway_objects,
+    check_ledger_records,
+    check_payout,
+    match_transactions,
+)
+from billing.reconciliation.model import GatewayObject, LedgerRecord, Payout, TxnKind
 from billing.reconciliation.source import PAGE_LIMIT, SettlementSource, TxnPage
 from billing.reconciliation.tolerances import load_tolerances, tolerances_at
 from ledger.accounts import AccountRow
@@ -34,12 +39,15 @@ from ledger.errors import LedgerError
 from ledger.reconciliation import runs
 from ledger.reconciliation.exceptions import open_findings
 from ledger.reconciliation.postings import post_settlement
-from ledger.reconciliation.records import ledger_records
+from ledger.reconciliation.records import ledger_records, unsettled_payments
 from ledger.unit_of_work import read, transact
 
 FINAL_PAYOUT_STATUSES = ("paid", "failed", "canceled")
 # Pages written per database transaction: fewer, larger statements (bench/reconcile.py).
 WRITE_GROUP = 5
+# Ledger payments one sweep looks up at the gateway, one request each.
+MAX_AGING_LOOKUPS = 500
+RECORDING_GRACE = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -100,6 +108,14 @@ class SweepRequest:
 class SweepResult:
     payouts_to_run: list[str]
     skipped: list[str]
+    findings_opened: int = 0
+
+
+@dataclass(frozen=True)
+class SweepChecks:
+    gateway_payments: int  # charges the gateway booked in the window
+    aging_checked: int  # ledger payments looked up at the gateway
+    opened: int
 
 
 class ReconciliationActivities:
@@ -109,7 +125,7 @@ class ReconciliationActivities:
         self._accounts: MutableMapping[AccountRef, AccountRow] = {}
 
     def all(self) -> list[Any]:
-        return [self.begin, self.pages, self.finish, self.sweep_payouts]
+        return [self.begin, self.pages, self.finish, self.sweep_payouts, self.sweep_checks]
 
     async def _payout(self, payout_id: str) -> Payout:
         try:
@@ -274,3 +290,56 @@ class ReconciliationActivities:
             else:
                 to_run.append(payout.id)
         return SweepResult(to_run, skipped)
+
+    @activity.defn(name="recon.sweep_checks")
+    async def sweep_checks(self, request: SweepRequest) -> SweepChecks:
+        """What no payout shows: charges the gateway booked in the window that the ledger
+        has no record of (webhook or not), and ledger payments that crossed the
+        tolerances' ``unsettled_after_days`` in the window without being settled, each
+        looked up at the gateway (gone, in another state, or just not settled)."""
+        end = request.as_of
+        start = end - timedelta(days=request.window_days)
+        # A charge of the last hour may be in the middle of being recorded.
+        charged_before = end - RECORDING_GRACE
+        tolerances = tolerances_at(end)
+        aged_end = end - timedelta(days=tolerances.unsettled_after_days)
+        aged_start = aged_end - timedelta(days=request.window_days)
+        try:
+            txns = await self._source.transactions(created_gte=start, created_lt=charged_before)
+        except GatewayError as exc:
+            raise to_application_error(exc) from exc
+        charged = [t for t in txns if t.kind is TxnKind.PAYMENT and t.ledger_ref]
+        refs = [t.ledger_ref for t in charged if t.ledger_ref]
+
+        def ledger_side(conn: Any) -> tuple[dict[str, Any], list[LedgerRecord]]:
+            aging = unsettled_payments(conn, aged_start, aged_end, limit=MAX_AGING_LOOKUPS)
+            return ledger_records(conn, refs), aging
+
+        ledger, aging = await asyncio.to_thread(read, self._engine, ledger_side)
+        objects = [
+            GatewayObject(
+                t.ledger_ref or "",
+                t.source_amount if t.source_amount is not None else t.amount,
+                t.source_currency or t.currency,
+                t.source_status or "succeeded",
+                t.created,
+                True,
+            )
+            for t in charged
+        ]
+        found: dict[str, GatewayObject | None] = {}
+        for record in aging:
+            try:
+                found[record.ref] = await self._source.payment(record.ref)
+            except GatewayError as exc:
+                raise to_application_error(exc) from exc
+        findings = check_gateway_objects(objects, ledger) + check_ledger_records(
+            aging, found, tolerances, end
+        )
+        now = datetime.now(UTC)
+        opened = await asyncio.to_thread(
+            transact,
+            self._engine,
+            lambda conn: open_findings(conn, findings, actor="recon-sweep", at=now),
+        )
+        return SweepChecks(len(charged), len(aging), opened)

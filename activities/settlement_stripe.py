@@ -19,7 +19,7 @@ from stripe.params import PayoutListParams
 
 from activities.gateway_errors import field_of, id_of, translate_stripe_error
 from activities.stripe_gateway import STRIPE_API_VERSION, from_stripe_amount
-from billing.reconciliation.model import Payout, SettlementTxn
+from billing.reconciliation.model import GatewayObject, Payout, SettlementTxn
 from billing.reconciliation.source import PAGE_LIMIT, TxnPage
 
 
@@ -31,11 +31,21 @@ class StripeSettlementSource:
         *,
         timeout_seconds: float = 30.0,
         client: stripe.StripeClient | None = None,
+        gateway_base: str | None = None,
     ) -> None:
         self._client = client or stripe.StripeClient(
             api_key,
             stripe_version=STRIPE_API_VERSION,
             base_addresses={"api": api_base} if api_base else None,
+            max_network_retries=0,
+            http_client=stripe.RequestsClient(timeout=timeout_seconds),
+        )
+        # Payments are read where they were made (localstripe in dev); settlement where
+        # it is kept (the simulator in dev). Both are Stripe in production.
+        self._gateway = stripe.StripeClient(
+            api_key,
+            stripe_version=STRIPE_API_VERSION,
+            base_addresses={"api": gateway_base} if gateway_base else None,
             max_network_retries=0,
             http_client=stripe.RequestsClient(timeout=timeout_seconds),
         )
@@ -85,6 +95,44 @@ class StripeSettlementSource:
             if not listing.has_more or not listing.data:
                 return found
             cursor = listing.data[-1].id
+
+    async def transactions(
+        self, *, created_gte: datetime, created_lt: datetime
+    ) -> list[SettlementTxn]:
+        found: list[SettlementTxn] = []
+        params: dict[str, Any] = {
+            "limit": PAGE_LIMIT,
+            "expand": ["data.source"],
+            "created": {"gte": int(created_gte.timestamp()), "lt": int(created_lt.timestamp())},
+        }
+        while True:
+            response = await self._call(
+                self._client.raw_request, "get", "/v1/balance_transactions", **params
+            )
+            listing = response.data
+            found.extend(txn_of(txn, None) for txn in listing["data"])
+            if not listing["has_more"] or not listing["data"]:
+                return found
+            params["starting_after"] = listing["data"][-1]["id"]
+
+    async def payment(self, ref: str) -> GatewayObject | None:
+        try:
+            pi = await asyncio.to_thread(self._gateway.v1.payment_intents.retrieve, ref)
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404:
+                return None
+            raise translate_stripe_error(exc) from exc
+        except stripe.StripeError as exc:
+            raise translate_stripe_error(exc) from exc
+        money = from_stripe_amount(int(pi["amount"]), str(pi["currency"]))
+        return GatewayObject(
+            ref=str(pi["id"]),
+            amount=money.amount,
+            currency=money.currency,
+            status=str(pi["status"]),
+            created=_at(pi["created"]),
+            settled=False,
+        )
 
     async def balance(self) -> dict[str, int]:
         bal = await self._call(self._client.v1.balance.retrieve)

@@ -217,7 +217,11 @@ def build_app(sim: Simulator) -> web.Application:
                 return _error(404, f"No such payout: '{payout_id}'", "payout")
             txns, more = sim.book.payout_page(payout_id, q.get("starting_after"), limit)
         else:
-            every: list[Txn] = list(reversed(sim.book.txns.values()))
+            gte = int(q.get("created[gte]", "0"))
+            lt = int(q.get("created[lt]", str(2**62)))
+            every: list[Txn] = [
+                t for t in reversed(sim.book.txns.values()) if gte <= t.created < lt
+            ]
             ids = [t.id for t in every]
             after = q.get("starting_after")
             start = ids.index(after) + 1 if after in ids else 0

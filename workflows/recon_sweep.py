@@ -4,7 +4,9 @@
 
 It asks ``recon.sweep_payouts`` which payouts arriving in the window before ``as_of``
 need a run (never reconciled, or changed at the gateway since) and starts
-``recon-payout-<id>`` for each; a run already going for a payout is left alone.
+``recon-payout-<id>`` for each; a run already going for a payout is left alone. Then
+``recon.sweep_checks`` looks for what no payout shows: gateway charges the ledger has no
+record of, and ledger payments still unsettled after the tolerances' limit.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from workflows.reconcile_payout import ReconcileInput, ReconcilePayoutWorkflow, 
 with workflow.unsafe.imports_passed_through():
     from activities.reconciliation import (
         ReconciliationActivities,
+        SweepChecks,
         SweepRequest,
         SweepResult,
     )
@@ -30,6 +33,8 @@ WORKFLOW_TYPE = "ReconSweepWorkflow"
 SCHEDULE_ID = "recon-sweep"
 CATCHUP_WINDOW = timedelta(days=3)
 _SCHEDULED_AT = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
+# Behaviour added to running sweeps; each name is a workflow.patched() marker.
+PATCH_SWEEP_CHECKS = "recon-sweep-checks"
 
 
 @dataclass(frozen=True)
@@ -68,8 +73,16 @@ class ReconSweepWorkflow:
                 started.append(payout_id)
             except WorkflowAlreadyStartedError:
                 pass  # a run is going; it reads the payout as the gateway has it now
+        opened = 0
+        if workflow.patched(PATCH_SWEEP_CHECKS):
+            checks: SweepChecks = await workflow.execute_activity_method(
+                ReconciliationActivities.sweep_checks,
+                SweepRequest(as_of, request.window_days),
+                start_to_close_timeout=timedelta(minutes=30),
+            )
+            opened = checks.opened
         workflow.set_current_details(
             f"**Sweep** as of {as_of.isoformat()}: started {len(started)}, "
-            f"skipped {len(found.skipped)} already reconciled"
+            f"skipped {len(found.skipped)} already reconciled, {opened} exceptions opened"
         )
-        return SweepResult(started, found.skipped)
+        return SweepResult(started, found.skipped, opened)

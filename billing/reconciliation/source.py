@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from billing.reconciliation.model import Payout, SettlementTxn
+from billing.reconciliation.model import GatewayObject, Payout, SettlementTxn
 
 PAGE_LIMIT = 100  # Stripe's largest page
 
@@ -36,6 +36,17 @@ class SettlementSource(Protocol):
 
     async def payouts(self, *, arrival_gte: datetime, arrival_lt: datetime) -> list[Payout]:
         """Every payout arriving in ``[arrival_gte, arrival_lt)``."""
+        ...
+
+    async def transactions(
+        self, *, created_gte: datetime, created_lt: datetime
+    ) -> list[SettlementTxn]:
+        """Every balance transaction created in ``[created_gte, created_lt)``, paid out
+        or not, sources expanded."""
+        ...
+
+    async def payment(self, ref: str) -> GatewayObject | None:
+        """The payment intent ``ref`` as the gateway holds it; None if it has none."""
         ...
 
     async def balance(self) -> dict[str, int]:

@@ -1,19 +1,22 @@
 """The ledger's records of gateway money, by the gateway id they cite.
 
 Payments are the invoice payments (``payment_ref`` is the gateway's payment intent id);
-refunds and disputes join here when the ledger books them.
+refunds and disputes join here when the ledger books them. ``unsettled_payments`` are
+those no reconciled payout has settled yet, for the sweep to age.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, exists, select
 
 from billing.reconciliation.model import LedgerKind, LedgerRecord
 from ledger.invoices.tables import invoice_payments as _pay
 from ledger.invoices.tables import invoices as _inv
+from ledger.reconciliation.tables import settlement_lines as _lines
 
 _CHUNK = 5000
 
@@ -69,3 +72,24 @@ def ledger_records(conn: Connection, refs: Iterable[str]) -> dict[str, list[Ledg
                 )
             )
     return dict(found)
+
+
+def unsettled_payments(
+    conn: Connection, start: datetime, end: datetime, *, limit: int
+) -> list[LedgerRecord]:
+    """Payments recorded in ``[start, end)`` that no reconciled payout has settled."""
+    settled = exists(select(_lines.c.txn_id).where(_lines.c.ledger_ref == _pay.c.payment_ref))
+    stmt = (
+        select(_pay.c.payment_ref, _pay.c.amount, _inv.c.currency, _pay.c.ledger_entry_id,
+               _pay.c.paid_at)
+        .join(_inv, _inv.c.id == _pay.c.invoice_id)
+        .where(_pay.c.paid_at >= start, _pay.c.paid_at < end, ~settled)
+        .order_by(_pay.c.id)
+        .limit(limit)
+    )  # fmt: skip
+    return [
+        LedgerRecord(
+            LedgerKind.PAYMENT, str(ref), int(amount), str(currency), int(entry_id or 0), paid_at
+        )
+        for ref, amount, currency, entry_id, paid_at in conn.execute(stmt)
+    ]
