@@ -58,7 +58,7 @@ PACKAGES = ("billing", "tax", "ledger", "stores", "activities", "workflows", "ap
 # (no Temporal server, no localstripe): mutmut reruns them for every mutant.
 TESTS_FOR: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("billing/dunning/", ("tests/dunning",)),
-    ("billing/declines.py", ("tests/billing", "tests/dunning")),
+    ("billing/declines.py", ("tests/billing",)),
     ("billing/proration.py", ("tests/subscriptions",)),
     ("billing/periods.py", ("tests/subscriptions",)),
     ("billing/catalog.py", ("tests/subscriptions",)),
