@@ -16,6 +16,9 @@ from billing.declines import (
 F = DeclineFamily
 M = CustomerMessage
 
+# Equivalent mutant: _harden(None) for _harden(message) on do_not_try_again; that branch
+# sees only non-hard families, and every code worded GENERIC_DECLINE is hard already.
+
 CASES = [
     # (DeclineInfo fields), family, reason, message
     (dict(code="card_declined", decline_code="insufficient_funds"), F.SOFT, "insufficient_funds", M.ADD_FUNDS_OR_OTHER_METHOD),
