@@ -17,10 +17,13 @@ How it runs:
   project (mutmut's ``forkserver`` isolation). Where the module keeps a cache (a
   ``@cache`` loader or a module ``global``: the network-rule table, the rate table,
   the policy catalog), the server does not even collect the tests first, so each
-  mutant imports the module and fills the cache afresh from its own mutated code.
+  mutant imports the module and fills the cache afresh from its own mutated code;
+  and under mutation the test session empties those caches before every test, so
+  mutmut links a loader's mutants to every test that loads the data, not only to
+  the first one that filled the cache.
 - ``DUNWELL_TEST_NO_HARD_EXIT=1`` keeps the test session's hard exit from killing
   mutmut's workers; ``DUNWELL_MUTATION=1`` gives the property tests a smaller example
-  budget (``tests/support/budget.py``) with derandomized examples, so a verdict does
+  budget (``tests/support/mutation.py``) with derandomized examples, so a verdict does
   not depend on the draw.
 - ``--changed [BASE]`` mutates only the modules changed since BASE (default ``main``),
   uncommitted changes included: a quick look before a stop. ``--sample N`` tests N

@@ -6,7 +6,8 @@
 - Every log record of the run is scanned for card-number-like values; one found
   fails the session at teardown.
 - Under mutation testing (``DUNWELL_MUTATION=1``) the hypothesis profile ``mutation``
-  is loaded: few examples, derandomized, no example database (``tests/support/budget.py``).
+  is loaded (few examples, derandomized, no example database) and the pure core's
+  caches are emptied before every test (``tests/support/mutation.py``).
 - The session ends with ``os._exit`` after pytest has reported: the temporalio Rust
   bridge can abort the interpreter at shutdown ("PyGILState_Release", sdk-python
   issue 300), which would turn a green run into a random crash.
@@ -27,7 +28,7 @@ from psycopg import sql
 from temporalio.testing import WorkflowEnvironment
 
 from billing.pan import find_pan_like
-from tests.support.budget import MUTATION
+from tests.support.mutation import MUTATION, clear_caches
 from tests.support.temporal import start_dev_server, start_time_skipping
 
 os.environ.setdefault("DUNWELL_ENV", "test")
@@ -112,6 +113,12 @@ def pytest_configure(config: pytest.Config) -> None:
 def no_card_numbers_in_logs() -> Iterator[PanScan]:
     yield LOG_SCAN
     assert LOG_SCAN.leaks == [], f"card-number-like values were logged at {LOG_SCAN.leaks}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches_under_mutation() -> None:
+    if MUTATION:
+        clear_caches()
 
 
 @pytest.fixture(scope="session")

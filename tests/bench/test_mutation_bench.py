@@ -111,3 +111,18 @@ def test_changed_files_are_the_commits_since_base_and_uncommitted_work(tmp_path:
     (tmp_path / "b.py").write_text("x = 3\n")  # uncommitted
     (tmp_path / "d.py").write_text("x = 4\n")  # untracked
     assert changed_files("main", tmp_path) == {"a.py", "b.py", "d.py"}
+
+
+def test_clear_caches_empties_the_loaders_caches() -> None:
+    from billing.dunning import policy
+    from billing.dunning.network_rules import network_rules
+    from tax import rates
+    from tests.support.mutation import clear_caches
+
+    first = network_rules()
+    rates.load_rate_table()
+    assert network_rules() is first and rates._default is not None
+    assert clear_caches() >= 3
+    assert network_rules() is not first
+    assert rates._default is None
+    assert policy._catalog.cache_info().currsize == 0

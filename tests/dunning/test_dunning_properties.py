@@ -15,7 +15,7 @@ from billing.declines import DeclineFamily, classify_decline
 from billing.dunning import RetryAt, RetryNow, load_policy, policy_for
 from billing.dunning.network_rules import max_in_any_window
 from tests.dunning.dunning_driver import CARDS, Charge, Run, Step, run_script
-from tests.support.budget import examples
+from tests.support.mutation import examples
 
 # The rules as published (DOMAIN notes), written out here rather than read from the
 # scheduler's data so that a wrong data file fails these tests.

@@ -11,7 +11,7 @@ from ledger import EntryRequest, LedgerError, PostingRequest
 from ledger.db import READ_ONLY
 from ledger.queries import postings_sum
 from tests.ledger.conftest import T0, fresh, open_accounts, snapshot
-from tests.support.budget import examples
+from tests.support.mutation import examples
 
 CURRENCIES = ["USD", "JPY", "KWD"]
 ACCOUNTS_PER_CURRENCY = 3

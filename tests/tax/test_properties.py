@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tax import BuiltinTaxEngine, Registration, TaxableLine, TaxBehavior, TaxReason
 from tax.rates import rate_table_from_text
-from tests.support.budget import examples
+from tests.support.mutation import examples
 from tests.tax.conftest import at, customer
 
 DATA = resources.files("tax") / "data"
