@@ -7,6 +7,7 @@ Amounts are integer minor units of the named ISO 4217 currency.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -14,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -21,6 +23,22 @@ from pydantic import (
 )
 
 from billing.dunning import customer_segments
+
+# The largest row id PostgreSQL's bigint holds: cursors beyond it are refused with 422.
+ROW_ID_MAX = 2**63 - 1
+
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _not_a_number(value: object) -> object:
+    """Pydantic reads a number as seconds since 1970; the API documents ISO 8601 only."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("expected an ISO 8601 date-time with a time zone, not a number")
+    return value
+
+
+# A date-time with a time zone, written in ISO 8601 (as the OpenAPI schema says).
+IsoDatetime = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
 
 PlanId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,99}$")]
 Currency = Annotated[

@@ -7,10 +7,11 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 
 from api.deps import ApiKey, EngineDep
 from api.errors import ERROR_RESPONSES
+from api.schemas import IsoDatetime
 from ledger.posting import Ledger
 
 router = APIRouter(prefix="/v1/ops", tags=["ops"], responses=ERROR_RESPONSES)
@@ -33,7 +34,7 @@ class TrialBalanceOut(BaseModel):
 async def trial_balance(
     _auth: ApiKey,
     engine: EngineDep,
-    at: Annotated[AwareDatetime | None, Query(description="Balances as of (UTC)")] = None,
+    at: Annotated[IsoDatetime | None, Query(description="Balances as of (UTC)")] = None,
 ) -> TrialBalanceOut:
     """Debits, credits and net per currency (minor units); balanced means every net is 0."""
     tb = await asyncio.to_thread(Ledger(engine).trial_balance, at)

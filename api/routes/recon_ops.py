@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import ApiKey, EngineDep, SettingsDep
 from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
+from api.schemas import ROW_ID_MAX
 from api.services.payout_events import start_or_signal
 from billing.reconciliation.model import ExceptionClass
 from ledger.reconciliation import runs
@@ -144,7 +145,7 @@ async def list_exceptions(
     status: ExceptionStatus | None = None,
     exception_class: Annotated[ExceptionClass | None, Query(alias="class")] = None,
     payout_id: Annotated[str | None, Query(max_length=255)] = None,
-    after_id: Annotated[int, Query(ge=0)] = 0,
+    after_id: Annotated[int, Query(ge=0, le=ROW_ID_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[ExceptionOut]:
     """Reconciliation exceptions, oldest first, filtered by status, class or payout."""

@@ -93,9 +93,10 @@ def verify_relay_signature(body: bytes, header: str | None, secret: str, *, now:
     candidates: list[str] = []
     for item in header.split(","):
         key, _, value = item.strip().partition("=")
-        if key == "t" and value.isdigit():
+        # Header values arrive as latin-1: "²" is a digit to str.isdigit, not to int().
+        if key == "t" and value.isascii() and value.isdigit():
             timestamp = int(value)
-        elif key == "v1":
+        elif key == "v1" and value.isascii():
             candidates.append(value)
     if timestamp is None or not candidates:
         raise ApiError(400, "invalid_signature", f"the {SIGNATURE_HEADER} header is malformed")

@@ -30,6 +30,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import ApiKey, EngineDep, SettingsDep
 from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
+from api.schemas import ROW_ID_MAX
 from api.services import customer_events
 from api.services.event_recorder import EventRecorder
 from api.services.payout_events import payout_intake, payout_of
@@ -149,6 +150,8 @@ async def _payout_event(
 def _verify_stripe_signature(raw: bytes, header: str | None, secret: str) -> None:
     if not header:
         raise ApiError(400, "missing_signature", "the Stripe-Signature header is required")
+    if not header.isascii():
+        raise ApiError(400, "invalid_signature", "the Stripe-Signature header is malformed")
     try:
         # The signature only: the body is parsed once, by the caller.
         stripe.WebhookSignature.verify_header(
@@ -165,7 +168,7 @@ def _is_stale(header: str) -> bool:
     """Whether the header's timestamp is outside the tolerance (classifies the failure)."""
     for item in header.split(","):
         key, _, value = item.partition("=")
-        if key.strip() == "t" and value.strip().isdigit():
+        if key.strip() == "t" and value.strip().isascii() and value.strip().isdigit():
             age = datetime.now(UTC).timestamp() - int(value)
             return age > SIGNATURE_TOLERANCE_SECONDS
     return False
@@ -298,7 +301,9 @@ class ParkedEventsPage(BaseModel):
 async def parked_events(
     _auth: ApiKey,
     engine: EngineDep,
-    after: Annotated[int, Query(ge=0, description="Continue after this parked-event id")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=ROW_ID_MAX, description="Continue after this parked-event id")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> ParkedEventsPage:
     """Gateway events that could not be routed to a subscription, oldest first."""
