@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import ApplicationError, FailureError
 
 from billing.declines import DeclineInfo
 from billing.dunning import (
@@ -68,6 +68,7 @@ from billing.dunning import (
     planned_notifications,
 )
 from billing.dunning.state import Phase
+from workflows import dunning_outage
 from workflows.search_attributes import (
     DUNNING_ATTEMPT,
     LAST_DECLINE_CODE,
@@ -106,9 +107,6 @@ _SIDE_EFFECT_TIMEOUT = timedelta(minutes=2)
 _SIDE_EFFECT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5)
 )
-# An attempt whose charge activity gave up (gateway unreachable after every retry) is
-# recorded as an issuer outage: the scheduler then retries soon, within network caps.
-_GATEWAY_GAVE_UP = DeclineInfo(code="processing_error")
 
 
 def dunning_workflow_id(invoice_id: str) -> str:
@@ -212,6 +210,7 @@ class DunningWorkflow:
         self._changes = 0  # bumped by every fed event: wakes the waiting main loop
         self._charge: workflow.ActivityHandle[DunningChargeResult] | None = None
         self._charge_attempt = 0
+        self._charge_request: DunningChargeRequest | None = None
         self._outbox: dict[str, PendingNotification] = {}
         self._sent: list[str] = []
         self._payment_ref: str | None = None
@@ -262,17 +261,18 @@ class DunningWorkflow:
 
     def _start_charge(self) -> None:
         self._charge_attempt = len(self._state.attempts) + 1
+        self._charge_request = DunningChargeRequest(
+            invoice_id=self._input.invoice_id,
+            subscription_id=self._input.subscription_id,
+            attempt=self._charge_attempt,
+            gateway_customer_id=self._input.gateway_customer_id,
+            payment_method_id=self._payment_method_id,
+            amount=self._input.amount,
+            currency=self._input.currency,
+        )
         self._charge = workflow.start_activity_method(
             DunningActivities.charge,
-            DunningChargeRequest(
-                invoice_id=self._input.invoice_id,
-                subscription_id=self._input.subscription_id,
-                attempt=self._charge_attempt,
-                gateway_customer_id=self._input.gateway_customer_id,
-                payment_method_id=self._payment_method_id,
-                amount=self._input.amount,
-                currency=self._input.currency,
-            ),
+            self._charge_request,
             start_to_close_timeout=_CHARGE_TIMEOUT,
             retry_policy=_CHARGE_RETRY,
             summary=f"charge attempt {self._charge_attempt}",
@@ -280,7 +280,8 @@ class DunningWorkflow:
 
     async def _settle_charge(self, charge: workflow.ActivityHandle[DunningChargeResult]) -> None:
         async with self._lock:
-            result = await _outcome_of(charge)
+            # An outage is waited out, never fed to the scheduler (dunning_outage).
+            result = await dunning_outage.outcome(charge, self._charge_request, _CHARGE_TIMEOUT)
             self._charge = None
             now = workflow.now()
             if result.outcome == "succeeded":
@@ -664,10 +665,7 @@ def _check_payment_method(payment_method_id: str) -> None:
 
 
 async def _outcome_of(charge: workflow.ActivityHandle[DunningChargeResult]) -> DunningChargeResult:
-    try:
-        return await charge
-    except ActivityError:
-        return DunningChargeResult("declined", decline=_GATEWAY_GAVE_UP)
+    return await dunning_outage.outcome(charge, None, _CHARGE_TIMEOUT)
 
 
 def _deadline(decision: Decision) -> datetime | None:

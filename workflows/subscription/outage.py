@@ -22,34 +22,19 @@ from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
+from workflows.gateway_outage import OUTAGE_RETRY, failure_of
 from workflows.subscription.generations import PATCH_GATEWAY_OUTAGE
 from workflows.subscription.run import Run
 
 with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities
-    from billing.gateway import InfrastructureFailure, infrastructure_failure
+    from billing.gateway import InfrastructureFailure
     from workflows import search_attributes as sa
 
 _Param = TypeVar("_Param")
 _Result = TypeVar("_Result")
-
-# Retries through an outage: no limit on attempts, at most half an hour apart.
-OUTAGE_RETRY = RetryPolicy(
-    initial_interval=timedelta(minutes=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=30),
-    maximum_attempts=0,
-)
-
-
-def failure_of(err: ActivityError) -> InfrastructureFailure | None:
-    """The infrastructure failure that made the activity give up, if that is what it was."""
-    cause = err.cause
-    if not isinstance(cause, ApplicationError):
-        return None
-    return infrastructure_failure(cause.type, cause.details[0] if cause.details else None)
 
 
 async def charge(
