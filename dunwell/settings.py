@@ -2,8 +2,9 @@
 
 The defaults are the ones ``make dev`` needs on a fresh machine: a SQLite file under
 ``.dunwell/``, a local Temporal dev server, and localstripe standing in for Stripe.
-Outside dev and test mode the placeholder secrets below are refused, so a production
-deployment cannot start with a key that is printed in this file.
+Outside dev and test mode the placeholder secrets below are refused, and every secret
+must be at least 32 bytes, so a production deployment cannot start with a key that is
+printed in this file or short enough to guess.
 """
 
 from __future__ import annotations
@@ -32,6 +33,18 @@ _PLACEHOLDERS = {
     "relay_secret": PLACEHOLDER_RELAY_SECRET,
     "seller_name": PLACEHOLDER_SELLER_NAME,
 }
+
+
+# Secrets that guard the API, the portal and the intakes, and the gateway's own: outside
+# dev and test each must be at least this long, so a guessable one cannot start.
+MIN_SECRET_BYTES = 32
+_SECRETS = (
+    "stripe_api_key",
+    "stripe_webhook_secret",
+    "api_key",
+    "portal_session_secret",
+    "relay_secret",
+)
 
 
 class Environment(StrEnum):
@@ -116,6 +129,16 @@ class Settings(BaseSettings):
             raise PlaceholderSecretError(
                 f"{', '.join(offending)} still hold the development placeholder; "
                 f"set real values or run with DUNWELL_ENV=dev"
+            )
+        short = [
+            f"DUNWELL_{name.upper()}"
+            for name in _SECRETS
+            if len(getattr(self, name).encode()) < MIN_SECRET_BYTES
+        ]
+        if short:
+            raise PlaceholderSecretError(
+                f"{', '.join(short)} must be at least {MIN_SECRET_BYTES} bytes outside dev "
+                "mode; generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
         if self.stripe_api_base is not None and not self.stripe_api_base.startswith("https://"):
             raise PlaceholderSecretError(

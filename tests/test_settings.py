@@ -9,8 +9,8 @@ from dunwell.settings import (
 )
 
 REAL = {
-    "stripe_api_key": "sk_live_x",
-    "stripe_webhook_secret": "whsec_real",
+    "stripe_api_key": "sk_live_" + "x" * 32,
+    "stripe_webhook_secret": "whsec_" + "w" * 32,
     "api_key": "k" * 32,
     "portal_session_secret": "s" * 32,
     "relay_secret": "r" * 32,
@@ -30,6 +30,21 @@ def test_dev_defaults_point_at_local_components() -> None:
 def test_production_refuses_placeholder_secrets() -> None:
     with pytest.raises(ValidationError, match="DUNWELL_API_KEY"):
         Settings(env=Environment.PRODUCTION, **{**REAL, "api_key": PLACEHOLDER_API_KEY})
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["stripe_api_key", "stripe_webhook_secret", "api_key", "portal_session_secret", "relay_secret"],
+)
+@pytest.mark.parametrize("value", ["", "abcd", "x" * 31])
+def test_production_refuses_short_secrets(name: str, value: str) -> None:
+    with pytest.raises(ValidationError, match=f"DUNWELL_{name.upper()} must be at least 32 bytes"):
+        Settings(env=Environment.PRODUCTION, **{**REAL, name: value})
+
+
+def test_short_secrets_are_fine_in_dev_and_test() -> None:
+    for env in (Environment.DEV, Environment.TEST):
+        assert Settings(env=env, api_key="abcd").api_key == "abcd"
 
 
 def test_production_refuses_the_development_seller() -> None:

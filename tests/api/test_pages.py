@@ -16,8 +16,8 @@ from tests.api.conftest import make_settings, running
 
 PRODUCTION = {
     "env": "production",
-    "stripe_api_key": "sk_live_x",
-    "stripe_webhook_secret": "whsec_real",
+    "stripe_api_key": "sk_live_" + "x" * 32,
+    "stripe_webhook_secret": "whsec_" + "w" * 32,
     "api_key": "k" * 32,
     "portal_session_secret": "s" * 32,
     "relay_secret": "r" * 32,
