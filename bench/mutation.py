@@ -114,8 +114,12 @@ class ModuleResult:
     def line(self) -> str:
         score = "n/a" if self.score is None else f"{self.score:.3f}"
         how = "fresh process per mutant" if self.fresh else "forked after collection"
+        how += ", caches emptied per test"
         if self.sampled_from is not None:
             how += f", sampled {len(self.statuses)} of {self.sampled_from}"
+        timeouts = sum(status == "timeout" for status in self.statuses.values())
+        if timeouts:
+            how += f", {timeouts} of the killed by timeout"
         others = len(self.statuses) - self.mutants
         skipped = f", {others} not run" if others else ""
         return (
@@ -190,6 +194,10 @@ def mutmut_section(module: str, fresh: bool) -> str:
         'process_isolation = "forkserver"\n'
         f'forkserver_warmup = "{"none" if fresh else "collect"}"\n'
         "use_git_change_detection = false\n"
+        # mutmut's CPU-time limit is 15 times the tests' own time plus this: room for a
+        # session's setup (the ledger's database and migrations), so that a slow start
+        # is never taken for a hang (a timeout counts as killed).
+        "timeout_constant = 30.0\n"
     )
 
 
@@ -236,7 +244,13 @@ def read_statuses(ws: Path, module: str) -> dict[str, str]:
 
 
 def run_module(
-    module: str, workdir: Path, *, sample: int | None, seed: int, max_children: int
+    module: str,
+    workdir: Path,
+    *,
+    sample: int | None,
+    seed: int,
+    max_children: int,
+    allow_fresh: bool = True,
 ) -> ModuleResult:
     ws = workdir / "tree"
     log = workdir / (module.replace("/", "_") + ".log")
@@ -244,7 +258,7 @@ def run_module(
     shutil.rmtree(ws / "mutants", ignore_errors=True)
     pyproject = ws / "pyproject.toml"
     base = (REPO / "pyproject.toml").read_text()
-    fresh = keeps_cache((REPO / module).read_text())
+    fresh = allow_fresh and keeps_cache((REPO / module).read_text())
     pyproject.write_text(base + mutmut_section(module, fresh))
     started = time.monotonic()
     names: list[str] = []
@@ -290,6 +304,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
     parser.add_argument("--max-children", type=int, default=1, help="parallel mutants")
     parser.add_argument(
+        "--collect-first",
+        action="store_true",
+        help="fork every mutant after test collection, cached modules too (faster; their "
+        "caches are still emptied before every test)",
+    )
+    parser.add_argument(
         "--workdir", type=Path, default=Path("/tmp/dunwell-mutation"), help="scratch folder"
     )
     args = parser.parse_args(argv)
@@ -312,6 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sample=args.sample,
             seed=args.seed,
             max_children=args.max_children,
+            allow_fresh=not args.collect_first,
         )
         print(result.line(), flush=True)
         results.append(result)

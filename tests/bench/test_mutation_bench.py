@@ -51,7 +51,7 @@ def test_the_last_line_has_the_lowest_score_and_the_totals() -> None:
 
 def test_a_sampled_module_says_so() -> None:
     r = ModuleResult("tax/b.py", {"a": "killed"}, 2.0, fresh=True, sampled_from=40)
-    assert r.line().endswith("(fresh process per mutant, sampled 1 of 40)")
+    assert r.line().endswith("(fresh process per mutant, caches emptied per test, sampled 1 of 40)")
 
 
 def test_every_target_module_has_existing_tests_mapped() -> None:

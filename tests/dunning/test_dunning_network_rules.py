@@ -14,6 +14,10 @@ from billing.dunning.network_rules import (
 
 T0 = datetime(2026, 2, 1, tzinfo=UTC)
 
+# Equivalent mutants: `or "XXXX"` for `or ""` in earliest_allowed's advice lookup (no
+# brand has an advice code "" or "XXXX"); `<=` for `<` at the window's start in
+# _cap_bound (see tests/dunning/test_dunning_edges.py).
+
 
 def test_tables_carry_the_published_limits_and_sources() -> None:
     rules = network_rules()
