@@ -1,7 +1,8 @@
-"""``dunwell gateway alerts``: subscriptions whose charge waits out a gateway outage.
+"""``dunwell gateway alerts``: workflows whose charge waits out a gateway outage.
 
-Lists the running subscriptions whose ``DunwellGatewayAlert`` search attribute is set
-(see ``workflows/subscription/outage.py``), one JSON object a line with ``--json``.
+Lists the running subscriptions and dunning runs whose ``DunwellGatewayAlert`` search
+attribute is set (see ``workflows/gateway_outage.py``), one JSON object a line with
+``--json``.
 Exit status 1 when Temporal cannot be asked.
 """
 
@@ -41,9 +42,9 @@ async def _alerts(as_json: bool, limit: int) -> int:
     if not alerts:
         typer.echo("no gateway alerts")
         return 0
-    typer.echo(f"{'subscription':<24} {'failure':<16} status")
+    typer.echo(f"{'workflow':<44} {'failure':<16} status")
     for alert in alerts:
-        typer.echo(f"{alert.subscription_id:<24} {alert.failure:<16} {alert.status or '—'}")
+        typer.echo(f"{alert.workflow_id:<44} {alert.failure:<16} {alert.status or '—'}")
     return 0
 
 
@@ -52,7 +53,7 @@ def alerts(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line")] = False,
     limit: Annotated[int, typer.Option(min=1, max=10000, help="At most this many")] = 1000,
 ) -> None:
-    """Subscriptions whose charge is retried through a gateway outage."""
+    """Subscriptions and dunning runs whose charge is retried through a gateway outage."""
     code = asyncio.run(_alerts(as_json, limit))
     # A process that held a Temporal client leaves without the interpreter's teardown
     # (the Rust bridge can abort there: sdk-python issue 300).

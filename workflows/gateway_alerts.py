@@ -18,34 +18,41 @@ from workflows.search_attributes import GATEWAY_ALERT, STATUS
 
 @dataclass(frozen=True)
 class GatewayAlert:
-    """A running subscription whose charge is retried through a gateway outage."""
+    """A running workflow whose charge is retried through a gateway outage: a
+    subscription's renewal, or a dunning run's retry."""
 
-    subscription_id: str
     workflow_id: str
+    workflow_type: str  # SubscriptionWorkflow | DunningWorkflow
     failure: str  # an InfrastructureFailure value
-    status: str | None  # DunwellStatus
+    subscription_id: str | None  # of a subscription workflow
+    invoice_id: str | None  # of a dunning run
+    status: str | None  # DunwellStatus (subscriptions)
 
 
 SUBSCRIPTION_PREFIX = "subscription-"
+DUNNING_PREFIX = "dunning-"
 # Every value the alert takes (an IN list works on every visibility store).
 GATEWAY_ALERT_QUERY = (
-    "WorkflowType = 'SubscriptionWorkflow' AND ExecutionStatus = 'Running' AND "
-    f"{GATEWAY_ALERT.name} IN ("
+    "(WorkflowType = 'SubscriptionWorkflow' OR WorkflowType = 'DunningWorkflow') "
+    f"AND ExecutionStatus = 'Running' AND {GATEWAY_ALERT.name} IN ("
     + ", ".join(f"'{failure}'" for failure in InfrastructureFailure)
     + ")"
 )
 
 
 async def gateway_alerts(client: Client, limit: int = 1000) -> list[GatewayAlert]:
-    """Subscriptions alerted of a gateway outage, by workflow id (at most ``limit``)."""
+    """Workflows alerted of a gateway outage, by workflow id (at most ``limit``)."""
     found: list[GatewayAlert] = []
     async for execution in client.list_workflows(GATEWAY_ALERT_QUERY, limit=limit):
         shown = execution.typed_search_attributes
+        dunning = execution.workflow_type == "DunningWorkflow"
         found.append(
             GatewayAlert(
-                subscription_id=execution.id.removeprefix(SUBSCRIPTION_PREFIX),
                 workflow_id=execution.id,
+                workflow_type=execution.workflow_type,
                 failure=shown.get(GATEWAY_ALERT) or "",
+                subscription_id=None if dunning else execution.id.removeprefix(SUBSCRIPTION_PREFIX),
+                invoice_id=execution.id.removeprefix(DUNNING_PREFIX) if dunning else None,
                 status=shown.get(STATUS),
             )
         )

@@ -1,8 +1,9 @@
-"""Ops API: subscriptions whose charge is retried through a gateway outage (API key).
+"""Ops API: workflows whose charge is retried through a gateway outage (API key).
 
-A subscription is listed while its ``DunwellGatewayAlert`` search attribute is set: an
-infrastructure failure (authentication, permission, connection, rate_limit,
-server_error) outlasted the charge's first retries. Nothing is owed by the customer
+A subscription (its renewal's charge) or a dunning run (its retry's charge) is listed
+while its ``DunwellGatewayAlert`` search attribute is set: an infrastructure failure
+(authentication, permission, connection, rate_limit, server_error) outlasted the
+charge's first retries. Nothing is owed by the customer
 for it and no dunning runs; ops fix the gateway side and the charge goes through.
 503: Temporal is not reachable.
 """
@@ -40,9 +41,11 @@ TemporalDep = Annotated[Client, Depends(_temporal)]
 
 
 class GatewayAlertOut(BaseModel):
-    subscription_id: str
     workflow_id: str
+    workflow_type: str
     failure: str
+    subscription_id: str | None
+    invoice_id: str | None
     status: str | None
 
 
@@ -56,7 +59,7 @@ async def list_gateway_alerts(
     client: TemporalDep,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many")] = 100,
 ) -> GatewayAlertsOut:
-    """Running subscriptions whose charge is waiting out a gateway outage."""
+    """Running subscriptions and dunning runs whose charge waits out a gateway outage."""
     try:
         alerts = await gateway_alerts(client, limit)
     except RPCError as err:
@@ -64,9 +67,11 @@ async def list_gateway_alerts(
     return GatewayAlertsOut(
         alerts=[
             GatewayAlertOut(
-                subscription_id=a.subscription_id,
                 workflow_id=a.workflow_id,
+                workflow_type=a.workflow_type,
                 failure=a.failure,
+                subscription_id=a.subscription_id,
+                invoice_id=a.invoice_id,
                 status=a.status,
             )
             for a in alerts

@@ -1,9 +1,10 @@
-"""Ops list the subscriptions alerted of a gateway outage, through the API and the CLI.
+"""Ops list the workflows alerted of a gateway outage, through the API and the CLI.
 
-The alert is the ``DunwellGatewayAlert`` search attribute a subscription run sets while
-its charge waits out an outage (tests/workflows/test_subscription_outage.py drives
-that); here runs carry it from their start, on a queue no worker polls, so the listing
-is checked on the dev server's real visibility store.
+The alert is the ``DunwellGatewayAlert`` search attribute a subscription or dunning run
+sets while its charge waits out an outage (tests/workflows/test_subscription_outage.py
+and tests/dunning_workflow/test_dunning_wf_outage.py drive that); here runs carry it
+from their start, on a queue no worker polls, so the listing is checked on the dev
+server's real visibility store.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ AUTH = {"Authorization": f"Bearer {PLACEHOLDER_API_KEY}"}
 
 
 def _attributes(**values: str) -> TypedSearchAttributes:
-    pairs = [SearchAttributePair(sa.STATUS, values["status"])]
+    pairs: list[SearchAttributePair[str]] = []
+    if "status" in values:
+        pairs.append(SearchAttributePair(sa.STATUS, values["status"]))
     if "alert" in values:
         pairs.append(SearchAttributePair(sa.GATEWAY_ALERT, values["alert"]))
     return TypedSearchAttributes(pairs)
@@ -38,8 +41,8 @@ def _attributes(**values: str) -> TypedSearchAttributes:
 
 @pytest.fixture
 async def alerted(temporal_dev_env: WorkflowEnvironment) -> AsyncIterator[dict[str, str]]:
-    """Three subscription runs: alerted, not alerted, alerted but closed. Yields the
-    test's own workflow ids by role."""
+    """Subscription runs alerted, not alerted, alerted but closed, and an alerted dunning
+    run. Yields the test's own workflow ids by role."""
     client = temporal_dev_env.client
     tag = uuid.uuid4().hex[:8]
     queue = f"unpolled-{tag}"
@@ -47,14 +50,18 @@ async def alerted(temporal_dev_env: WorkflowEnvironment) -> AsyncIterator[dict[s
         "alerted": f"subscription-sub_alerted_{tag}",
         "quiet": f"subscription-sub_quiet_{tag}",
         "closed": f"subscription-sub_closed_{tag}",
+        "dunning": f"dunning-inv_alerted_{tag}",
     }
-    for role, workflow_id in ids.items():
-        values = {"status": "active"} if role == "quiet" else {"status": "active", "alert": "x"}
-        if "alert" in values:
-            values["alert"] = "authentication" if role == "alerted" else "connection"
+    runs = {
+        "alerted": ("SubscriptionWorkflow", {"status": "active", "alert": "authentication"}),
+        "quiet": ("SubscriptionWorkflow", {"status": "active"}),
+        "closed": ("SubscriptionWorkflow", {"status": "active", "alert": "connection"}),
+        "dunning": ("DunningWorkflow", {"alert": "rate_limit"}),
+    }
+    for role, (workflow_type, values) in runs.items():
         await client.start_workflow(
-            "SubscriptionWorkflow",
-            id=workflow_id,
+            workflow_type,
+            id=ids[role],
             task_queue=queue,
             search_attributes=_attributes(**values),
         )
@@ -62,8 +69,8 @@ async def alerted(temporal_dev_env: WorkflowEnvironment) -> AsyncIterator[dict[s
     try:
         yield ids
     finally:
-        for workflow_id in (ids["alerted"], ids["quiet"]):
-            await client.get_workflow_handle(workflow_id).terminate("test finished")
+        for role in ("alerted", "quiet", "dunning"):
+            await client.get_workflow_handle(ids[role]).terminate("test finished")
 
 
 def _ours(alerts: list[dict[str, object]], ids: dict[str, str]) -> list[dict[str, object]]:
@@ -71,11 +78,11 @@ def _ours(alerts: list[dict[str, object]], ids: dict[str, str]) -> list[dict[str
 
 
 async def _listed(fetch: object, ids: dict[str, str]) -> list[dict[str, object]]:
-    """Visibility is eventually consistent: ask until the alerted run shows."""
+    """Visibility is eventually consistent: ask until both alerted runs show."""
     assert callable(fetch)
     for _ in range(100):
         found = _ours(await fetch(), ids)
-        if found:
+        if len(found) >= 2:
             return found
         await asyncio.sleep(0.1)
     raise AssertionError("the alerted subscription never showed")
@@ -101,11 +108,21 @@ async def test_ops_api_lists_running_alerted_subscriptions_only(
         found = await _listed(fetch, alerted)
         assert found == [
             {
-                "subscription_id": alerted["alerted"].removeprefix("subscription-"),
+                "workflow_id": alerted["dunning"],
+                "workflow_type": "DunningWorkflow",
+                "failure": "rate_limit",
+                "subscription_id": None,
+                "invoice_id": alerted["dunning"].removeprefix("dunning-"),
+                "status": None,
+            },
+            {
                 "workflow_id": alerted["alerted"],
+                "workflow_type": "SubscriptionWorkflow",
                 "failure": "authentication",
+                "subscription_id": alerted["alerted"].removeprefix("subscription-"),
+                "invoice_id": None,
                 "status": "active",
-            }
+            },
         ]
         anonymous = await http.get("/v1/ops/gateway-alerts")
         assert anonymous.status_code == 401
@@ -154,11 +171,13 @@ async def test_cli_lists_alerted_subscriptions(
 
     found = await _listed(fetch, alerted)
     assert [(a["workflow_id"], a["failure"]) for a in found] == [
-        (alerted["alerted"], "authentication")
+        (alerted["dunning"], "rate_limit"),
+        (alerted["alerted"], "authentication"),
     ]
     table = await asyncio.to_thread(_cli, temporal=target)
     assert table.returncode == 0
-    assert alerted["alerted"].removeprefix("subscription-") in table.stdout
+    assert alerted["alerted"] in table.stdout and alerted["dunning"] in table.stdout
+    assert alerted["quiet"] not in table.stdout and alerted["closed"] not in table.stdout
 
 
 def test_cli_fails_when_temporal_is_down() -> None:
