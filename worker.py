@@ -19,6 +19,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from activities import all_activities
 from activities.billing import BillingActivities, RegistrationSource
 from activities.dunning import DunningActivities
+from activities.gateway_rate import SharedRateLimit, store_take
 from activities.gateway_reconciler import GatewayReconciler
 from activities.ledger import LedgerActivities
 from activities.notifications import Notifier
@@ -77,8 +78,15 @@ def build_activities(
     )
     dunning = DunningActivities(gateway=gateway, notifier=notifier, invoices=invoices)
     if settlement is None:
+        limit = settings.gateway_requests_per_second
         settlement = StripeSettlementSource(
-            settings.stripe_api_key, settings.settlement_base, gateway_base=settings.stripe_api_base
+            settings.stripe_api_key,
+            settings.settlement_base,
+            gateway_base=settings.stripe_api_base,
+            # Reads from the gateway count against its limit; the simulator has none.
+            rate_limit=SharedRateLimit(store_take(engine), limit)
+            if settings.settlement_api_base is None and limit > 0
+            else None,
         )
     recon = ReconciliationActivities(engine, settlement)
     reconciler = GatewayReconciler(gateway, ExceptionStore(engine))

@@ -3,7 +3,10 @@
 Reads balance transactions with their sources expanded (one request per page of 100,
 so a payout of N transactions costs N / 100 requests), payouts and the balance. The
 development settlement simulator answers the same API, so this adapter reads it too
-when ``api_base`` points there. Amounts come back in ISO minor units, currencies upper
+when ``api_base`` points there. With a ``rate_limit`` (``activities.gateway_rate``),
+each request first waits for its turn in the limit every process shares; the worker
+passes it when settlement is read from the gateway itself, not from the simulator.
+Amounts come back in ISO minor units, currencies upper
 case; a source's ``ledger_ref`` is what the ledger cites: a charge's payment intent, a
 refund's or a dispute's own id.
 """
@@ -18,6 +21,7 @@ import stripe
 from stripe.params import PayoutListParams
 
 from activities.gateway_errors import field_of, id_of, translate_stripe_error
+from activities.gateway_rate import SharedRateLimit
 from activities.stripe_gateway import STRIPE_API_VERSION, from_stripe_amount
 from billing.reconciliation.model import GatewayObject, Payout, SettlementTxn
 from billing.reconciliation.source import PAGE_LIMIT, TxnPage
@@ -32,7 +36,9 @@ class StripeSettlementSource:
         timeout_seconds: float = 30.0,
         client: stripe.StripeClient | None = None,
         gateway_base: str | None = None,
+        rate_limit: SharedRateLimit | None = None,
     ) -> None:
+        self._rate_limit = rate_limit
         self._client = client or stripe.StripeClient(
             api_key,
             stripe_version=STRIPE_API_VERSION,
@@ -50,8 +56,9 @@ class StripeSettlementSource:
             http_client=stripe.RequestsClient(timeout=timeout_seconds),
         )
 
-    @staticmethod
-    async def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._rate_limit is not None:
+            await self._rate_limit.acquire()
         try:
             return await asyncio.to_thread(fn, *args, **kwargs)
         except stripe.StripeError as exc:
@@ -116,6 +123,8 @@ class StripeSettlementSource:
             params["starting_after"] = listing["data"][-1]["id"]
 
     async def payment(self, ref: str) -> GatewayObject | None:
+        if self._rate_limit is not None:
+            await self._rate_limit.acquire()
         try:
             pi = await asyncio.to_thread(self._gateway.v1.payment_intents.retrieve, ref)
         except stripe.InvalidRequestError as exc:

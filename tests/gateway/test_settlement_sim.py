@@ -9,6 +9,7 @@ import time
 import pytest
 import stripe
 
+from activities.gateway_rate import SharedRateLimit
 from activities.settlement_stripe import StripeSettlementSource
 from activities.stripe_gateway import StripeGateway
 from billing.gateway import ChargeSucceeded, InvalidGatewayRequest
@@ -139,3 +140,22 @@ async def test_unknown_payout_is_an_invalid_request(localstripe: str) -> None:
             await source.payout("po_missing")
         with pytest.raises(InvalidGatewayRequest):
             await source.payout_transactions("po_missing")
+
+
+async def test_each_settlement_read_waits_for_the_shared_rate_limit(localstripe: str) -> None:
+    taken: list[int] = []
+
+    def take(second: int, want: int, limit: int) -> int:
+        taken.append(want)
+        return want
+
+    limit = SharedRateLimit(take, 10, batch=1)
+    with running_settlement_sim(localstripe) as sim:
+        source = StripeSettlementSource(
+            "sk_test_reader", sim, gateway_base=localstripe, rate_limit=limit
+        )
+        await source.balance()
+        with pytest.raises(InvalidGatewayRequest):
+            await source.payout("po_missing")
+        assert await source.payment("pi_missing") is None
+    assert len(taken) == 3
