@@ -78,10 +78,10 @@ def _date(text: str) -> date | None:
     return date.fromisoformat(text) if text else None
 
 
-def _required_date(text: str, where: str) -> date:
+def _required_date(text: str, where: str, column: str) -> date:
     parsed = _date(text)
     if parsed is None:
-        raise RateDataError(f"{where}: valid_from is required")
+        raise RateDataError(f"{where}: {column} is required")
     return parsed
 
 
@@ -143,10 +143,10 @@ def parse_rates(text: str) -> list[RateRow]:
                 region=raw["region"],
                 tax_type=tax_type,
                 rate_ppm=percent_to_ppm(raw["rate_percent"]),
-                valid_from=_required_date(raw["valid_from"], where),
+                valid_from=_required_date(raw["valid_from"], where, "valid_from"),
                 valid_to=_date(raw["valid_to"]),
                 source_url=raw["source_url"],
-                retrieved_on=_required_date(raw["retrieved_on"], where),
+                retrieved_on=_required_date(raw["retrieved_on"], where, "retrieved_on"),
                 note=raw["note"],
             )
         )
@@ -162,7 +162,7 @@ def parse_taxability(text: str) -> list[TaxabilityRow]:
                 state=raw["state"],
                 taxability=SaasTaxability(raw["taxability"]),
                 taxable_ppm=percent_to_ppm(raw["taxable_percent"]),
-                valid_from=_required_date(raw["valid_from"], where),
+                valid_from=_required_date(raw["valid_from"], where, "valid_from"),
                 valid_to=_date(raw["valid_to"]),
                 source_url=raw["source_url"],
                 note=raw["note"],

@@ -10,7 +10,7 @@ import pytest
 from tax import TaxType, load_rate_table
 from tax.errors import RateDataError
 from tax.places import CA_PROVINCES, EU_MEMBER_STATES, US_STATES
-from tax.rates import SaasTaxability, parse_rates, rate_table_from_text
+from tax.rates import SaasTaxability, parse_rates, percent_to_ppm, rate_table_from_text
 
 DATA = resources.files("tax") / "data"
 RATES = (DATA / "rates.csv").read_text()
@@ -100,3 +100,58 @@ def test_a_rate_ending_the_day_before_its_successor_is_accepted():
     table = rate_table_from_text(f"{HEADER}\n{rows}\n", US_SAAS)
     assert [r.rate_ppm for r in table.rates_in_force("DE", "", date(2020, 12, 31))] == [190_000]
     assert [r.rate_ppm for r in table.rates_in_force("DE", "", date(2021, 1, 1))] == [160_000]
+
+
+SAAS_HEADER = US_SAAS.splitlines()[0]
+# Equivalent mutant: dropping `if region else None` in rates_in_force; a national
+# lookup is then made twice, with the same rows.
+
+
+def small_table(rates: str, saas: str = ""):
+    return rate_table_from_text(f"{HEADER}\n{rates}\n", f"{SAAS_HEADER}\n{saas}\n")
+
+
+def test_a_region_without_rows_of_its_own_falls_back_to_the_national_rows():
+    table = small_table(
+        "CA,,gst,5,2020-01-01,,https://x,2026-01-01,\nCA,BC,pst,7,2020-01-01,,https://x,2026-01-01,"
+    )
+    day = date(2026, 1, 1)
+    assert [(r.region, r.rate_ppm) for r in table.rates_in_force("CA", "ON", day)] == [("", 50_000)]
+    assert [(r.region, r.rate_ppm) for r in table.rates_in_force("CA", "BC", day)] == [
+        ("BC", 70_000)
+    ]
+    assert [r.region for r in table.rates_in_force("CA", "", day)] == [""]
+    assert table.rates_in_force("FR", "", day) == []
+    assert table.rates_in_force("CA", "", date(2019, 12, 31)) == []
+    assert [r.region for r in table.rows_for("CA", "BC")] == ["BC"]
+    assert table.rows_for("CA", "ON") == []
+    assert table.covers_country("CA") and not table.covers_country("FR")
+
+
+def test_us_saas_taxability_is_effective_dated_with_an_inclusive_end():
+    table = small_table(
+        "US,TX,sales_tax,6.25,2020-01-01,,https://x,2026-01-01,",
+        "TX,taxable,80,2020-01-01,2024-12-31,https://x,2026-01-01,\n"
+        "TX,not_taxable,0,2025-01-01,,https://x,2026-01-01,",
+    )
+    ended = table.us_saas_taxability("TX", date(2024, 12, 31))
+    assert ended is not None
+    assert (ended.taxability, ended.taxable_ppm) == (SaasTaxability.TAXABLE, 800_000)
+    later = table.us_saas_taxability("TX", date(2025, 1, 1))
+    assert later is not None and later.taxability is SaasTaxability.NOT_TAXABLE
+    assert table.us_saas_taxability("TX", date(2019, 12, 31)) is None
+    assert table.us_saas_taxability("NY", date(2025, 1, 1)) is None
+
+
+@pytest.mark.parametrize(("text", "ppm"), [("0", 0), ("12.5", 125_000), ("7.0001", 70_001)])
+def test_percent_to_ppm_is_exact(text, ppm):
+    assert percent_to_ppm(text) == ppm
+
+
+def test_a_missing_retrieval_day_is_named_as_such():
+    with pytest.raises(RateDataError, match=r"^rates.csv line 2: retrieved_on is required$"):
+        small_table("DE,,vat,19,2020-01-01,,https://x,,")
+    with pytest.raises(RateDataError, match=r"^rates.csv line 3: valid_from is required$"):
+        small_table(
+            "DE,,vat,19,2020-01-01,2020-12-31,https://x,2026-01-01,\nDE,,vat,16,,,https://x,2026-01-01,"
+        )
