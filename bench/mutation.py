@@ -29,8 +29,9 @@ How it runs:
   uncommitted changes included: a quick look before a stop. ``--sample N`` tests N
   mutants per module, drawn with ``--seed``; a sampled module says so in its line.
 
-Not part of ``make test`` or CI: a full run takes the better part of an hour and a
-half on two shared cores. ``make mutation`` runs it under ``nice -n 19``; pass
+Not part of ``make test`` or CI: a full run takes hours on two shared cores (a pure
+module runs 0.5-1.5 mutants a second, a ledger mutant about 30 s since each test
+session migrates its own database); sample or name modules for a quicker look. ``make mutation`` runs it under ``nice -n 19``; pass
 arguments with ``make mutation ARGS="--changed"``.
 
 Output: one line per module (score, killed, survived, mutants, seconds, and whether it
