@@ -74,6 +74,10 @@ class SharedRateLimit:
                 if self._left == 0:
                     want = min(self._batch, self.per_second)
                     self._left = await asyncio.to_thread(self._take, window, want, self.per_second)
+                    if int(self._clock()) != window:
+                        # The second ended while the budget was being taken: a grant for
+                        # a past second would be spent in the next one, over its limit.
+                        continue
                 if self._left > 0:
                     self._left -= 1
                     return
