@@ -5,7 +5,9 @@ built-in tax engine, the Stripe adapter against localstripe, and notices to an S
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 import stripe
@@ -65,6 +67,61 @@ def mail_sink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpSink]:
     server.stop()
 
 
+@asynccontextmanager
+async def running_billing(
+    env: WorkflowEnvironment,
+    engine: Engine,
+    localstripe_url: str,
+    mail_sink: SmtpSink,
+    *,
+    gateway: StripeGateway,
+    worker_gateway: StripeGateway | None = None,
+    worker_api_base: str | None = None,
+    store: InvoiceStore | None = None,
+    replacing: Sequence[Callable[..., Any]] = (),
+) -> AsyncIterator[Billing]:
+    """A worker on a fresh task queue and the ``Billing`` harness that drives it.
+
+    ``gateway`` is the test's own (customers, cards); the worker uses ``worker_gateway``
+    and ``worker_api_base`` when given (a proxy in front of localstripe), and
+    ``replacing`` swaps activities by name.
+    """
+    settings = Settings(
+        env="test",
+        database_url=engine.url.render_as_string(hide_password=False),
+        stripe_api_key=API_KEY,
+        stripe_api_base=worker_api_base or localstripe_url,
+        smtp_host=mail_sink.host,
+        smtp_port=mail_sink.port,
+        mail_from="billing@dunwell.example.test",
+        public_base_url="https://billing.example.test",
+    )
+    task_queue = f"wf-{uuid.uuid4().hex[:10]}"
+    worker = dunwell_worker(
+        env.client,
+        settings,
+        task_queue=task_queue,
+        engine=engine,
+        gateway=worker_gateway or gateway,
+        registrations=REGISTRATIONS,
+        replacing=list(replacing),
+    )
+    async with worker:
+        harness = Billing(
+            env=env,
+            client=env.client,
+            task_queue=task_queue,
+            store=store or InvoiceStore(engine, issuer="dunwell"),
+            ledger=Ledger(engine),
+            stripe=stripe.StripeClient(API_KEY, base_addresses={"api": localstripe_url}),
+            gateway=gateway,
+        )
+        try:
+            yield harness
+        finally:
+            await harness.terminate_started()
+
+
 @pytest.fixture
 async def billing(
     temporal_time_env: WorkflowEnvironment,
@@ -74,37 +131,8 @@ async def billing(
 ) -> AsyncIterator[Billing]:
     reset(localstripe_url)
     gateway = StripeGateway(API_KEY, localstripe_url, timeout_seconds=10)
-    settings = Settings(
-        env="test",
-        database_url=billing_engine.url.render_as_string(hide_password=False),
-        stripe_api_key=API_KEY,
-        stripe_api_base=localstripe_url,
-        smtp_host=mail_sink.host,
-        smtp_port=mail_sink.port,
-        mail_from="billing@dunwell.example.test",
-        public_base_url="https://billing.example.test",
-    )
-    task_queue = f"wf-{uuid.uuid4().hex[:10]}"
-    worker = dunwell_worker(
-        temporal_time_env.client,
-        settings,
-        task_queue=task_queue,
-        engine=billing_engine,
-        gateway=gateway,
-        registrations=REGISTRATIONS,
-    )
-    async with worker:
-        harness = Billing(
-            env=temporal_time_env,
-            client=temporal_time_env.client,
-            task_queue=task_queue,
-            store=InvoiceStore(billing_engine, issuer="dunwell"),
-            ledger=Ledger(billing_engine),
-            stripe=stripe.StripeClient(API_KEY, base_addresses={"api": localstripe_url}),
-            gateway=gateway,
-        )
-        try:
-            yield harness
-        finally:
-            await harness.terminate_started()
+    async with running_billing(
+        temporal_time_env, billing_engine, localstripe_url, mail_sink, gateway=gateway
+    ) as harness:
+        yield harness
     gateway.close()

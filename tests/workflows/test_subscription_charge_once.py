@@ -9,12 +9,10 @@ the gateway up first, finds the payment and records it.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-import stripe
 from sqlalchemy import Engine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -30,13 +28,11 @@ from activities.stripe_gateway import StripeGateway
 from billing.catalog import load_catalog
 from billing.gateway import ChargeOutcome
 from billing.lifecycle import SubscriptionStatus, Trigger
-from dunwell.settings import Settings
 from dunwell.smtp_sink import SmtpSink
 from ledger.invoices import InvoiceStore
-from ledger.posting import Ledger
 from tax import BuiltinTaxEngine
 from tests.support.localstripe import reset
-from tests.support.worker import dunwell_worker
+from tests.workflows.conftest import running_billing
 from tests.workflows.harness import API_KEY, REGISTRATIONS, Billing, eventually
 from workflows.dunning import DunningWorkflow
 from workflows.subscription import SubscriptionWorkflow
@@ -83,40 +79,16 @@ async def recording(
             catalog=load_catalog(),
         )
     )
-    settings = Settings(
-        env="test",
-        database_url=billing_engine.url.render_as_string(hide_password=False),
-        stripe_api_key=API_KEY,
-        stripe_api_base=localstripe_url,
-        smtp_host=mail_sink.host,
-        smtp_port=mail_sink.port,
-        mail_from="billing@dunwell.example.test",
-        public_base_url="https://billing.example.test",
-    )
-    task_queue = f"wf-{uuid.uuid4().hex[:10]}"
-    worker = dunwell_worker(
-        temporal_time_env.client,
-        settings,
-        task_queue=task_queue,
-        engine=billing_engine,
+    async with running_billing(
+        temporal_time_env,
+        billing_engine,
+        localstripe_url,
+        mail_sink,
         gateway=gateway,
-        registrations=REGISTRATIONS,
+        store=store,
         replacing=[switch.bill, switch.charge_and_record],
-    )
-    async with worker:
-        harness = Billing(
-            env=temporal_time_env,
-            client=temporal_time_env.client,
-            task_queue=task_queue,
-            store=store,
-            ledger=Ledger(billing_engine),
-            stripe=stripe.StripeClient(API_KEY, base_addresses={"api": localstripe_url}),
-            gateway=gateway,
-        )
-        try:
-            yield harness, switch
-        finally:
-            await harness.terminate_started()
+    ) as harness:
+        yield harness, switch
     gateway.close()
 
 

@@ -10,13 +10,11 @@ requests through again.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-import stripe
 from sqlalchemy import Engine
 from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
@@ -25,15 +23,12 @@ from temporalio.testing import WorkflowEnvironment
 from activities.stripe_gateway import StripeGateway
 from billing.lifecycle import SubscriptionStatus
 from billing.periods import period_end
-from dunwell.settings import Settings
 from dunwell.smtp_sink import SmtpSink
-from ledger.invoices import InvoiceStore
-from ledger.posting import Ledger
 from stores.notifications import notifications_for_customer
 from tests.support.gateway_proxy import GatewayProxy, Mode
 from tests.support.localstripe import reset
-from tests.support.worker import dunwell_worker
-from tests.workflows.harness import API_KEY, REGISTRATIONS, Billing, eventually
+from tests.workflows.conftest import running_billing
+from tests.workflows.harness import API_KEY, Billing, eventually
 from workflows import search_attributes as sa
 from workflows.subscription import SubscriptionWorkflow
 from workflows.subscription.state import SubscriptionState
@@ -60,39 +55,16 @@ async def billing_behind_proxy(
     reset(localstripe_url)
     direct = StripeGateway(API_KEY, localstripe_url, timeout_seconds=10)
     proxied = StripeGateway(API_KEY, proxy.url, timeout_seconds=10)
-    settings = Settings(
-        env="test",
-        database_url=billing_engine.url.render_as_string(hide_password=False),
-        stripe_api_key=API_KEY,
-        stripe_api_base=proxy.url,
-        smtp_host=mail_sink.host,
-        smtp_port=mail_sink.port,
-        mail_from="billing@dunwell.example.test",
-        public_base_url="https://billing.example.test",
-    )
-    task_queue = f"wf-{uuid.uuid4().hex[:10]}"
-    worker = dunwell_worker(
-        temporal_time_env.client,
-        settings,
-        task_queue=task_queue,
-        engine=billing_engine,
-        gateway=proxied,
-        registrations=REGISTRATIONS,
-    )
-    async with worker:
-        harness = Billing(
-            env=temporal_time_env,
-            client=temporal_time_env.client,
-            task_queue=task_queue,
-            store=InvoiceStore(billing_engine, issuer="dunwell"),
-            ledger=Ledger(billing_engine),
-            stripe=stripe.StripeClient(API_KEY, base_addresses={"api": localstripe_url}),
-            gateway=direct,
-        )
-        try:
-            yield harness
-        finally:
-            await harness.terminate_started()
+    async with running_billing(
+        temporal_time_env,
+        billing_engine,
+        localstripe_url,
+        mail_sink,
+        gateway=direct,
+        worker_gateway=proxied,
+        worker_api_base=proxy.url,
+    ) as harness:
+        yield harness
     direct.close()
     proxied.close()
 
