@@ -80,7 +80,7 @@ def build_activities(
     if settlement is None:
         limit = settings.gateway_requests_per_second
         settlement = StripeSettlementSource(
-            settings.stripe_api_key,
+            settings.stripe_api_key.get_secret_value(),
             settings.settlement_base,
             gateway_base=settings.stripe_api_base,
             # Reads from the gateway count against its limit; the simulator has none.

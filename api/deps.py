@@ -35,7 +35,7 @@ async def require_api_key(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
     if credentials is None or not hmac.compare_digest(
-        credentials.credentials.encode(), settings.api_key.encode()
+        credentials.credentials.encode(), settings.api_key.get_secret_value().encode()
     ):
         raise ApiError(
             401,

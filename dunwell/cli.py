@@ -38,6 +38,24 @@ def _settings() -> Settings:
         raise typer.Exit(2) from None
 
 
+def _served_settings(command: str) -> Settings:
+    """Settings for a long-running service, which must be told where it runs.
+
+    Settings default to dev so a newcomer's ``dunwell dev`` needs nothing; a service
+    started without ``DUNWELL_ENV`` could be a production deployment that forgot it, and
+    would then run with dev's placeholder secrets. ``dunwell dev`` and the tests set it.
+    """
+    if not os.environ.get("DUNWELL_ENV", "").strip():
+        typer.echo(
+            f"dunwell {command}: DUNWELL_ENV is not set; set it to production for a "
+            "deployment (dev or test only on a development machine; dunwell dev sets it "
+            "for the processes it starts)",
+            err=True,
+        )
+        raise typer.Exit(2)
+    return _settings()
+
+
 def _hard_exit(code: int) -> None:
     # The temporalio Rust bridge can abort the interpreter during shutdown
     # (sdk-python issue 300); processes holding a Temporal client leave this way.
@@ -66,7 +84,7 @@ def api() -> None:
     """Serve the HTTP API (server, portal, webhooks, ops)."""
     import uvicorn
 
-    settings = _settings()
+    settings = _served_settings("api")
     sys.setswitchinterval(API_SWITCH_INTERVAL_S)
     uvicorn.run(
         "api.app:create_served_app",
@@ -86,7 +104,7 @@ def worker() -> None:
 
     from worker import run_worker
 
-    settings = _settings()
+    settings = _served_settings("worker")
     code = 0
     try:
         asyncio.run(run_worker(settings))

@@ -15,7 +15,9 @@ from tax import TaxEngine
 def build_tax_engine(settings: Settings) -> TaxEngine:
     if settings.tax_engine == "stripe":
         return make_engine(
-            "stripe", api_key=settings.stripe_api_key, api_base=settings.stripe_api_base
+            "stripe",
+            api_key=settings.stripe_api_key.get_secret_value(),
+            api_base=settings.stripe_api_base,
         )
     return make_engine("builtin", seller_country=settings.seller_country)
 
@@ -27,4 +29,6 @@ def build_gateway(settings: Settings, engine: Engine | None = None) -> StripeGat
     rate_limit = (
         SharedRateLimit(store_take(engine), limit) if engine is not None and limit > 0 else None
     )
-    return StripeGateway(settings.stripe_api_key, settings.stripe_api_base, rate_limit=rate_limit)
+    return StripeGateway(
+        settings.stripe_api_key.get_secret_value(), settings.stripe_api_base, rate_limit=rate_limit
+    )

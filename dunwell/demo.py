@@ -86,7 +86,7 @@ def run_demo(
     """Run the tour; returns the subscription ids by customer key."""
     api = http or httpx.Client(
         base_url=settings.public_base_url,
-        headers={"Authorization": f"Bearer {settings.api_key}"},
+        headers={"Authorization": f"Bearer {settings.api_key.get_secret_value()}"},
         timeout=90.0,
     )
     try:
@@ -209,7 +209,7 @@ def _tour(
 def _test_card(settings: Settings) -> str:
     """A card payment method from the gateway's test catalogue (``pm_card_visa``)."""
     client = stripe.StripeClient(
-        settings.stripe_api_key,
+        settings.stripe_api_key.get_secret_value(),
         base_addresses={"api": settings.stripe_api_base} if settings.stripe_api_base else {},
     )
     return str(client.v1.payment_methods.retrieve("pm_card_visa").id)

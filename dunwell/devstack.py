@@ -98,7 +98,7 @@ class DevStack:
                 "DUNWELL_TASK_QUEUE": s.task_queue,
                 "DUNWELL_STRIPE_API_BASE": s.stripe_api_base or "",
                 "DUNWELL_SETTLEMENT_API_BASE": s.settlement_api_base or "",
-                "DUNWELL_STRIPE_WEBHOOK_SECRET": s.stripe_webhook_secret,
+                "DUNWELL_STRIPE_WEBHOOK_SECRET": s.stripe_webhook_secret.get_secret_value(),
                 "DUNWELL_API_HOST": s.api_host,
                 "DUNWELL_API_PORT": str(s.api_port),
                 "DUNWELL_PUBLIC_BASE_URL": s.public_base_url,
@@ -221,7 +221,7 @@ class DevStack:
             f"{base}/_config/webhooks/dunwell",
             data={
                 "url": f"{self.settings.public_base_url}/webhooks/stripe",
-                "secret": self.settings.stripe_webhook_secret,
+                "secret": self.settings.stripe_webhook_secret.get_secret_value(),
             },
             timeout=10,
         )

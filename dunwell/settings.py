@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_STRIPE_KEY = "sk_test_dunwell_placeholder"
@@ -57,6 +57,10 @@ class PlaceholderSecretError(ValueError):
     """A placeholder secret was configured outside dev or test mode."""
 
 
+class UnsafeSettingError(ValueError):
+    """A setting is incomplete or unsafe (a half-configured TLS, plaintext in production)."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DUNWELL_", extra="ignore")
 
@@ -67,15 +71,26 @@ class Settings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     temporal_ui_port: int = Field(default=8233, ge=1, le=65535)
+    # TLS to the Temporal frontend. Temporal Cloud takes either mTLS (client certificate
+    # and key) or an API key, both over TLS; a self-hosted cluster may add its own CA.
+    # Outside dev and test a plaintext connection is refused unless explicitly allowed
+    # (a cluster reached through a private network or a TLS-terminating sidecar).
+    temporal_tls: bool = False
+    temporal_tls_server_ca_cert: Path | None = None
+    temporal_tls_client_cert: Path | None = None
+    temporal_tls_client_key: Path | None = None
+    temporal_tls_server_name: str | None = None
+    temporal_api_key: SecretStr | None = None
+    temporal_allow_plaintext: bool = False
     task_queue: str = "dunwell"
     # Workflows kept in the worker's memory between tasks (Temporal's default is 1000);
     # above it, a workflow's next task replays its history first.
     worker_max_cached_workflows: int = Field(default=1000, ge=0)
 
-    stripe_api_key: str = PLACEHOLDER_STRIPE_KEY
+    stripe_api_key: SecretStr = SecretStr(PLACEHOLDER_STRIPE_KEY)
     # None means Stripe's own API; dev points this at localstripe.
     stripe_api_base: str | None = "http://127.0.0.1:8420"
-    stripe_webhook_secret: str = PLACEHOLDER_WEBHOOK_SECRET
+    stripe_webhook_secret: SecretStr = SecretStr(PLACEHOLDER_WEBHOOK_SECRET)
     # Gateway requests per second, all processes on the database together (Stripe
     # allows about 100 in live mode, 25 in test mode); 0 turns the limit off.
     gateway_requests_per_second: int = Field(default=90, ge=0)
@@ -99,9 +114,9 @@ class Settings(BaseSettings):
     seller_address: str = "1 Example Street, Dublin 2, D02 X000, Ireland"
     seller_vat_id: str | None = "IE1234567T"
 
-    api_key: str = PLACEHOLDER_API_KEY
-    portal_session_secret: str = PLACEHOLDER_SESSION_SECRET
-    relay_secret: str = PLACEHOLDER_RELAY_SECRET
+    api_key: SecretStr = SecretStr(PLACEHOLDER_API_KEY)
+    portal_session_secret: SecretStr = SecretStr(PLACEHOLDER_SESSION_SECRET)
+    relay_secret: SecretStr = SecretStr(PLACEHOLDER_RELAY_SECRET)
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
@@ -116,6 +131,44 @@ class Settings(BaseSettings):
     def _empty_base_means_stripe(cls, value: object) -> object:
         return None if value == "" else value
 
+    @field_validator(
+        "temporal_tls_server_ca_cert",
+        "temporal_tls_client_cert",
+        "temporal_tls_client_key",
+        "temporal_tls_server_name",
+        "temporal_api_key",
+        mode="before",
+    )
+    @classmethod
+    def _empty_means_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @property
+    def temporal_uses_tls(self) -> bool:
+        """TLS is on when asked for, or implied by a client certificate or an API key."""
+        return (
+            self.temporal_tls
+            or self.temporal_tls_client_cert is not None
+            or self.temporal_api_key is not None
+        )
+
+    @model_validator(mode="after")
+    def _temporal_tls_is_whole(self) -> Settings:
+        if (self.temporal_tls_client_cert is None) != (self.temporal_tls_client_key is None):
+            raise UnsafeSettingError(
+                "DUNWELL_TEMPORAL_TLS_CLIENT_CERT and DUNWELL_TEMPORAL_TLS_CLIENT_KEY go "
+                "together (mTLS needs both the certificate and its key)"
+            )
+        for name in (
+            "temporal_tls_server_ca_cert",
+            "temporal_tls_client_cert",
+            "temporal_tls_client_key",
+        ):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise UnsafeSettingError(f"DUNWELL_{name.upper()}: no such file: {path}")
+        return self
+
     @model_validator(mode="after")
     def _refuse_placeholders_outside_dev(self) -> Settings:
         if self.env in (Environment.DEV, Environment.TEST):
@@ -123,7 +176,7 @@ class Settings(BaseSettings):
         offending = [
             f"DUNWELL_{name.upper()}"
             for name, placeholder in _PLACEHOLDERS.items()
-            if getattr(self, name) == placeholder
+            if _plain(getattr(self, name)) == placeholder
         ]
         if offending:
             raise PlaceholderSecretError(
@@ -133,12 +186,19 @@ class Settings(BaseSettings):
         short = [
             f"DUNWELL_{name.upper()}"
             for name in _SECRETS
-            if len(getattr(self, name).encode()) < MIN_SECRET_BYTES
+            if len(_plain(getattr(self, name)).encode()) < MIN_SECRET_BYTES
         ]
         if short:
             raise PlaceholderSecretError(
                 f"{', '.join(short)} must be at least {MIN_SECRET_BYTES} bytes outside dev "
                 "mode; generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        if not self.temporal_uses_tls and not self.temporal_allow_plaintext:
+            raise UnsafeSettingError(
+                "the Temporal connection is plaintext outside dev mode; set "
+                "DUNWELL_TEMPORAL_TLS=true (with DUNWELL_TEMPORAL_API_KEY or a client "
+                "certificate for Temporal Cloud), or DUNWELL_TEMPORAL_ALLOW_PLAINTEXT=true "
+                "if the network path is protected another way"
             )
         if self.stripe_api_base is not None and not self.stripe_api_base.startswith("https://"):
             raise PlaceholderSecretError(
@@ -159,6 +219,10 @@ class Settings(BaseSettings):
     def settlement_base(self) -> str | None:
         """The API base settlement is read from (None: Stripe's own)."""
         return self.settlement_api_base or self.stripe_api_base
+
+
+def _plain(value: str | SecretStr) -> str:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
 @lru_cache(maxsize=1)

@@ -27,6 +27,9 @@ def normalize_url(url: str | URL) -> URL:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
+    # A database error's text goes to logs and sometimes to ops; the values bound to the
+    # failed statement (emails, addresses, gateway ids) stay out of it.
+    kwargs.setdefault("hide_parameters", True)
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, **kwargs)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from typer.testing import CliRunner
 
 from dunwell import cli
 
@@ -30,3 +31,21 @@ def test_the_api_runs_with_a_short_gil_switch_interval(monkeypatch: pytest.Monke
         "interval": cli.API_SWITCH_INTERVAL_S,
         "code": 0,
     }
+
+
+@pytest.mark.parametrize("command", ["api", "worker"])
+@pytest.mark.parametrize("value", [None, "", "  "])
+def test_a_service_refuses_to_start_without_an_explicit_environment(
+    monkeypatch: pytest.MonkeyPatch, command: str, value: str | None
+) -> None:
+    started: list[str] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: started.append("api"))
+    monkeypatch.setattr(cli, "_hard_exit", lambda code: started.append(f"exit {code}"))
+    if value is None:
+        monkeypatch.delenv("DUNWELL_ENV", raising=False)
+    else:
+        monkeypatch.setenv("DUNWELL_ENV", value)
+    result = CliRunner().invoke(cli.app, [command])
+    assert result.exit_code == 2
+    assert "DUNWELL_ENV is not set" in result.output
+    assert started == []

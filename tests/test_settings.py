@@ -17,6 +17,7 @@ REAL = {
     "seller_name": "Example Software Ltd",
     "stripe_api_base": None,
     "settlement_api_base": None,
+    "temporal_tls": True,
 }
 
 
@@ -24,7 +25,7 @@ def test_dev_defaults_point_at_local_components() -> None:
     s = Settings(env=Environment.DEV)
     assert s.database_url.startswith("sqlite")
     assert s.stripe_api_base == "http://127.0.0.1:8420"
-    assert s.api_key == PLACEHOLDER_API_KEY
+    assert s.api_key.get_secret_value() == PLACEHOLDER_API_KEY
 
 
 def test_production_refuses_placeholder_secrets() -> None:
@@ -44,7 +45,7 @@ def test_production_refuses_short_secrets(name: str, value: str) -> None:
 
 def test_short_secrets_are_fine_in_dev_and_test() -> None:
     for env in (Environment.DEV, Environment.TEST):
-        assert Settings(env=env, api_key="abcd").api_key == "abcd"
+        assert Settings(env=env, api_key="abcd").api_key.get_secret_value() == "abcd"
 
 
 def test_production_refuses_the_development_seller() -> None:
@@ -78,3 +79,27 @@ def test_production_accepts_real_secrets(monkeypatch: pytest.MonkeyPatch) -> Non
         **{k: v for k, v in REAL.items() if k not in ("stripe_api_base", "settlement_api_base")},
     )
     assert s.stripe_api_base is None
+
+
+def test_production_refuses_a_plaintext_temporal_connection() -> None:
+    plain = {**REAL, "temporal_tls": False}
+    with pytest.raises(ValidationError, match="Temporal connection is plaintext"):
+        Settings(env=Environment.PRODUCTION, **plain)
+    allowed = Settings(env=Environment.PRODUCTION, **plain, temporal_allow_plaintext=True)
+    assert not allowed.temporal_uses_tls
+    with_key = Settings(env=Environment.PRODUCTION, **plain, temporal_api_key="k" * 40)
+    assert with_key.temporal_uses_tls
+
+
+def test_secrets_do_not_show_in_the_settings_text() -> None:
+    s = Settings(env=Environment.PRODUCTION, **REAL, temporal_api_key="temporal-" + "t" * 32)
+    shown = f"{s!r} {s} {s.model_dump()}"
+    for secret in (
+        REAL["stripe_api_key"],
+        REAL["stripe_webhook_secret"],
+        REAL["api_key"],
+        REAL["portal_session_secret"],
+        REAL["relay_secret"],
+        "temporal-" + "t" * 32,
+    ):
+        assert isinstance(secret, str) and secret not in shown

@@ -87,7 +87,7 @@ async def create_portal_session(
     """Issue a short-lived portal session token scoped to one customer."""
     customer = await service.load_customer(engine=engine, customer_id=body.customer_id)
     issued = issue_portal_token(
-        customer.id, secret=settings.portal_session_secret, now=datetime.now(UTC)
+        customer.id, secret=settings.portal_session_secret.get_secret_value(), now=datetime.now(UTC)
     )
     base = settings.public_base_url.rstrip("/")
     return PortalSessionOut(

@@ -89,7 +89,7 @@ def portal_claims(
     try:
         return verify_portal_token(
             credentials.credentials,
-            secret=settings.portal_session_secret,
+            secret=settings.portal_session_secret.get_secret_value(),
             now=datetime.now(UTC),
         )
     except InvalidPortalToken:

@@ -58,7 +58,9 @@ async def relay_events(
 ) -> IntakeAck:
     """A relayed gateway event (HMAC-signed); applied in the relay's sequence order."""
     raw = await request.body()
-    verify_relay_signature(raw, signature, settings.relay_secret, now=time.time())
+    verify_relay_signature(
+        raw, signature, settings.relay_secret.get_secret_value(), now=time.time()
+    )
     try:
         body = RelayEventIn.model_validate_json(raw)
     except ValidationError as err:

@@ -88,7 +88,9 @@ async def stripe_webhook(
 ) -> IntakeAck:
     """Stripe's signed events: verified on the raw body, recorded once, signalled on."""
     raw = await request.body()
-    _verify_stripe_signature(raw, stripe_signature, settings.stripe_webhook_secret)
+    _verify_stripe_signature(
+        raw, stripe_signature, settings.stripe_webhook_secret.get_secret_value()
+    )
     try:
         parsed = json.loads(raw)
         payout_id = payout_of(parsed) if isinstance(parsed, dict) else None

@@ -31,7 +31,9 @@ def get_gateway(request: Request) -> StripeGateway:
     gateway = _state(request, "gateway")
     if gateway is None:
         settings: Settings = request.app.state.settings
-        gateway = StripeGateway(settings.stripe_api_key, settings.stripe_api_base)
+        gateway = StripeGateway(
+            settings.stripe_api_key.get_secret_value(), settings.stripe_api_base
+        )
         request.app.state.gateway = gateway
     assert isinstance(gateway, StripeGateway)
     return gateway

@@ -24,6 +24,7 @@ PRODUCTION = {
     "seller_name": "Example Software Ltd",
     "stripe_api_base": None,
     "settlement_api_base": None,
+    "temporal_allow_plaintext": True,
 }
 
 
