@@ -182,9 +182,7 @@ class DunningActivities:
             if snapshot.status is PaymentIntentStatus.SUCCEEDED:
                 return ChargeSucceeded(snapshot.id, snapshot.latest_charge_id, snapshot.amount)
             if snapshot.status is PaymentIntentStatus.REQUIRES_ACTION:
-                return ChargeRequiresAction(
-                    snapshot.id, snapshot.client_secret or "", snapshot.amount
-                )
+                return ChargeRequiresAction(snapshot.id, snapshot.amount)
             if snapshot.last_error is not None and snapshot.status in (
                 PaymentIntentStatus.REQUIRES_PAYMENT_METHOD,
                 PaymentIntentStatus.CANCELED,

@@ -36,7 +36,7 @@ from activities.gateway_errors import (
     translate_stripe_error,
 )
 from activities.gateway_rate import SharedRateLimit
-from billing.declines import DeclineFamily, classify_decline
+from billing.declines import classify_decline
 from billing.gateway import (
     INVOICE_METADATA_KEYS,
     BalanceTransaction,
@@ -158,7 +158,7 @@ def _outcome_from_intent(pi: Any) -> ChargeOutcome:
     if snap.status in (PaymentIntentStatus.PROCESSING, PaymentIntentStatus.REQUIRES_CAPTURE):
         return ChargeProcessing(snap.id, snap.amount)
     if snap.status is PaymentIntentStatus.REQUIRES_ACTION and snap.client_secret:
-        return ChargeRequiresAction(snap.id, snap.client_secret, snap.amount)
+        return ChargeRequiresAction(snap.id, snap.amount)
     if snap.status is PaymentIntentStatus.REQUIRES_PAYMENT_METHOD and snap.last_error:
         classification = classify_decline(snap.last_error)
         return ChargeDeclined(
@@ -167,9 +167,6 @@ def _outcome_from_intent(pi: Any) -> ChargeOutcome:
             amount=snap.amount,
             decline=snap.last_error,
             classification=classification,
-            client_secret=snap.client_secret
-            if classification.family is DeclineFamily.AUTHENTICATION_REQUIRED
-            else None,
         )
     raise GatewayError(f"payment intent {snap.id} confirmed into status {snap.status}")
 
@@ -412,7 +409,6 @@ class StripeGateway:
     def _declined_outcome(
         self, declined: CardDeclined, exc: stripe.CardError, amount: Money
     ) -> ChargeDeclined:
-        payment_intent = field_of(exc.error, "payment_intent")
         payment_intent_id = declined.payment_intent_id
         if payment_intent_id is None and declined.charge_id is not None:
             # Some gateways name only the failed charge; its intent is one read away.
@@ -421,16 +417,12 @@ class StripeGateway:
                 payment_intent_id = id_of(field_of(charge, "payment_intent"))
             except stripe.StripeError:
                 payment_intent_id = None
-        needs_customer = declined.classification.family is DeclineFamily.AUTHENTICATION_REQUIRED
         return ChargeDeclined(
             payment_intent_id=payment_intent_id,
             charge_id=declined.charge_id,
             amount=amount,
             decline=declined.decline,
             classification=declined.classification,
-            client_secret=_str_or_none(field_of(payment_intent, "client_secret"))
-            if needs_customer
-            else None,
         )
 
     async def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntentSnapshot:

@@ -109,12 +109,18 @@ class ChargeProcessing:
 
 @dataclass(frozen=True, slots=True)
 class ChargeRequiresAction:
-    """The customer must authenticate on-session (3-D Secure) with this client secret."""
+    """The customer must authenticate on-session (3-D Secure).
+
+    Outcomes land in workflow history, so none carries the intent's client secret: the
+    portal reads it from the gateway, for the customer the intent belongs to, while that
+    customer is on the page. ``client_secret`` stays only so that histories written by
+    the first version of this type, which carried it, still decode; it is always None.
+    """
 
     payment_intent_id: str
-    client_secret: str
     amount: Money
     kind: Literal["requires_action"] = "requires_action"
+    client_secret: str | None = None  # first version only; never set now
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,10 +130,11 @@ class ChargeDeclined:
     amount: Money
     decline: DeclineInfo
     classification: Classification
-    # Set when the customer can still finish this intent on-session
-    # (an issuer's authentication_required demand on an off-session renewal).
-    client_secret: str | None = None
     kind: Literal["declined"] = "declined"
+    # The first version of this type carried the client secret when the customer could
+    # still finish the intent on-session; kept so those histories decode, never set now
+    # (see ChargeRequiresAction).
+    client_secret: str | None = None
 
 
 ChargeOutcome = ChargeSucceeded | ChargeProcessing | ChargeRequiresAction | ChargeDeclined

@@ -220,10 +220,11 @@ async def _start_workflow(
 ) -> None:
     summary = (
         f"Subscription {record.id}: {price.plan_id} at {price.amount} {price.currency} "
-        f"minor units per {price.interval_count} {price.interval} for {customer.name}"
+        f"minor units per {price.interval_count} {price.interval} for customer {customer.id}"
     )
     details = (
-        f"- customer: `{customer.id}` ({customer.email}), gateway `{start.gateway_customer_id}`\n"
+        # Ids only: the Temporal UI is an ops tool, not a place for personal data.
+        f"- customer: `{customer.id}`, gateway `{start.gateway_customer_id}`\n"
         f"- plan: `{price.plan_id}`, {price.currency}, trial: {'yes' if start.trial else 'no'}\n"
         f"- started at: {start.start_at.isoformat()}"
     )

@@ -379,3 +379,23 @@ async def test_an_unusable_card_token_is_422_and_starts_nothing(
     with engine.connect() as conn:
         assert list_subscriptions(conn, customer["id"]) == []
     engine.dispose()
+
+
+async def test_the_workflow_summary_and_details_name_ids_not_people(
+    live_api: httpx.AsyncClient,
+    localstripe_url: str,
+    temporal_dev_env: WorkflowEnvironment,
+    api_db_url: str,
+) -> None:
+    customer, sub = await subscribe(live_api, localstripe_url)
+    engine = make_engine(api_db_url)
+    with engine.connect() as conn:
+        record = get_subscription(conn, sub["id"])
+    engine.dispose()
+    assert record is not None
+    described = await temporal_dev_env.client.get_workflow_handle(record.workflow_id).describe()
+    summary, details = await described.static_summary(), await described.static_details()
+    assert summary is not None and details is not None
+    assert sub["id"] in summary and customer["id"] in summary and customer["id"] in details
+    for personal in (customer["email"], customer["name"], "Lovelace"):
+        assert personal not in summary and personal not in details

@@ -73,9 +73,9 @@ async def test_charge_decline_is_classified_from_structured_fields(
     assert outcome.payment_intent_id and outcome.payment_intent_id.startswith("pi_3Recorded")
     assert outcome.charge_id and outcome.charge_id.startswith("ch_3Recorded")
     assert outcome.decline.card_brand in ("visa", "mastercard")
-    # Only the issuer's demand for authentication hands the customer a client secret.
-    expect_secret = family is DeclineFamily.AUTHENTICATION_REQUIRED
-    assert (outcome.client_secret is not None) is expect_secret
+    # Outcomes go into workflow history: none carries the intent's client secret, not
+    # even the issuer's demand for authentication (the portal reads it from the gateway).
+    assert outcome.client_secret is None
     # The intent was named in the error, so no further request was needed.
     assert [r.path for r in recorded.received] == [PI_PATH]
 

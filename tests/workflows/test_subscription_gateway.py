@@ -21,6 +21,7 @@ from billing.money import Money
 from billing.periods import period_end
 from billing.sca import challenge_decision
 from stores.notifications import notifications_for_customer
+from tests.support.history import history_mentions
 from tests.workflows.harness import (
     API_KEY,
     FAILS_WHEN_CHARGED,
@@ -97,6 +98,7 @@ async def test_gap_timeout_resyncs_from_the_gateway(billing: Billing, localstrip
     assert unpaid.payment_intent_id and unpaid.decline_reason == "requires_action"
     intent = await billing.gateway.retrieve_payment_intent(unpaid.payment_intent_id)
     assert intent.client_secret is not None
+    assert await history_mentions(handle, intent.client_secret) == []
     authenticate_on_localstripe(localstripe_url, intent.id, intent.client_secret)
 
     now = await billing.env.get_current_time()
@@ -402,6 +404,9 @@ async def test_action_required_then_confirmed_on_session(
 
     intent = await billing.gateway.retrieve_payment_intent(action.payment_intent_id)
     assert intent.client_secret is not None
+    # The history names the intent; its secret is read from the gateway when needed.
+    assert await history_mentions(handle, intent.id)
+    assert await history_mentions(handle, intent.client_secret) == []
     authenticate_on_localstripe(localstripe_url, intent.id, intent.client_secret)
     confirmed = await handle.execute_update(
         SubscriptionWorkflow.confirm_payment_completed,

@@ -185,7 +185,7 @@ def test_an_unpaid_invoice_without_a_charge_keeps_only_the_reason() -> None:
 
 
 def test_an_unpaid_invoice_waiting_for_3ds_reads_as_authentication_required() -> None:
-    outcome = ChargeRequiresAction("pi_3ds", "pi_3ds_secret", Money(2900, "EUR"))
+    outcome = ChargeRequiresAction("pi_3ds", Money(2900, "EUR"))
     unpaid, decline = renewal.unpaid_invoice(invoice(), outcome, T0)
     assert (unpaid.decline_reason, unpaid.payment_intent_id) == ("requires_action", "pi_3ds")
     assert decline == DeclineInfo(code="authentication_required")
@@ -209,7 +209,7 @@ def test_authentication_is_demanded_by_3ds_or_an_authentication_decline() -> Non
     auth = declined("authentication_required")
     assert auth.classification.family is DeclineFamily.AUTHENTICATION_REQUIRED
     assert payments.authentication_demanded(auth)
-    assert payments.authentication_demanded(ChargeRequiresAction("pi_1", "secret", Money(1, "EUR")))
+    assert payments.authentication_demanded(ChargeRequiresAction("pi_1", Money(1, "EUR")))
     assert not payments.authentication_demanded(declined("card_declined", "insufficient_funds"))
     assert not payments.authentication_demanded("charge_error")
     assert not payments.authentication_demanded(None)
