@@ -14,6 +14,7 @@ from temporalio.client import Client
 from api.errors import install_error_handlers
 from api.pan_guard import PanGuard
 from api.routes import (
+    codec,
     customers,
     dev,
     docs,
@@ -34,6 +35,7 @@ from api.routes import (
 from api.services.event_recorder import EventRecorder
 from api.temporal_client import TemporalConnection
 from billing.catalog import load_catalog
+from dunwell.codec import EncryptionCodec
 from dunwell.components import build_gateway, build_tax_engine
 from dunwell.heap import freeze_startup_heap
 from dunwell.logs import install_redaction
@@ -59,6 +61,8 @@ def create_app(
         app.state.catalog = load_catalog()
         app.state.tax_engine = build_tax_engine(settings)
         app.state.gateway = build_gateway(settings, app.state.engine)
+        keys = settings.payload_key_set()
+        app.state.codec = EncryptionCodec(keys) if keys is not None else None
         if freeze_heap:
             freeze_startup_heap()
         try:
@@ -96,6 +100,7 @@ def create_app(
     app.include_router(documents.portal)
     app.include_router(portal.page_router)
     app.include_router(docs.router)
+    app.include_router(codec.router)
     # Outermost: a body carrying card data is refused before any route or log sees it.
     app.add_middleware(PanGuard)
     if settings.env is Environment.DEV:

@@ -145,6 +145,22 @@ def demo(
         raise typer.Exit(1) from None
 
 
+@app.command("payload-key")
+def payload_key(
+    key_id: Annotated[str, typer.Option("--id", help="Key id stored with each payload")] = "k1",
+) -> None:
+    """Print a new payload-encryption key entry for DUNWELL_PAYLOAD_KEYS (id:base64key)."""
+    from dunwell.codec import PayloadKeyError, PayloadKeys
+
+    entry = PayloadKeys.generate(key_id)
+    try:
+        PayloadKeys.parse(entry)
+    except PayloadKeyError as err:
+        typer.echo(f"dunwell payload-key: {err}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(entry)
+
+
 @app.command()
 def localstripe(host: str = "127.0.0.1", port: int = 8420) -> None:
     """Run localstripe, the fake Stripe API and Stripe.js (development and tests only)."""

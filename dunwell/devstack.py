@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from dunwell.codec import ensure_dev_keys
 from dunwell.settings import Settings
 from workflows import search_attributes
 
@@ -132,6 +133,9 @@ class DevStack:
             "--ui-port",
             str(s.temporal_ui_port),
             "--ui-disable-news-fetch",
+            # The UI decodes encrypted payloads through the API (api.routes.codec).
+            "--ui-codec-endpoint",
+            f"{s.public_base_url.rstrip('/')}/codec",
             "--namespace",
             s.temporal_namespace,
             "--log-level",
@@ -247,6 +251,9 @@ class DevStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / "settlement_sim.json").write_text(DEV_SETTLEMENT_SIM)
         self.out(f"Dunwell dev stack — state in {self.state_dir}")
+        if self.settings.payload_keys is None:
+            keys = ensure_dev_keys(self.state_dir)
+            self.out(f"  workflow payloads encrypted with the dev key in {keys}")
         self._migrate()
         env = self._child_env()
         for svc in self.services:

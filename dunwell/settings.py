@@ -17,6 +17,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dunwell.codec import DEV_KEY_FILE, PayloadKeyError, PayloadKeys
+
 PLACEHOLDER_STRIPE_KEY = "sk_test_dunwell_placeholder"
 PLACEHOLDER_WEBHOOK_SECRET = "whsec_dunwell_placeholder"
 PLACEHOLDER_API_KEY = "dw_dev_api_key"
@@ -82,6 +84,12 @@ class Settings(BaseSettings):
     temporal_tls_server_name: str | None = None
     temporal_api_key: SecretStr | None = None
     temporal_allow_plaintext: bool = False
+    # Workflow payloads encrypted with AES-256-GCM (dunwell.codec): ``id:base64key``
+    # entries, the first sealing. Required in production; dev makes one under state_dir.
+    payload_keys: SecretStr | None = None
+    # Browser origins allowed to call the codec endpoint (the Temporal UI's address);
+    # dev adds its own UI.
+    codec_cors_origins: list[str] = Field(default_factory=list)
     task_queue: str = "dunwell"
     # Workflows kept in the worker's memory between tasks (Temporal's default is 1000);
     # above it, a workflow's next task replays its history first.
@@ -137,11 +145,30 @@ class Settings(BaseSettings):
         "temporal_tls_client_key",
         "temporal_tls_server_name",
         "temporal_api_key",
+        "payload_keys",
         mode="before",
     )
     @classmethod
     def _empty_means_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    def payload_key_set(self) -> PayloadKeys | None:
+        """The keys that seal and open workflow payloads, or None for none."""
+        if self.payload_keys is not None:
+            return PayloadKeys.parse(self.payload_keys.get_secret_value())
+        dev_file = self.state_dir / DEV_KEY_FILE
+        if self.env is Environment.DEV and dev_file.is_file():
+            return PayloadKeys.parse(dev_file.read_text())
+        return None
+
+    @model_validator(mode="after")
+    def _payload_keys_parse(self) -> Settings:
+        if self.payload_keys is not None:
+            try:
+                PayloadKeys.parse(self.payload_keys.get_secret_value())
+            except PayloadKeyError as err:
+                raise UnsafeSettingError(str(err)) from None
+        return self
 
     @property
     def temporal_uses_tls(self) -> bool:
@@ -192,6 +219,11 @@ class Settings(BaseSettings):
             raise PlaceholderSecretError(
                 f"{', '.join(short)} must be at least {MIN_SECRET_BYTES} bytes outside dev "
                 "mode; generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        if self.payload_keys is None:
+            raise UnsafeSettingError(
+                "DUNWELL_PAYLOAD_KEYS is not set: outside dev mode workflow payloads are "
+                "encrypted; generate a key with: dunwell payload-key"
             )
         if not self.temporal_uses_tls and not self.temporal_allow_plaintext:
             raise UnsafeSettingError(

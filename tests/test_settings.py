@@ -18,6 +18,7 @@ REAL = {
     "stripe_api_base": None,
     "settlement_api_base": None,
     "temporal_tls": True,
+    "payload_keys": "k1:" + "A" * 43,
 }
 
 
@@ -103,3 +104,10 @@ def test_secrets_do_not_show_in_the_settings_text() -> None:
         "temporal-" + "t" * 32,
     ):
         assert isinstance(secret, str) and secret not in shown
+
+
+def test_production_refuses_to_run_without_payload_encryption() -> None:
+    with pytest.raises(ValidationError, match="DUNWELL_PAYLOAD_KEYS is not set"):
+        Settings(env=Environment.PRODUCTION, **{**REAL, "payload_keys": None})
+    keys = Settings(env=Environment.PRODUCTION, **REAL).payload_key_set()
+    assert keys is not None and keys.active == "k1"

@@ -25,6 +25,7 @@ PRODUCTION = {
     "stripe_api_base": None,
     "settlement_api_base": None,
     "temporal_allow_plaintext": True,
+    "payload_keys": "k1:" + "A" * 43,
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -16,6 +17,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payload, Payloads
+
+from dunwell.codec import EncryptionCodec, PayloadKeys
 
 DUNWELL = str(Path(sys.executable).parent / "dunwell")
 
@@ -116,6 +121,22 @@ def test_dev_stack_starts_everything_and_stops_cleanly(
     assert httpx.get(f"{stripe}/js.stripe.com/v3/", timeout=10).status_code == 200
     sim = stack_env["DUNWELL_SETTLEMENT_API_BASE"]
     assert httpx.get(f"{sim}/v1/balance", timeout=10).json()["object"] == "balance"
+
+    # Payloads are sealed with the dev key, and the UI decodes them through the API.
+    keys = PayloadKeys.parse((tmp_path / "state" / "payload-keys").read_text())
+    assert "workflow payloads encrypted" in output
+    ui_settings = httpx.get(f"http://127.0.0.1:{ui_port}/api/v1/settings", timeout=10).json()
+    assert ui_settings["Codec"]["Endpoint"] == f"{api}/codec"
+    plain = Payload(metadata={"encoding": b"json/plain"}, data=b'"hello codec"')
+    (sealed,) = asyncio.run(EncryptionCodec(keys).encode([plain]))
+    decoded = httpx.post(
+        f"{api}/codec/decode",
+        content=json_format.MessageToJson(Payloads(payloads=[sealed])),
+        headers={"Origin": f"http://127.0.0.1:{ui_port}", "Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert decoded.status_code == 200, decoded.text
+    assert list(json_format.Parse(decoded.text, Payloads()).payloads) == [plain]
 
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = "a@example.test", "b@example.test", "hello sink"
