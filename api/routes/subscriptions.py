@@ -13,7 +13,7 @@ from api.schemas import InvoiceListOut, SubscriptionIn, SubscriptionOut
 from api.services import customers as customer_service
 from api.services import documents
 from api.services import subscriptions as service
-from api.services.payment_methods import attach_token
+from api.services.payment_methods import check_token
 from api.services.runtime import CatalogDep, GatewayDep, TemporalDep
 
 router = APIRouter(prefix="/v1", tags=["server"])
@@ -40,12 +40,11 @@ async def create_subscription(
     """Start a subscription's workflow, with a card token (`pm_…`) or a trial."""
     customer = await customer_service.load_customer(engine=engine, customer_id=body.customer_id)
 
-    async def attach(gateway_customer_id: str, payment_method_id: str, key: str) -> None:
-        await attach_token(
+    async def check(gateway_customer_id: str, payment_method_id: str) -> None:
+        await check_token(
             gateway=gateway,
             gateway_customer_id=gateway_customer_id,
             payment_method_id=payment_method_id,
-            key=key,
         )
 
     record, client = await service.start_subscription(
@@ -56,7 +55,7 @@ async def create_subscription(
         customer=customer,
         body=body,
         idempotency_key=idempotency_key,
-        attach_payment_method=attach,
+        check_payment_method=check,
         now=datetime.now(UTC),
     )
     state = await service.state_after_start(client=client, record=record)

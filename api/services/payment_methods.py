@@ -74,6 +74,25 @@ async def create_setup_intent(
     return result, request_3ds
 
 
+async def check_token(
+    *, gateway: StripeGateway, gateway_customer_id: str, payment_method_id: str
+) -> PaymentMethodDetails:
+    """Read ``pm_…`` at the gateway, changing nothing; 422 when it is unknown or belongs
+    to another customer."""
+    refused = ApiError(
+        422, "invalid_payment_method", "the payment method token is not usable for this customer"
+    )
+    try:
+        details = await gateway.retrieve_payment_method(payment_method_id)
+    except InvalidGatewayRequest as err:
+        raise refused from err
+    except GatewayError as err:
+        raise gateway_error(err) from err
+    if details.customer_id not in (None, gateway_customer_id):
+        raise refused
+    return details
+
+
 async def attach_token(
     *,
     gateway: StripeGateway,

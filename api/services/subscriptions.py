@@ -1,8 +1,10 @@
 """Subscriptions: starting their workflows, reading their state, sending portal updates.
 
-Creation order: the customer's card (if any) is attached at the gateway first; then,
-in one database transaction, the directory row is inserted, the workflow is started,
-and only then is the transaction committed. If the start fails the row is rolled back,
+Creation order: the customer's card token (if any) is checked at the gateway, read-only;
+then, in one database transaction, the directory row is inserted, the workflow is
+started, and only then is the transaction committed. The workflow attaches the card
+itself before its first charge, so a start that fails (503) has changed nothing at the
+gateway either. If the start fails the row is rolled back,
 so the directory never names a workflow that was not started. If the commit itself
 fails after the start, a retry with the same ``Idempotency-Key`` derives the same
 subscription id, finds the running workflow (``USE_EXISTING``) and inserts the row.
@@ -70,8 +72,9 @@ from workflows.subscription.state import (
 )
 
 T = TypeVar("T")
-# (gateway customer id, payment method token, idempotency key prefix)
-AttachPaymentMethod = Callable[[str, str, str], Awaitable[None]]
+# (gateway customer id, payment method token): refuses a token that is not usable for
+# this customer, changing nothing at the gateway.
+CheckPaymentMethod = Callable[[str, str], Awaitable[None]]
 
 WORKFLOW_TYPE = "SubscriptionWorkflow"
 SUBSCRIPTION_PREFIX = "sub_"
@@ -112,11 +115,11 @@ async def start_subscription(
     customer: CustomerRecord,
     body: SubscriptionIn,
     idempotency_key: str | None,
-    attach_payment_method: AttachPaymentMethod | None,
+    check_payment_method: CheckPaymentMethod | None,
     now: datetime,
 ) -> tuple[SubscriptionRecord, Client]:
-    """Validate, attach the card, then insert the row and start the workflow atomically;
-    returns the record and the Temporal client it started the workflow with."""
+    """Validate (the card token too), then insert the row and start the workflow
+    atomically; returns the record and the Temporal client it started the workflow with."""
     price = price_or_422(catalog, body.plan_id, body.currency)
     if body.trial and not price.trial_days:
         raise ApiError(422, "trial_unavailable", f"plan {body.plan_id!r} has no trial")
@@ -141,12 +144,8 @@ async def start_subscription(
     subscription_id = new_id(SUBSCRIPTION_PREFIX, idempotency_key, "subscription")
     # Nothing has been written yet: Temporal unreachable is a 503 with nothing to undo.
     client = await temporal.get()
-    if body.payment_method_id is not None and attach_payment_method is not None:
-        await attach_payment_method(
-            customer.gateway_customer_id,
-            body.payment_method_id,
-            f"dunwell:sub:{subscription_id}:pm:{body.payment_method_id}",
-        )
+    if body.payment_method_id is not None and check_payment_method is not None:
+        await check_payment_method(customer.gateway_customer_id, body.payment_method_id)
     record = SubscriptionRecord(
         id=subscription_id,
         customer_id=customer.id,
@@ -167,6 +166,7 @@ async def start_subscription(
         start_at=start_at,
         trial=body.trial,
         catalog_version=catalog.version,
+        attach_payment_method=body.payment_method_id is not None,
     )
     conn = await asyncio.to_thread(engine.connect)
     try:

@@ -55,6 +55,8 @@ EXPECTED = {
     # Since the portal-upgrade-on-session patch (3-D Secure on portal upgrades):
     "subscription_upgrade_authenticated",
     "subscription_upgrade_authentication_failed",
+    # The card given at creation attached by the run, not the API:
+    "subscription_attach_initial",
 }
 
 

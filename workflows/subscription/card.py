@@ -63,6 +63,24 @@ async def set_default(run: Run, payment_method_id: str, key: str) -> None:
     state.last_event = "default payment method changed"
 
 
+async def attach_initial(run: Run) -> None:
+    """Attach the card the subscription was created with, before the first charge.
+
+    The run does it rather than the API, so a create request that Temporal never
+    accepted (answered 503) has changed nothing at the gateway either. A token the
+    gateway refuses here leaves the card unattached; the first charge then fails and
+    the subscription stays incomplete, as for any unusable card.
+    """
+    state = run.state
+    payment_method_id = state.payment_method_to_attach
+    assert payment_method_id is not None
+    try:
+        await set_default(run, payment_method_id, "initial")
+    except ActivityError:
+        state.last_event = "the card given at creation could not be attached"
+    state.payment_method_to_attach = None
+
+
 async def replace_by_customer(run: Run, payment_method_id: str, key: str) -> None:
     """The customer set a new default card: it becomes the card on file, and each
     dunning run retries once, at once, with it."""

@@ -60,6 +60,10 @@ class SubscriptionInput:
     gateway_policy: GatewayPolicy = DEFAULT_GATEWAY_POLICY
     # Tells the run argument's shapes apart (see SubscriptionWorkflow.run).
     shape: Literal["input"] = "input"
+    # The run attaches default_payment_method_id at the gateway itself, before its first
+    # charge, so a start Temporal never accepted changed nothing at the gateway (the API
+    # only checks the token). False in starts made before, whose card was attached first.
+    attach_payment_method: bool = False
 
 
 @dataclass(frozen=True)
@@ -296,6 +300,8 @@ class SubscriptionState:
     amount_paid: int = 0
     disputes: int = 0
     expiring_card_noticed: str | None = None  # PaymentMethodInfo.expiry_key() last noticed
+    # The card the subscription was created with, until the run has attached it.
+    payment_method_to_attach: str | None = None
     buffered_events: int = 0  # events.buffered_count, as a field for query clients
     # Dunning children's results not yet applied (a stop waits for its revoke instant).
     dunning_outcomes: list[DunningOutcome] = field(default_factory=list)
@@ -328,6 +334,8 @@ class SubscriptionState:
         self.gateway_policy = start.gateway_policy
         if start.default_payment_method_id:
             self.payment_method = PaymentMethodInfo(start.default_payment_method_id)
+            if start.attach_payment_method:
+                self.payment_method_to_attach = start.default_payment_method_id
 
     def price(self, plan_id: str | None = None) -> Price:
         assert self.catalog is not None and self.currency is not None and self.plan_id

@@ -110,6 +110,9 @@ class SubscriptionWorkflow:
                 retry_policy=RETRY,
                 start_to_close_timeout=DB_TIMEOUT,
             )
+        if state.payment_method_to_attach is not None:
+            async with run.lock:
+                await card.attach_initial(run)
         if state.period_start is None:
             await self._wait_until_start()
             async with run.lock:
