@@ -13,6 +13,7 @@ from temporalio.client import Client
 
 from api.errors import install_error_handlers
 from api.pan_guard import PanGuard
+from api.rate_limit import RateLimit
 from api.routes import (
     codec,
     customers,
@@ -101,8 +102,10 @@ def create_app(
     app.include_router(portal.page_router)
     app.include_router(docs.router)
     app.include_router(codec.router)
-    # Outermost: a body carrying card data is refused before any route or log sees it.
+    # A body carrying card data is refused before any route or log sees it.
     app.add_middleware(PanGuard)
+    # Outermost: a flood is answered before the guard reads its bodies.
+    app.add_middleware(RateLimit, settings=settings)
     if settings.env is Environment.DEV:
         app.include_router(dev.router)
     return app

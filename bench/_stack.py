@@ -373,6 +373,11 @@ class Stack:
                 "DUNWELL_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
                 "DUNWELL_GATEWAY_REQUESTS_PER_SECOND": gateway_rate_limit(),
                 "DUNWELL_API_KEY": API_KEY,
+                # The benchmarks drive one API key and one address far past what a
+                # client should send; they measure Dunwell, not its request limits.
+                "DUNWELL_RATE_LIMITS_ENABLED": os.environ.get(
+                    "DUNWELL_RATE_LIMITS_ENABLED", "false"
+                ),
                 "PYTHONUNBUFFERED": "1",
                 # The workflow sandbox re-imports the workflow modules for every workflow
                 # run: without bytecode each run would compile them from source again.

@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from limits import parse
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -126,6 +127,15 @@ class Settings(BaseSettings):
     portal_session_secret: SecretStr = SecretStr(PLACEHOLDER_SESSION_SECRET)
     relay_secret: SecretStr = SecretStr(PLACEHOLDER_RELAY_SECRET)
 
+    # Request rate limits (api/rate_limit.py), in the ``limits`` notation ("N/second",
+    # "N/minute"); counted per API process.
+    rate_limits_enabled: bool = True
+    rate_limit_server: str = "200/second"
+    rate_limit_portal: str = "120/minute"
+    rate_limit_portal_gateway: str = "10/minute"
+    rate_limit_intake: str = "200/second"
+    rate_limit_anonymous: str = "300/minute"
+
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     public_base_url: str = "http://127.0.0.1:8000"
@@ -151,6 +161,23 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_means_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator(
+        "rate_limit_server",
+        "rate_limit_portal",
+        "rate_limit_portal_gateway",
+        "rate_limit_intake",
+        "rate_limit_anonymous",
+    )
+    @classmethod
+    def _rate_limit_parses(cls, value: str) -> str:
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate limit; write it as N/second, N/minute or N/hour"
+            ) from None
+        return value
 
     def payload_key_set(self) -> PayloadKeys | None:
         """The keys that seal and open workflow payloads, or None for none."""
