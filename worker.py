@@ -24,6 +24,7 @@ from activities.gateway_reconciler import GatewayReconciler
 from activities.ledger import LedgerActivities
 from activities.notifications import Notifier
 from activities.reconciliation import ReconciliationActivities
+from activities.refunds import RefundActivities
 from activities.settlement_stripe import StripeSettlementSource
 from billing.catalog import load_catalog
 from billing.gateway import PaymentGateway
@@ -90,11 +91,14 @@ def build_activities(
         )
     recon = ReconciliationActivities(engine, settlement)
     reconciler = GatewayReconciler(gateway, ExceptionStore(engine))
+    refunds = RefundActivities(gateway, invoices, ExceptionStore(engine))
     return [
         *all_activities(billing, LedgerActivities(Ledger(engine))),
         reconciler.verify,
         *dunning.all(),
         *recon.all(),
+        refunds.issue,
+        refunds.sync_charge,
     ]
 
 

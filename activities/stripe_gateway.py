@@ -45,6 +45,7 @@ from billing.gateway import (
     ChargeOutcome,
     ChargeProcessing,
     ChargeRequiresAction,
+    ChargeSnapshot,
     ChargeSucceeded,
     GatewayError,
     Page,
@@ -478,13 +479,29 @@ class StripeGateway:
         refund = await self._run(
             self._client.v1.refunds.create, params=params, options={"idempotency_key": key}
         )
-        return RefundResult(
-            id=refund.id,
-            payment_intent_id=id_of(field_of(refund, "payment_intent")),
-            charge_id=id_of(field_of(refund, "charge")),
-            amount=from_stripe_amount(refund.amount, refund.currency),
-            status=_str_or_none(field_of(refund, "status")) or "pending",
+        return _refund_result(refund)
+
+    async def retrieve_refund(self, refund_id: str) -> RefundResult:
+        return _refund_result(await self._run(self._client.v1.refunds.retrieve, refund_id))
+
+    async def retrieve_charge(self, charge_id: str) -> ChargeSnapshot:
+        charge = await self._run(self._client.v1.charges.retrieve, charge_id)
+        return ChargeSnapshot(
+            id=charge.id,
+            payment_intent_id=id_of(field_of(charge, "payment_intent")),
+            customer_id=id_of(field_of(charge, "customer")),
+            amount=from_stripe_amount(charge.amount, charge.currency),
+            status=_str_or_none(field_of(charge, "status")) or "pending",
         )
+
+    async def list_refunds(self, charge_id: str) -> tuple[RefundResult, ...]:
+        """Every refund of the charge, oldest first."""
+        return await self._run(self._list_refunds, charge_id)
+
+    def _list_refunds(self, charge_id: str) -> tuple[RefundResult, ...]:
+        listing = self._client.v1.refunds.list(params={"charge": charge_id, "limit": 100})
+        found = [_refund_result(r) for r in listing.auto_paging_iter()]
+        return tuple(reversed(found))
 
     # reconciliation
 
@@ -532,6 +549,18 @@ class StripeGateway:
             for po in listing.data
         )
         return _page(items, bool(listing.has_more))
+
+
+def _refund_result(refund: Any) -> RefundResult:
+    return RefundResult(
+        id=refund.id,
+        payment_intent_id=id_of(field_of(refund, "payment_intent")),
+        charge_id=id_of(field_of(refund, "charge")),
+        amount=from_stripe_amount(refund.amount, refund.currency),
+        status=_str_or_none(field_of(refund, "status")) or "pending",
+        metadata=_plain(field_of(refund, "metadata")),
+        reason=_str_or_none(field_of(refund, "reason")),
+    )
 
 
 def _balance_transaction(txn: Any) -> BalanceTransaction:

@@ -27,6 +27,7 @@ from api.routes import (
     portal,
     portal_notifications,
     recon_ops,
+    refund_ops,
     relay,
     review_ops,
     subscriptions,
@@ -92,6 +93,7 @@ def create_app(
     app.include_router(dunning_ops.router)
     app.include_router(review_ops.router)
     app.include_router(recon_ops.router)
+    app.include_router(refund_ops.router)
     app.include_router(gateway_alerts.router)
     app.include_router(customers.router)
     app.include_router(subscriptions.router)

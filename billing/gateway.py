@@ -160,6 +160,19 @@ class RefundResult:
     charge_id: str | None
     amount: Money
     status: str  # pending | succeeded | failed | canceled | requires_action
+    metadata: Mapping[str, str] | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeSnapshot:
+    """A charge as the gateway holds it: what refunds and disputes are checked against."""
+
+    id: str
+    payment_intent_id: str | None
+    customer_id: str | None
+    amount: Money
+    status: str  # succeeded | pending | failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -419,6 +432,12 @@ class PaymentGateway(Protocol):
         amount: Money | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> RefundResult: ...
+
+    async def retrieve_refund(self, refund_id: str) -> RefundResult: ...
+
+    async def retrieve_charge(self, charge_id: str) -> ChargeSnapshot: ...
+
+    async def list_refunds(self, charge_id: str) -> tuple[RefundResult, ...]: ...
 
     async def list_balance_transactions(
         self,

@@ -16,6 +16,7 @@ from dunwell.dunning_cli import dunning_app
 from dunwell.gateway_cli import gateway_app
 from dunwell.ledger_cli import ledger_app
 from dunwell.recon_cli import recon_app
+from dunwell.refund_cli import refund_command, refunds_command
 from dunwell.review_cli import review_app
 from dunwell.settings import Settings, get_settings
 from dunwell.tax_cli import tax_app
@@ -27,6 +28,8 @@ app.add_typer(dunning_app, name="dunning", help="Dunning runs: show, pause, resu
 app.add_typer(review_app, name="review", help="Manual reviews of failed plan changes.")
 app.add_typer(recon_app, name="recon", help="Reconciliation: exceptions, payout runs, backfill.")
 app.add_typer(gateway_app, name="gateway", help="Gateway outage alerts.")
+app.command("refund")(refund_command)
+app.command("refunds")(refunds_command)
 
 
 def _settings() -> Settings:

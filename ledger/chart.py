@@ -13,6 +13,11 @@ the currency last, so a customer id containing ``:`` cannot collide with another
 | gateway_fees      | expense   | system   | processing fees charged by the gateway        |
 | cash              | asset     | system   | the bank account payouts land in              |
 | fx_conversion     | asset     | system   | the other side of the gateway's conversions   |
+| chargebacks       | expense   | system   | funds the card network withdrew for disputes  |
+
+``chargebacks`` holds what disputes took and did not give back: funds withdrawn
+debit it, funds reinstated (a dispute won) credit it; the dispute fee goes to
+``gateway_fees``.
 
 ``fx_conversion`` takes a converted settlement in both currencies (the charged amount
 in one, the settled amount in the other), so each currency's clearing nets on its own;
@@ -67,6 +72,10 @@ def cash(currency: str) -> AccountSpec:
 
 def fx_conversion(currency: str) -> AccountSpec:
     return AccountSpec(f"fx_conversion:{currency}", AccountType.ASSET, currency)
+
+
+def chargebacks(currency: str) -> AccountSpec:
+    return AccountSpec(f"chargebacks:{currency}", AccountType.EXPENSE, currency)
 
 
 class Chart:

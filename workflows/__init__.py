@@ -10,6 +10,7 @@ from workflows.dunning import DunningWorkflow
 from workflows.manual_review import ManualReviewWorkflow
 from workflows.recon_sweep import ReconSweepWorkflow
 from workflows.reconcile_payout import ReconcilePayoutWorkflow
+from workflows.refunds import ChargeRefundsWorkflow, RefundWorkflow
 from workflows.subscription import SubscriptionWorkflow
 
 WORKFLOWS: tuple[type, ...] = (
@@ -18,13 +19,17 @@ WORKFLOWS: tuple[type, ...] = (
     DunningWorkflow,
     ReconcilePayoutWorkflow,
     ReconSweepWorkflow,
+    RefundWorkflow,
+    ChargeRefundsWorkflow,
 )
 
 __all__ = [
     "WORKFLOWS",
+    "ChargeRefundsWorkflow",
     "DunningWorkflow",
     "ManualReviewWorkflow",
     "ReconSweepWorkflow",
     "ReconcilePayoutWorkflow",
+    "RefundWorkflow",
     "SubscriptionWorkflow",
 ]

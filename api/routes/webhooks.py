@@ -34,6 +34,7 @@ from api.schemas import ROW_ID_MAX
 from api.services import customer_events
 from api.services.event_recorder import EventRecorder
 from api.services.payout_events import payout_intake, payout_of
+from api.services.refunds import charge_of_refund_event, refund_intake
 from api.temporal_client import TemporalConnection, TemporalUnavailable
 from billing.events import (
     GatewayEvent,
@@ -96,6 +97,9 @@ async def stripe_webhook(
         payout_id = payout_of(parsed) if isinstance(parsed, dict) else None
         if payout_id is not None:
             return await _payout_event(request, settings, engine, parsed, payout_id, raw)
+        charge_id = charge_of_refund_event(parsed) if isinstance(parsed, dict) else None
+        if charge_id is not None:
+            return await _refund_event(request, settings, engine, parsed, charge_id, raw)
         outcome = stripe_event(parsed)
         copies: list[GatewayEvent] = []
         if isinstance(outcome, Unroutable) and outcome.reason == "no_subscription":
@@ -144,6 +148,31 @@ async def _payout_event(
         event_id=event_id,
         event_type=event_type,
         payout_id=payout_id,
+        raw_body=raw.decode("utf-8"),
+    )
+    return IntakeAck(status="accepted" if delivered else "duplicate", event_id=event_id)
+
+
+async def _refund_event(
+    request: Request,
+    settings: Settings,
+    engine: Engine,
+    parsed: dict[str, Any],
+    charge_id: str,
+    raw: bytes,
+) -> IntakeAck:
+    """Refund events: to the charge's refund run (api.services.refunds)."""
+    event_id, event_type = parsed.get("id"), parsed.get("type")
+    if not isinstance(event_id, str) or not event_id or not isinstance(event_type, str):
+        raise MalformedEvent("a Stripe event needs id and type")
+    delivered = await refund_intake(
+        recorder=request.app.state.event_recorder,
+        temporal=request.app.state.temporal,
+        settings=settings,
+        engine=engine,
+        event_id=event_id,
+        event_type=event_type,
+        charge_id=charge_id,
         raw_body=raw.decode("utf-8"),
     )
     return IntakeAck(status="accepted" if delivered else "duplicate", event_id=event_id)

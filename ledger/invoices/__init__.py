@@ -10,6 +10,8 @@ Callers use one ``InvoiceStore``; each concern is a module of its own:
 - ``lifecycle``: drafts, ``issue`` and ``finalize`` (the finalization entry);
 - ``numbering``: the gapless number series per issuer, series and year;
 - ``payments``: ``mark_paid``, ``record_payment``, ``mark_uncollectible``;
+- ``refunds``: refunds of a paid invoice, each a credit note and a refund entry
+  (``refund_tables`` holds their rows);
 - ``notes``: credit and debit notes, ``void``, ``rate_change_adjustment``, with the
   note tax arithmetic in ``note_tax`` (pure);
 - ``reads``: views, amounts and line states, and the store's read calls;

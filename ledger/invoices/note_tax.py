@@ -12,6 +12,12 @@ tax instead, so a sequence of credits reverses exactly what was charged (this al
 covers tax-inclusive lines, whose tax was split from the gross and can differ by one
 minor unit from ``rate * net``). A partial credit never takes more tax than remains.
 
+A refund is an amount the gateway gave back, tax included, so its credit note is
+built from the gross (``refund_lines``): shared among the lines pro rata to what
+remains of each (largest remainder), and each line's share split into net and tax at
+the line's frozen rates (``tax.rounding.split_gross``), so the note's total is the
+refund exactly. A share that takes all that remains of a line takes it exactly.
+
 A rate change inside a period (``rate_change_delta``) adjusts tax only: for the
 seconds after the change, ``half_up(taxable * (new - old) * after / period)``.
 """
@@ -22,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tax.model import PPM, TaxComponent
-from tax.rounding import div_half_up, tax_on_net
+from tax.rounding import div_half_up, split_gross, tax_on_net
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +86,43 @@ def credit_line(state: LineState, amount: int) -> NoteLineTax:
     return NoteLineTax(
         state.line_id, amount, sum(p.component.tax_amount for p in parts), tuple(parts)
     )
+
+
+def remaining_gross(state: LineState) -> int:
+    return state.remaining_net + sum(state.remaining_tax)
+
+
+def refund_lines(states: Sequence[LineState], gross: int) -> tuple[NoteLineTax, ...]:
+    """Credit note lines totalling ``gross`` exactly, tax at the frozen rates; the
+    caller has checked that ``gross`` does not exceed what remains of the lines."""
+    open_lines = [s for s in states if remaining_gross(s) > 0 and s.remaining_net > 0]
+    whole = sum(remaining_gross(s) for s in open_lines)
+    if gross <= 0 or gross > whole:
+        raise ValueError(f"a refund of {gross} against {whole} remaining")
+    shares = [gross * remaining_gross(s) // whole for s in open_lines]
+    # Largest remainder: the units rounding left over go to the largest fractions.
+    order = sorted(
+        range(len(open_lines)),
+        key=lambda i: (-(gross * remaining_gross(open_lines[i]) % whole), i),
+    )
+    for i in order[: gross - sum(shares)]:
+        shares[i] += 1
+    return tuple(
+        _refund_line(state, share) for state, share in zip(open_lines, shares, strict=True) if share
+    )
+
+
+def _refund_line(state: LineState, gross: int) -> NoteLineTax:
+    if gross == remaining_gross(state):
+        return credit_line(state, state.remaining_net)
+    net, taxes = split_gross(gross, [c.rate_ppm for c in state.components])
+    parts = []
+    for i, (c, tax) in enumerate(zip(state.components, taxes, strict=True)):
+        taxable = _clamp(div_half_up(c.taxable_amount * net, state.net), state.remaining_taxable[i])
+        kept = _clamp(tax, state.remaining_tax[i])
+        net += tax - kept  # tax beyond what remains stays with the net
+        parts.append(NoteComponent(i, _share(c, taxable, kept, "refund, split")))
+    return NoteLineTax(state.line_id, net, sum(p.component.tax_amount for p in parts), tuple(parts))
 
 
 def debit_line(state: LineState, amount: int) -> NoteLineTax:

@@ -7,8 +7,9 @@ from ledger.invoices.notes import Notes
 from ledger.invoices.payments import Payments
 from ledger.invoices.proration_audit import ProrationAudits
 from ledger.invoices.reads import Reads
+from ledger.invoices.refunds import Refunds
 
 
-class InvoiceStore(Lifecycle, Payments, Notes, Reads, ProrationAudits):
+class InvoiceStore(Lifecycle, Payments, Refunds, Notes, Reads, ProrationAudits):
     """Invoices, credit notes and debit notes, each call one transaction that also posts
     the document's ledger entry (see ``ledger.invoices`` for the lifecycle)."""

@@ -17,6 +17,8 @@ from sqlalchemy import Connection
 
 # Every module defining tables, so the metadata (and autogenerate) sees them all.
 import ledger.compliance_tables
+import ledger.disputes.tables
+import ledger.invoices.refund_tables
 import ledger.invoices.tables
 import ledger.models
 import ledger.reconciliation.tables

@@ -1,7 +1,7 @@
 """The ledger's records of gateway money, by the gateway id they cite.
 
 Payments are the invoice payments (``payment_ref`` is the gateway's payment intent id);
-refunds and disputes join here when the ledger books them. ``unsettled_payments`` are
+refunds are the recorded invoice refunds (by the gateway's refund id). ``unsettled_payments`` are
 those no reconciled payout has settled yet, for the sweep to age.
 """
 
@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import Connection, exists, select
 
 from billing.reconciliation.model import LedgerKind, LedgerRecord
+from ledger.invoices.refund_tables import invoice_refunds as _ref
 from ledger.invoices.tables import invoice_payments as _pay
 from ledger.invoices.tables import invoices as _inv
 from ledger.reconciliation.tables import settlement_lines as _lines
@@ -28,9 +29,16 @@ _BY_REF_PG = (
 )
 
 
+_REFUNDS_PG = (
+    "SELECT refund_id, amount, currency, ledger_entry_id, recorded_at FROM invoice_refunds"
+    " WHERE refund_id = ANY(%(refs)s) AND status = 'recorded' ORDER BY id"
+)
+
+
 def ledger_records(conn: Connection, refs: Iterable[str]) -> dict[str, list[LedgerRecord]]:
     wanted = sorted(set(refs))
     found: dict[str, list[LedgerRecord]] = defaultdict(list)
+    _refunds(conn, [r for r in wanted if r.startswith("re_")], found)
     if conn.dialect.name == "postgresql":  # one array parameter, not N bound values
         for ref, amount, currency, entry_id, paid_at in conn.exec_driver_sql(
             _BY_REF_PG, {"refs": wanted}
@@ -72,6 +80,36 @@ def ledger_records(conn: Connection, refs: Iterable[str]) -> dict[str, list[Ledg
                 )
             )
     return dict(found)
+
+
+def _refunds(conn: Connection, refs: list[str], found: dict[str, list[LedgerRecord]]) -> None:
+    if not refs:
+        return
+    if conn.dialect.name == "postgresql":
+        rows = list(conn.exec_driver_sql(_REFUNDS_PG, {"refs": refs}))
+    else:
+        rows = []
+        for start in range(0, len(refs), _CHUNK):
+            rows.extend(
+                conn.execute(
+                    select(
+                        _ref.c.refund_id,
+                        _ref.c.amount,
+                        _ref.c.currency,
+                        _ref.c.ledger_entry_id,
+                        _ref.c.recorded_at,
+                    )
+                    .where(_ref.c.refund_id.in_(refs[start : start + _CHUNK]))
+                    .where(_ref.c.status == "recorded")
+                    .order_by(_ref.c.id)
+                )
+            )
+    for ref, amount, currency, entry_id, at in rows:
+        found[str(ref)].append(
+            LedgerRecord(
+                LedgerKind.REFUND, str(ref), int(amount), str(currency), int(entry_id or 0), at
+            )
+        )
 
 
 def unsettled_payments(
