@@ -8,7 +8,9 @@ moved money (``succeeded`` or ``pending``). The store books each gateway refund 
 (keyed by its id), so a webhook replayed, a retried activity, or the ops path and the
 webhook path racing for the same refund all book it once. A refund the ledger cannot
 book (a payment it never recorded, more than remains refundable, another currency)
-books nothing and opens a reconciliation exception for ops.
+books nothing and opens a reconciliation exception for ops, and so does a refund booked
+while ``pending`` that the gateway later reports ``failed`` or ``canceled`` (ops
+decide the correction; its credit note stands until then).
 
 Idempotent at the gateway too: the refund ops asked for is created under the key
 ``dunwell-refund:<reservation key>`` and carries that key in its metadata, so the
@@ -117,10 +119,20 @@ class RefundActivities:
         invoice_id = await asyncio.to_thread(self._invoices.invoice_paid_by, payment_ref)
         recorded = known = exceptions = 0
         for refund in refunds:
-            if refund.status not in BOOKED_STATUSES:
-                continue
-            if await asyncio.to_thread(self._invoices.refund_by_gateway_id, refund.id):
+            booked = await asyncio.to_thread(self._invoices.refund_by_gateway_id, refund.id)
+            if booked is not None:
                 known += 1
+                if refund.status not in BOOKED_STATUSES:
+                    # Booked while pending, failed since: ops decide (a credit note stays).
+                    await self._open(
+                        refund,
+                        booked.invoice_id,
+                        f"booked refund is {refund.status} at the gateway",
+                        ExceptionClass.STATUS,
+                    )
+                    exceptions += 1
+                continue
+            if refund.status not in BOOKED_STATUSES:
                 continue
             if invoice_id is None:
                 await self._open(
@@ -173,7 +185,7 @@ class RefundActivities:
         activity.logger.warning("refund %s not booked: %s", refund.id, problem)
         finding = Finding(
             cls=cls,
-            key=f"refund:{refund.id}",
+            key=f"refund:{cls.value}:{refund.id}",
             currency=refund.amount.currency,
             amount=refund.amount.amount,
             gateway_ref=refund.id,

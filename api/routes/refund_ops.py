@@ -6,7 +6,9 @@ A refund goes through the gateway under an idempotency key (the request's
 credit note at the invoice's frozen tax rates plus a refund entry. Refusals change
 nothing: 404 ``invoice_not_found``; 409 ``invoice_not_paid``; 409
 ``idempotency_conflict`` (the key was used for another refund); 422
-``amount_exceeds_refundable``, ``invalid_reason``, ``invalid_amount``; 503 when
+``amount_exceeds_refundable``, ``invalid_reason``, ``invalid_amount``, and
+``gateway_refused`` when the gateway refused the refund (nothing booked; the amount is
+refundable again, under a new key); 503 when
 Temporal is not reachable (the reservation stays and the same key retries it).
 """
 
@@ -140,6 +142,8 @@ async def refund_invoice(
         raise refusal(err) from None
     except (RefundExceedsRefundable, InvalidInvoiceInput) as err:
         raise refusal(err) from None
+    if view.status == "failed":
+        raise ApiError(422, "gateway_refused", f"the gateway refused the refund: {view.failure}")
     if view.status == "requested":
         response.status_code = 202
     return refund_out(view)

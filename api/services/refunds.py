@@ -16,6 +16,7 @@ read back from the gateway.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,6 +46,7 @@ REFUND_EVENT_TYPES = frozenset(
     {"charge.refunded", "refund.created", "refund.updated", "charge.refund.updated"}
 )
 WAIT = timedelta(seconds=20)
+_CHARGE_ID = re.compile(r"ch_[A-Za-z0-9]{1,200}")
 
 
 def charge_of_refund_event(raw: Mapping[str, Any]) -> str | None:
@@ -58,7 +60,7 @@ def charge_of_refund_event(raw: Mapping[str, Any]) -> str | None:
     charge = obj.get("id") if obj.get("object") == "charge" else obj.get("charge")
     if isinstance(charge, Mapping):
         charge = charge.get("id")
-    if isinstance(charge, str) and charge.startswith("ch_") and len(charge) <= 200:
+    if isinstance(charge, str) and _CHARGE_ID.fullmatch(charge):
         return charge
     return None
 

@@ -434,3 +434,50 @@ def test_cli_lists_refunds(
     assert listed.exit_code == 0, listed.output
     (line,) = listed.output.strip().splitlines()
     assert invoice.id in line and "300 EUR" in line and "recorded" in line
+
+
+async def test_a_refund_the_gateway_refuses_fails_and_frees_its_amount(
+    live_api: httpx.AsyncClient,
+    store: InvoiceStore,
+    engine: Engine,
+    gateway: StripeGateway,
+    localstripe_url: str,
+) -> None:
+    from billing.gateway import ChargeDeclined
+
+    # The ledger believes a payment the gateway holds as failed (a wrong record): the
+    # gateway refuses to refund it, and nothing is booked.
+    invoice = issue(store, [DraftLine("a", "Plan", 1_000)])
+    customer = await gateway.create_customer(idempotency_key=f"refuse-{uuid.uuid4().hex[:8]}")
+    pm = sdk(localstripe_url).v1.payment_methods.create(
+        params={
+            "type": "card",
+            "card": {"number": "4000000000000341", "exp_month": 12, "exp_year": 2031, "cvc": "123"},
+        }
+    )
+    await gateway.attach_payment_method(
+        payment_method_id=pm.id, customer_id=customer, idempotency_key=f"{pm.id}:a"
+    )
+    declined = await gateway.charge_off_session(
+        customer_id=customer,
+        payment_method_id=pm.id,
+        amount=Money(invoice.total, "EUR"),
+        idempotency_key=f"refuse-{uuid.uuid4().hex[:8]}",
+    )
+    assert isinstance(declined, ChargeDeclined) and declined.payment_intent_id
+    store.mark_paid(
+        invoice.id,
+        payment_ref=declined.payment_intent_id,
+        amount=invoice.total,
+        at=invoice.created_at,
+    )
+    notes_before = counts(engine)[1:]
+    refused = await live_api.post(
+        f"/v1/ops/invoices/{invoice.id}/refunds", json=body(amount=300), headers=AUTH
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["code"] == "gateway_refused"
+    (failed,) = store.list_refunds(invoice_id=invoice.id)
+    assert failed.status == "failed" and failed.failure
+    assert counts(engine)[1:] == notes_before  # no credit note, no entry
+    assert store.refundable(invoice.id).refundable == invoice.total
