@@ -18,6 +18,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 
 from activities import all_activities
 from activities.billing import BillingActivities, RegistrationSource
+from activities.disputes import DisputeActivities
 from activities.dunning import DunningActivities
 from activities.gateway_rate import SharedRateLimit, store_take
 from activities.gateway_reconciler import GatewayReconciler
@@ -27,6 +28,7 @@ from activities.reconciliation import ReconciliationActivities
 from activities.refunds import RefundActivities
 from activities.settlement_stripe import StripeSettlementSource
 from billing.catalog import load_catalog
+from billing.disputes import DisputePolicy
 from billing.gateway import PaymentGateway
 from billing.reconciliation.source import SettlementSource
 from dunwell import temporal
@@ -38,6 +40,7 @@ from dunwell.recon_schedule import ensure_sweep_schedule
 from dunwell.settings import Settings
 from ledger.compliance import ComplianceLedger
 from ledger.db import make_engine
+from ledger.disputes.store import DisputeStore
 from ledger.invoices import InvoiceStore
 from ledger.posting import Ledger
 from ledger.reconciliation.exceptions import ExceptionStore
@@ -92,6 +95,13 @@ def build_activities(
     recon = ReconciliationActivities(engine, settlement)
     reconciler = GatewayReconciler(gateway, ExceptionStore(engine))
     refunds = RefundActivities(gateway, invoices, ExceptionStore(engine))
+    disputes = DisputeActivities(
+        settlement,
+        invoices,
+        DisputeStore(engine),
+        ExceptionStore(engine),
+        DisputePolicy(settings.dispute_policy),
+    )
     return [
         *all_activities(billing, LedgerActivities(Ledger(engine))),
         reconciler.verify,
@@ -99,6 +109,7 @@ def build_activities(
         *recon.all(),
         refunds.issue,
         refunds.sync_charge,
+        disputes.sync,
     ]
 
 

@@ -8,7 +8,9 @@ each request first waits for its turn in the limit every process shares; the wor
 passes it when settlement is read from the gateway itself, not from the simulator.
 Amounts come back in ISO minor units, currencies upper
 case; a source's ``ledger_ref`` is what the ledger cites: a charge's payment intent, a
-refund's or a dispute's own id.
+refund's own id, and for a dispute the balance transaction itself (a dispute moves
+money twice, funds withdrawn and reinstated, and the ledger books each movement).
+Disputes are read by id with their balance transactions (``dispute``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from stripe.params import PayoutListParams
 from activities.gateway_errors import field_of, id_of, translate_stripe_error
 from activities.gateway_rate import SharedRateLimit
 from activities.stripe_gateway import STRIPE_API_VERSION, from_stripe_amount
+from billing.disputes import DisputeSnapshot, DisputeTxn
 from billing.reconciliation.model import GatewayObject, Payout, SettlementTxn
 from billing.reconciliation.source import PAGE_LIMIT, TxnPage
 
@@ -143,6 +146,21 @@ class StripeSettlementSource:
             settled=False,
         )
 
+    async def dispute(self, dispute_id: str) -> DisputeSnapshot | None:
+        if self._rate_limit is not None:
+            await self._rate_limit.acquire()
+        try:
+            response = await asyncio.to_thread(
+                self._client.raw_request, "get", f"/v1/disputes/{dispute_id}"
+            )
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404:
+                return None
+            raise translate_stripe_error(exc) from exc
+        except stripe.StripeError as exc:
+            raise translate_stripe_error(exc) from exc
+        return dispute_of(response.data)
+
     async def balance(self) -> dict[str, int]:
         bal = await self._call(self._client.v1.balance.retrieve)
         totals: dict[str, int] = {}
@@ -155,6 +173,34 @@ class StripeSettlementSource:
 
 def _at(value: int) -> datetime:
     return datetime.fromtimestamp(int(value), UTC)
+
+
+def dispute_of(dp: Any) -> DisputeSnapshot:
+    money = from_stripe_amount(int(dp["amount"]), str(dp["currency"]))
+    txns = []
+    for txn in field_of(dp, "balance_transactions") or ():
+        currency = str(txn["currency"])
+        txns.append(
+            DisputeTxn(
+                id=str(txn["id"]),
+                amount=from_stripe_amount(int(txn["amount"]), currency).amount,
+                fee=from_stripe_amount(int(txn["fee"]), currency).amount,
+                currency=currency.upper(),
+                reporting_category=str(field_of(txn, "reporting_category") or ""),
+                created=_at(txn["created"]),
+            )
+        )
+    return DisputeSnapshot(
+        id=str(dp["id"]),
+        charge_id=str(id_of(field_of(dp, "charge"))),
+        payment_intent_id=id_of(field_of(dp, "payment_intent")),
+        amount=money.amount,
+        currency=money.currency,
+        reason=str(field_of(dp, "reason") or "general"),
+        status=str(dp["status"]),
+        created=_at(dp["created"]),
+        balance_transactions=tuple(txns),
+    )
 
 
 def payout_of(po: Any) -> Payout:
@@ -182,6 +228,8 @@ def txn_of(txn: Any, payout_id: str | None) -> SettlementTxn:
     ledger_ref = source_amount = source_currency = source_status = card_country = None
     if source is not None and not isinstance(source, str):
         ledger_ref, source_amount, source_currency, source_status, card_country = _source(source)
+        if field_of(source, "object") == "dispute":
+            ledger_ref = str(txn["id"])  # the ledger books each movement of a dispute
     rate = field_of(txn, "exchange_rate")
     details = tuple(
         (str(d["type"]), minor(d["amount"])) for d in (field_of(txn, "fee_details") or ())

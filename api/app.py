@@ -18,6 +18,7 @@ from api.routes import (
     codec,
     customers,
     dev,
+    dispute_ops,
     docs,
     documents,
     dunning_ops,
@@ -94,6 +95,7 @@ def create_app(
     app.include_router(review_ops.router)
     app.include_router(recon_ops.router)
     app.include_router(refund_ops.router)
+    app.include_router(dispute_ops.router)
     app.include_router(gateway_alerts.router)
     app.include_router(customers.router)
     app.include_router(subscriptions.router)

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from dunwell.dispute_cli import disputes_command
 from dunwell.dunning_cli import dunning_app
 from dunwell.gateway_cli import gateway_app
 from dunwell.ledger_cli import ledger_app
@@ -30,6 +31,7 @@ app.add_typer(recon_app, name="recon", help="Reconciliation: exceptions, payout 
 app.add_typer(gateway_app, name="gateway", help="Gateway outage alerts.")
 app.command("refund")(refund_command)
 app.command("refunds")(refunds_command)
+app.command("disputes")(disputes_command)
 
 
 def _settings() -> Settings:

@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     # settlement simulator beside localstripe in dev; empty (None) means the gateway
     # itself, which for real Stripe is Stripe's own API.
     settlement_api_base: str | None = "http://127.0.0.1:8421"
+    # What a dispute does to the subscription whose payment it disputes
+    # (billing/disputes.py): "flag" keeps it active and counts the dispute against it in
+    # SCA decisions; "cancel_at_period_end" also cancels it at its period end.
+    dispute_policy: Literal["flag", "cancel_at_period_end"] = "flag"
 
     # "builtin" (offline jurisdictional engine) or "stripe" (Stripe Tax).
     tax_engine: Literal["builtin", "stripe"] = "builtin"

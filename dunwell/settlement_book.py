@@ -19,6 +19,11 @@ The rules, all configurable through ``SimConfig`` (``--config FILE`` of the serv
 - payout failures: ``fail_payout`` fails a payout (also one already paid, as banks do
   days later); its ``payout_failure`` transaction returns the money to the balance and
   goes out with the next payout;
+- disputes (``open_dispute``): the card network withdraws the disputed charge's amount
+  at once, with ``dispute_fee_minor`` (15.00 by default) in an ``adjustment`` /
+  ``dispute`` transaction; ``close_dispute`` ends it ``won`` (the amount comes back in
+  an ``adjustment`` / ``dispute_reversal`` transaction; the fee too only when
+  ``dispute_fee_returned_when_won``, off by default as on Stripe today) or ``lost``;
 - fees with no source (``add_fee``: e.g. a monthly account fee) and, for benchmarks,
   synthetic charges (``add_charge`` with overrides) are accepted too.
 
@@ -54,6 +59,8 @@ class SimConfig:
     available_after_seconds: int = 2 * 86_400
     payout_interval_seconds: int = 86_400
     arrival_after_seconds: int = 0
+    dispute_fee_minor: int = 1_500
+    dispute_fee_returned_when_won: bool = False
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> SimConfig:
@@ -158,10 +165,40 @@ class SimPayout:
         }
 
 
+@dataclass
+class SimDispute:
+    id: str
+    charge: dict[str, Any]
+    amount: int  # in the charge's currency
+    currency: str  # upper case
+    reason: str
+    created: int
+    status: str = "needs_response"
+    txn_ids: list[str] = field(default_factory=list)
+
+    def render(self, book: Book, now: int) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "dispute",
+            "amount": self.amount,
+            "currency": self.currency.lower(),
+            "charge": self.charge["id"],
+            "payment_intent": self.charge.get("payment_intent"),
+            "reason": self.reason,
+            "status": self.status,
+            "created": self.created,
+            "livemode": False,
+            "is_charge_refundable": False,
+            "metadata": {},
+            "balance_transactions": [book.txns[t].render(False, now) for t in self.txn_ids],
+        }
+
+
 class Book:
     def __init__(self, config: SimConfig) -> None:
         self.config = config
         self.txns: dict[str, Txn] = {}
+        self.disputes: dict[str, SimDispute] = {}
         self.payouts: dict[str, SimPayout] = {}
         self.unsettled: list[str] = []  # txn ids not yet in a payout, in order
         self.seen_sources: set[str] = set()
@@ -250,6 +287,66 @@ class Book:
                 exchange_rate=rate,
             )
         )
+
+    def open_dispute(self, charge: dict[str, Any], reason: str, now: int) -> SimDispute:
+        """The card network disputes ``charge`` (as the gateway renders it): the amount
+        and the dispute fee leave the balance at once."""
+        currency = str(charge["currency"]).upper()
+        dispute = SimDispute(
+            id=f"dp_{_short('dispute', self.salt, charge['id'], str(len(self.disputes)))}",
+            charge=dict(charge),
+            amount=int(charge["amount"]),
+            currency=currency,
+            reason=reason,
+            created=now,
+        )
+        self.disputes[dispute.id] = dispute
+        settled, settle_currency, rate = self._convert(-dispute.amount, currency)
+        self._dispute_txn(
+            dispute, "dispute", settled, self.config.dispute_fee_minor, settle_currency, rate, now
+        )
+        return dispute
+
+    def close_dispute(self, dispute_id: str, outcome: str, now: int) -> SimDispute:
+        """End the dispute ``won`` (the funds come back) or ``lost``; once."""
+        dispute = self.disputes[dispute_id]
+        if dispute.status in ("won", "lost"):
+            return dispute
+        if outcome == "won":
+            settled, settle_currency, rate = self._convert(dispute.amount, dispute.currency)
+            fee = -self.config.dispute_fee_minor if self.config.dispute_fee_returned_when_won else 0
+            self._dispute_txn(dispute, "dispute_reversal", settled, fee, settle_currency, rate, now)
+        dispute.status = outcome
+        return dispute
+
+    def _dispute_txn(
+        self,
+        dispute: SimDispute,
+        category: str,
+        amount: int,
+        fee: int,
+        currency: str,
+        rate: str | None,
+        now: int,
+    ) -> Txn:
+        txn = self._add(
+            Txn(
+                id=f"txn_{_short(category, dispute.id)}",
+                type="adjustment",
+                reporting_category=category,
+                amount=amount,
+                fee=fee,
+                currency=currency,
+                created=now,
+                available_on=now,
+                source={"id": dispute.id, "object": "dispute", "amount": dispute.amount,
+                        "currency": dispute.currency.lower(), "charge": dispute.charge["id"],
+                        "payment_intent": dispute.charge.get("payment_intent")},
+                exchange_rate=rate,
+            )
+        )  # fmt: skip
+        dispute.txn_ids.append(txn.id)
+        return txn
 
     def add_fee(self, fee_id: str, amount: int, description: str, now: int) -> Txn | None:
         """A fee with no source (a monthly account fee, say), once per ``fee_id``."""

@@ -7,8 +7,9 @@ stripe SDK — it never touches localstripe's classes — books them by the rule
 ``dunwell.settlement_book`` (fee schedule, availability delay, daily automatic payouts,
 payout failures, fees with no source, currency conversion), serves the result as
 Stripe's API does (``GET /v1/balance_transactions`` with ``payout=`` and
-``expand[]=data.source``, ``/v1/payouts``, ``/v1/balance``), and sends the signed
-``payout.paid`` / ``payout.failed`` webhook events to Dunwell.
+``expand[]=data.source``, ``/v1/payouts``, ``/v1/balance``, ``/v1/disputes``), and
+sends the signed ``payout.paid`` / ``payout.failed`` and ``charge.dispute.*`` webhook
+events to Dunwell.
 
 ``dunwell settlement-sim`` starts it (``dunwell dev`` does, with payouts every minute
 so a newcomer sees one soon); ``DUNWELL_SETTLEMENT_API_BASE`` points the worker at it,
@@ -19,6 +20,11 @@ and empty means Stripe's own API. Control endpoints, for tests and benchmarks:
   ``--tick-seconds``; 0 turns the loop off);
 - ``POST /_sim/payouts/{id}/fail`` ``{"failure_code"}``: fail a payout, paid or not;
 - ``POST /_sim/fees`` ``{"id", "amount", "description"}``: a fee with no source;
+- ``POST /_sim/disputes`` ``{"charge", "reason"}``: the card network disputes a
+  localstripe charge (funds and the dispute fee withdrawn; ``charge.dispute.created``
+  and ``charge.dispute.funds_withdrawn`` sent); ``POST /_sim/disputes/{id}/close``
+  ``{"outcome": "won" | "lost"}`` ends it (``charge.dispute.funds_reinstated`` when
+  won, then ``charge.dispute.closed``);
 - ``POST /_sim/charges`` ``{"charges": [...]}`` and ``POST /_sim/other``: synthetic
   charges and transactions of any type (benchmarks; real flows use localstripe);
 - ``DELETE /_sim/data``: forget everything.
@@ -43,7 +49,7 @@ import httpx
 import stripe
 from aiohttp import web
 
-from dunwell.settlement_book import Book, SimConfig, SimPayout, Txn
+from dunwell.settlement_book import Book, SimConfig, SimDispute, SimPayout, Txn
 
 log = logging.getLogger("dunwell.settlement_sim")
 
@@ -136,18 +142,44 @@ class Simulator:
         return {"now": self.now, "payouts": [p.id for p in made], "paid": [p.id for p in paid]}
 
     def _event(self, event_type: str, payout: SimPayout) -> None:
+        self._send(event_type, payout.id, payout.render())
+
+    def _send(self, event_type: str, object_id: str, obj: dict[str, Any]) -> None:
         self.outbox.append(
             {
-                "id": f"evt_{payout.id}_{event_type.split('.')[1]}",
+                "id": f"evt_{object_id}_{event_type.rsplit('.', 1)[1]}",
                 "object": "event",
                 "api_version": "2026-10-28.endive",
                 "created": self.now,
                 "livemode": False,
                 "pending_webhooks": 1,
                 "type": event_type,
-                "data": {"object": payout.render()},
+                "data": {"object": obj},
             }
         )
+
+    async def open_dispute(self, charge_id: str, reason: str) -> SimDispute:
+        if self.client is None:
+            raise KeyError(charge_id)
+        charge = (await asyncio.to_thread(self.client.v1.charges.retrieve, charge_id)).to_dict()
+        async with self.lock:
+            dispute = self.book.open_dispute(charge, reason, self.now)
+            for event_type in ("charge.dispute.created", "charge.dispute.funds_withdrawn"):
+                self._send(event_type, dispute.id, dispute.render(self.book, self.now))
+        await self.flush()
+        return dispute
+
+    async def close_dispute(self, dispute_id: str, outcome: str) -> SimDispute:
+        async with self.lock:
+            before = self.book.disputes[dispute_id].status
+            dispute = self.book.close_dispute(dispute_id, outcome, self.now)
+            if before != dispute.status:
+                rendered = dispute.render(self.book, self.now)
+                if outcome == "won":
+                    self._send("charge.dispute.funds_reinstated", dispute.id, rendered)
+                self._send("charge.dispute.closed", dispute.id, rendered)
+        await self.flush()
+        return dispute
 
     async def flush(self) -> None:
         """Deliver the queued events; one that fails waits for the next tick."""
@@ -260,6 +292,23 @@ def build_app(sim: Simulator) -> web.Application:
         page = chosen[start : start + limit]
         return _listing("/v1/payouts", [p.render() for p in page], start + limit < len(chosen))
 
+    @routes.get("/v1/disputes/{id}")
+    async def get_dispute(request: web.Request) -> web.Response:
+        dispute = sim.book.disputes.get(request.match_info["id"])
+        if dispute is None:
+            return _error(404, f"No such dispute: '{request.match_info['id']}'", "id")
+        return web.json_response(dispute.render(sim.book, sim.now))
+
+    @routes.get("/v1/disputes")
+    async def list_disputes(request: web.Request) -> web.Response:
+        chosen = sorted(sim.book.disputes.values(), key=lambda d: (-d.created, d.id))
+        ids = [d.id for d in chosen]
+        after = request.query.get("starting_after")
+        start = ids.index(after) + 1 if after in ids else 0
+        limit = _limit(request.query)
+        page = [d.render(sim.book, sim.now) for d in chosen[start : start + limit]]
+        return _listing("/v1/disputes", page, start + limit < len(chosen))
+
     @routes.get("/v1/balance")
     async def balance(request: web.Request) -> web.Response:
         funds = sim.book.balance(sim.now)
@@ -304,6 +353,29 @@ def build_app(sim: Simulator) -> web.Application:
             str(body["id"]), int(body["amount"]), str(body.get("description", "")), sim.now
         )
         return web.json_response({"id": None if txn is None else txn.id})
+
+    @routes.post("/_sim/disputes")
+    async def dispute(request: web.Request) -> web.Response:
+        body = await _body(request)
+        charge_id = body.get("charge")
+        if not isinstance(charge_id, str) or not charge_id.startswith("ch_"):
+            return _error(400, "a dispute needs the charge it disputes", "charge")
+        try:
+            opened = await sim.open_dispute(charge_id, str(body.get("reason", "fraudulent")))
+        except (KeyError, stripe.InvalidRequestError):
+            return _error(404, f"No such charge: '{charge_id}'", "charge")
+        return web.json_response(opened.render(sim.book, sim.now))
+
+    @routes.post("/_sim/disputes/{id}/close")
+    async def close_dispute(request: web.Request) -> web.Response:
+        dispute_id = request.match_info["id"]
+        if dispute_id not in sim.book.disputes:
+            return _error(404, f"No such dispute: '{dispute_id}'", "id")
+        outcome = (await _body(request)).get("outcome", "lost")
+        if outcome not in ("won", "lost"):
+            return _error(400, "outcome is won or lost", "outcome")
+        closed = await sim.close_dispute(dispute_id, str(outcome))
+        return web.json_response(closed.render(sim.book, sim.now))
 
     @routes.post("/_sim/charges")
     async def charges(request: web.Request) -> web.Response:

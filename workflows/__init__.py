@@ -6,6 +6,7 @@ May import: ``billing`` and ``tax`` (pure), and ``activities`` only under
 and result types. Never ``api``, and nothing that does I/O of its own.
 """
 
+from workflows.disputes import DisputeWorkflow
 from workflows.dunning import DunningWorkflow
 from workflows.manual_review import ManualReviewWorkflow
 from workflows.recon_sweep import ReconSweepWorkflow
@@ -21,11 +22,13 @@ WORKFLOWS: tuple[type, ...] = (
     ReconSweepWorkflow,
     RefundWorkflow,
     ChargeRefundsWorkflow,
+    DisputeWorkflow,
 )
 
 __all__ = [
     "WORKFLOWS",
     "ChargeRefundsWorkflow",
+    "DisputeWorkflow",
     "DunningWorkflow",
     "ManualReviewWorkflow",
     "ReconSweepWorkflow",

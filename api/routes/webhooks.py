@@ -32,6 +32,7 @@ from api.deps import ApiKey, EngineDep, SettingsDep
 from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
 from api.schemas import ROW_ID_MAX
 from api.services import customer_events
+from api.services.disputes import dispute_intake, dispute_of
 from api.services.event_recorder import EventRecorder
 from api.services.payout_events import payout_intake, payout_of
 from api.services.refunds import charge_of_refund_event, refund_intake
@@ -100,6 +101,9 @@ async def stripe_webhook(
         charge_id = charge_of_refund_event(parsed) if isinstance(parsed, dict) else None
         if charge_id is not None:
             return await _refund_event(request, settings, engine, parsed, charge_id, raw)
+        dispute_id = dispute_of(parsed) if isinstance(parsed, dict) else None
+        if dispute_id is not None:
+            return await _dispute_event(request, settings, engine, parsed, dispute_id, raw)
         outcome = stripe_event(parsed)
         copies: list[GatewayEvent] = []
         if isinstance(outcome, Unroutable) and outcome.reason == "no_subscription":
@@ -173,6 +177,31 @@ async def _refund_event(
         event_id=event_id,
         event_type=event_type,
         charge_id=charge_id,
+        raw_body=raw.decode("utf-8"),
+    )
+    return IntakeAck(status="accepted" if delivered else "duplicate", event_id=event_id)
+
+
+async def _dispute_event(
+    request: Request,
+    settings: Settings,
+    engine: Engine,
+    parsed: dict[str, Any],
+    dispute_id: str,
+    raw: bytes,
+) -> IntakeAck:
+    """``charge.dispute.*``: to the dispute's run (api.services.disputes)."""
+    event_id, event_type = parsed.get("id"), parsed.get("type")
+    if not isinstance(event_id, str) or not event_id or not isinstance(event_type, str):
+        raise MalformedEvent("a Stripe event needs id and type")
+    delivered = await dispute_intake(
+        recorder=request.app.state.event_recorder,
+        temporal=request.app.state.temporal,
+        settings=settings,
+        engine=engine,
+        event_id=event_id,
+        event_type=event_type,
+        dispute_id=dispute_id,
         raw_body=raw.decode("utf-8"),
     )
     return IntakeAck(status="accepted" if delivered else "duplicate", event_id=event_id)

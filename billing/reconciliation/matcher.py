@@ -14,6 +14,9 @@ Rules:
   for payments — the fee is the schedule's within tolerance. A match posts its actual
   fee (and, when the gateway converted, the currency conversion); a mismatch posts
   nothing and opens one finding per class found;
+- a dispute's transactions (funds withdrawn, reinstated) are booked with their fee by
+  the dispute itself (``ledger.disputes``, keyed by the transaction id), so a match
+  posts nothing more for them;
 - a fee transaction with no source is posted (the money is gone either way) and opens
   ``unattributed_fee`` for ops to attribute;
 - a transaction type the matcher does not know opens ``unknown_type``, is not posted,
@@ -141,6 +144,9 @@ def _sourced_txn(
         result.findings.append(_finding(cls, txn, evidence))
     if classes:
         result.lines.append(LineResult(txn, False, tuple(classes)))
+        return
+    if kind is TxnKind.DISPUTE:  # booked with its fee when the dispute was recorded
+        result.lines.append(LineResult(txn, True))
         return
     if txn.fee:
         result.postings.append(_posting(PostingKind.FEE, txn, txn.fee))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from billing.disputes import DisputeSnapshot
 from billing.reconciliation.model import GatewayObject, Payout, SettlementTxn
 
 PAGE_LIMIT = 100  # Stripe's largest page
@@ -47,6 +48,10 @@ class SettlementSource(Protocol):
 
     async def payment(self, ref: str) -> GatewayObject | None:
         """The payment intent ``ref`` as the gateway holds it; None if it has none."""
+        ...
+
+    async def dispute(self, dispute_id: str) -> DisputeSnapshot | None:
+        """The dispute with its balance transactions; None if the gateway has none."""
         ...
 
     async def balance(self) -> dict[str, int]:

@@ -1,7 +1,9 @@
 """The ledger's records of gateway money, by the gateway id they cite.
 
 Payments are the invoice payments (``payment_ref`` is the gateway's payment intent id);
-refunds are the recorded invoice refunds (by the gateway's refund id). ``unsettled_payments`` are
+refunds are the recorded invoice refunds (by the gateway's refund id); disputes are the
+dispute movements, by their balance transaction id (with the dispute's own amount and
+currency, which a dispute transaction's source carries). ``unsettled_payments`` are
 those no reconciled payout has settled yet, for the sweep to age.
 """
 
@@ -14,6 +16,7 @@ from datetime import datetime
 from sqlalchemy import Connection, exists, select
 
 from billing.reconciliation.model import LedgerKind, LedgerRecord
+from ledger.disputes.store import movement_records
 from ledger.invoices.refund_tables import invoice_refunds as _ref
 from ledger.invoices.tables import invoice_payments as _pay
 from ledger.invoices.tables import invoices as _inv
@@ -39,6 +42,10 @@ def ledger_records(conn: Connection, refs: Iterable[str]) -> dict[str, list[Ledg
     wanted = sorted(set(refs))
     found: dict[str, list[LedgerRecord]] = defaultdict(list)
     _refunds(conn, [r for r in wanted if r.startswith("re_")], found)
+    for ref, amount, currency, entry_id, at in movement_records(
+        conn, [r for r in wanted if r.startswith("txn_")]
+    ):
+        found[ref].append(LedgerRecord(LedgerKind.DISPUTE, ref, amount, currency, entry_id, at))
     if conn.dialect.name == "postgresql":  # one array parameter, not N bound values
         for ref, amount, currency, entry_id, paid_at in conn.exec_driver_sql(
             _BY_REF_PG, {"refs": wanted}

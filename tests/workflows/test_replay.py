@@ -57,6 +57,8 @@ EXPECTED = {
     "subscription_upgrade_authentication_failed",
     # The card given at creation attached by the run, not the API:
     "subscription_attach_initial",
+    # Since the dispute_update signal (a dispute's risk and policy):
+    "subscription_dispute_flagged",
 }
 
 

@@ -21,6 +21,7 @@ from workflows.subscription import (
     authentication,
     cancellation,
     card,
+    disputes,
     dunning_link,
     gateway_events,
     notices,
@@ -344,6 +345,12 @@ class SubscriptionWorkflow:
     def dunning_finished(self, result: DunningResult) -> None:
         """A dunning child's result; applied by ``dunning_link.watch``."""
         dunning_link.receive(self._state, result, workflow.now())
+
+    @workflow.signal(name=disputes.DISPUTE_SIGNAL)
+    async def dispute_update(self, notice: disputes.DisputeNotice) -> None:
+        """A dispute of one of its payments changed (``workflows.disputes``)."""
+        async with self._run.lock:
+            await disputes.receive(self._run, notice)
 
     @workflow.signal(name=REVIEW_RESOLVED_SIGNAL)
     async def review_resolved(self, resolution: ReviewResolution) -> None:
