@@ -74,6 +74,7 @@ TESTS_FOR: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("billing/gateway.py", ("tests/gateway/test_fake_gateway_lists.py",)),
     ("billing/reconciliation/", ("tests/reconciliation",)),
     ("billing/payment_verification.py", ("tests/billing/test_payment_verification.py",)),
+    ("billing/disputes.py", ("tests/billing/test_disputes.py",)),
     ("tax/", ("tests/tax",)),
     ("ledger/posting.py", ("tests/ledger",)),
 )
