@@ -63,8 +63,9 @@ def build_activities(
         engine = make_engine(settings.database_url)
     if gateway is None:
         gateway = build_gateway(settings, engine)
+    compliance = ComplianceLedger(engine)
     if registrations is None:
-        registrations = ComplianceLedger(engine)
+        registrations = compliance
     invoices = InvoiceStore(engine, issuer=settings.invoice_issuer)
     billing = BillingActivities(
         invoices=invoices,
@@ -72,6 +73,7 @@ def build_activities(
         gateway=gateway,
         registrations=registrations,
         catalog=load_catalog(),
+        certificates=compliance,
     )
     notifier = Notifier(
         engine,

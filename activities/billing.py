@@ -43,7 +43,15 @@ from ledger.invoices import (
     InvoiceView,
 )
 from tax.engine import TaxEngine, aquote
-from tax.model import Address, Registration, TaxableLine, TaxBehavior, TaxCustomer, TaxQuote
+from tax.model import (
+    Address,
+    ExemptionCertificate,
+    Registration,
+    TaxableLine,
+    TaxBehavior,
+    TaxCustomer,
+    TaxQuote,
+)
 
 T = TypeVar("T")
 
@@ -238,7 +246,11 @@ class PaymentMethodRequest:
     key: str
 
 
-def tax_customer(customer: CustomerProfile) -> TaxCustomer:
+def tax_customer(
+    customer: CustomerProfile, certificates: Sequence[ExemptionCertificate] = ()
+) -> TaxCustomer:
+    """The engine's view of the customer, with the exemption certificates recorded for
+    them (the engine applies those valid on the quote day and records the others)."""
     address = customer.address
     return TaxCustomer(
         billing_address=Address(
@@ -250,6 +262,7 @@ def tax_customer(customer: CustomerProfile) -> TaxCustomer:
             line2=address.line2,
         ),
         vat_id=customer.tax_id,
+        exemption_certificates=tuple(certificates),
         customer_ref=customer.customer_id,
     )
 
@@ -291,6 +304,24 @@ class RegistrationSource(Protocol):
     def registrations(self) -> list[Registration]: ...
 
 
+@runtime_checkable
+class CertificateSource(Protocol):
+    """Where customers' exemption certificates are kept (the compliance ledger)."""
+
+    def exemption_certificates(
+        self, customer_id: str, *, known_at: datetime | None = None
+    ) -> tuple[ExemptionCertificate, ...]: ...
+
+
+class NoCertificates:
+    """No customer holds an exemption certificate (tests that quote without a database)."""
+
+    def exemption_certificates(
+        self, customer_id: str, *, known_at: datetime | None = None
+    ) -> tuple[ExemptionCertificate, ...]:
+        return ()
+
+
 class BillingActivities:
     """Built once per worker with its clients; each method is one activity."""
 
@@ -302,6 +333,7 @@ class BillingActivities:
         gateway: PaymentGateway,
         registrations: Sequence[Registration] | RegistrationSource,
         catalog: Catalog,
+        certificates: CertificateSource,
         registrations_ttl: timedelta = REGISTRATIONS_TTL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -315,6 +347,10 @@ class BillingActivities:
         self._clock = clock
         self._read: tuple[float, tuple[Registration, ...]] | None = None
         self._catalog = catalog
+        # Read for every quote, as recorded up to the quote's instant: a certificate is
+        # per customer and a renewal quotes each customer once per period, so a cache
+        # would hold little, and a retried quote must see what the first attempt saw.
+        self._certificates = certificates
         # Registered with the billing activities so every worker that charges can re-sync.
         self.sync = GatewaySyncActivities(gateway)
 
@@ -351,9 +387,13 @@ class BillingActivities:
         ]
         try:
             registrations = await self._current_registrations()
-            return await aquote(
-                self._tax, lines, tax_customer(request.customer), registrations, request.at
+            certificates = await asyncio.to_thread(
+                self._certificates.exemption_certificates,
+                request.customer.customer_id,
+                known_at=request.at,
             )
+            customer = tax_customer(request.customer, certificates)
+            return await aquote(self._tax, lines, customer, registrations, request.at)
         except ValueError as exc:  # tax input errors are ValueErrors: retrying cannot help
             raise _non_retryable(exc) from exc
 

@@ -100,6 +100,8 @@ class TaxLineRecord:
     tax_engine: str
     tax_point_at: datetime
     recorded_at: datetime
+    # Why the engine chose the reason: the rate's source, or the exemption certificate.
+    detail: str = ""
 
 
 def packaged_rate_files() -> tuple[str, str]:
@@ -339,13 +341,21 @@ class ComplianceLedger:
             )
 
     def exemption_certificates(
-        self, customer_id: str, *, on: date | None = None
+        self,
+        customer_id: str,
+        *,
+        on: date | None = None,
+        known_at: datetime | None = None,
     ) -> tuple[ExemptionCertificate, ...]:
         """The customer's certificates for the tax engine (all of them: the engine
         decides which apply and records the others as evidence); with ``on``, only
-        those valid that day."""
+        those valid that day; with ``known_at``, as recorded up to that instant, so a
+        quote retried later sees what the first attempt saw."""
+        query = select(_certs).where(_certs.c.customer_id == customer_id)
+        if known_at is not None:
+            query = query.where(_certs.c.recorded_at <= require_aware_utc(known_at, "known_at"))
         with self._read() as conn:
-            rows = conn.execute(select(_certs).where(_certs.c.customer_id == customer_id)).all()
+            rows = conn.execute(query).all()
         certs = [
             ExemptionCertificate(
                 jurisdiction=r.jurisdiction,
@@ -434,6 +444,7 @@ class ComplianceLedger:
                 tax_engine=r.tax_engine,
                 tax_point_at=r.tax_point_at,
                 recorded_at=r.recorded_at,
+                detail=r.detail,
             )
             for r in rows
         ]

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
@@ -53,6 +53,7 @@ from api.services.runtime import (
     RegistrationsDep,
     TaxEngineDep,
     TemporalDep,
+    exemption_certificates,
 )
 from api.temporal_client import TemporalConnection
 from billing.catalog import Catalog
@@ -189,6 +190,7 @@ async def get_my_subscription(
     responses=responses(400, 404, 409, 503),
 )
 async def preview_change(
+    request: Request,
     record: MySubscription,
     customer: MyCustomer,
     body: PlanChangeIn,
@@ -204,14 +206,16 @@ async def preview_change(
     old_price, new_price, decision = service.check_plan_change(
         state, catalog, body.plan_id, now=now
     )
+    profile = state.customer or customer.profile()
     return await preview_plan_change(
         state=state,
         old_price=old_price,
         new_price=new_price,
         decision=decision,
-        customer=state.customer or customer.profile(),
+        customer=profile,
         tax_engine=tax_engine,
         registrations=registrations,
+        certificates=await exemption_certificates(request, profile.customer_id, now),
         now=now,
     )
 

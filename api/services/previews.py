@@ -2,7 +2,7 @@
 
 The lines are the ones the workflow would invoice (``billing.proration.prorate`` at
 ``now``), taxed by the same engine, registrations and customer mapping the worker
-uses, so the figures shown before the confirm button are the ones the invoice will
+uses (with the customer's exemption certificates), so the figures shown before the confirm button are the ones the invoice will
 carry unless a rate changes or time passes in between (proration is to the second).
 """
 
@@ -17,7 +17,15 @@ from api.schemas import PlanChangePreviewOut, PreviewLineOut, TaxComponentOut
 from billing.catalog import CustomerProfile, Price
 from billing.lifecycle import SubscriptionStatus
 from billing.proration import ChangeDecision, ChangeTiming, LineKind, PlanChangeRefused, prorate
-from tax import Registration, TaxableLine, TaxBehavior, TaxEngine, TaxError, aquote
+from tax import (
+    ExemptionCertificate,
+    Registration,
+    TaxableLine,
+    TaxBehavior,
+    TaxEngine,
+    TaxError,
+    aquote,
+)
 from tax.model import QuoteLine, TaxQuote
 from workflows.subscription.state import SubscriptionState
 
@@ -31,6 +39,7 @@ async def preview_plan_change(
     customer: CustomerProfile,
     tax_engine: TaxEngine,
     registrations: Sequence[Registration],
+    certificates: Sequence[ExemptionCertificate],
     now: datetime,
 ) -> PlanChangePreviewOut:
     assert state.period_start is not None and state.period_end is not None
@@ -38,14 +47,14 @@ async def preview_plan_change(
         # The current plan chosen again while a downgrade is scheduled: it is withdrawn.
         return await _priced(
             state, old_price, new_price, "lateral", "withdraw_scheduled", now, [],
-            customer, tax_engine, registrations, now,
+            (customer, certificates), tax_engine, registrations, now,
         )  # fmt: skip
     kind = str(decision.kind)
     if state.status is SubscriptionStatus.TRIALING:
         # Nothing is billed during a trial: the price is swapped, the trial end bills it.
         return await _priced(
             state, old_price, new_price, kind, "trial_swap", state.period_end, [],
-            customer, tax_engine, registrations, now,
+            (customer, certificates), tax_engine, registrations, now,
         )  # fmt: skip
     if decision.timing is ChangeTiming.PERIOD_END:
         line = (
@@ -56,7 +65,7 @@ async def preview_plan_change(
         )
         return await _priced(
             state, old_price, new_price, kind, "period_end", state.period_end, [line],
-            customer, tax_engine, registrations, state.period_end,
+            (customer, certificates), tax_engine, registrations, state.period_end,
         )  # fmt: skip
     try:
         proration = prorate(
@@ -79,7 +88,7 @@ async def preview_plan_change(
     ]
     return await _priced(
         state, old_price, new_price, kind, "immediately", now, lines,
-        customer, tax_engine, registrations, now,
+        (customer, certificates), tax_engine, registrations, now,
     )  # fmt: skip
 
 
@@ -94,7 +103,7 @@ async def _priced(
     effective: str,
     effective_at: datetime,
     lines: list[_Line],
-    customer: CustomerProfile,
+    who: tuple[CustomerProfile, Sequence[ExemptionCertificate]],
     tax_engine: TaxEngine,
     registrations: Sequence[Registration],
     tax_at: datetime,
@@ -114,7 +123,8 @@ async def _priced(
             for i, (_kind, description, price, amount) in enumerate(lines)
         ]
         try:
-            quote = await aquote(tax_engine, taxable, tax_customer(customer), registrations, tax_at)
+            customer = tax_customer(*who)
+            quote = await aquote(tax_engine, taxable, customer, registrations, tax_at)
         except TaxError as err:
             raise ApiError(422, "tax_unavailable", str(err)) from None
     quoted: list[QuoteLine] = list(quote.lines) if quote else []

@@ -20,7 +20,7 @@ from api.temporal_client import TemporalConnection
 from billing.catalog import Catalog, load_catalog
 from dunwell.settings import Settings
 from ledger.compliance import ComplianceLedger
-from tax import BuiltinTaxEngine, Registration, TaxEngine
+from tax import BuiltinTaxEngine, ExemptionCertificate, Registration, TaxEngine
 
 
 def _state(request: Request, name: str) -> Any:
@@ -64,6 +64,15 @@ async def get_registrations(request: Request) -> Sequence[Registration]:
         return registrations
     ledger = ComplianceLedger(request.app.state.engine)
     return await asyncio.to_thread(ledger.registrations)
+
+
+async def exemption_certificates(
+    request: Request, customer_id: str, at: datetime
+) -> tuple[ExemptionCertificate, ...]:
+    """The customer's exemption certificates as recorded up to ``at`` (what a quote
+    the worker made at that instant would use)."""
+    ledger = ComplianceLedger(request.app.state.engine)
+    return await asyncio.to_thread(ledger.exemption_certificates, customer_id, known_at=at)
 
 
 def get_temporal(request: Request) -> TemporalConnection:

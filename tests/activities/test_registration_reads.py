@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from activities.billing import BillingActivities, InvoiceLineInput, TaxQuoteRequest
+from activities.billing import (
+    BillingActivities,
+    InvoiceLineInput,
+    NoCertificates,
+    TaxQuoteRequest,
+)
 from activities.tax_engines import make_engine as make_tax_engine
 from billing.catalog import load_catalog
 from ledger.db import make_engine
@@ -45,6 +50,7 @@ def billing(ledger: Ledger, clock: Clock) -> BillingActivities:
         gateway=None,  # type: ignore[arg-type]  # quotes never reach the gateway
         registrations=ledger,
         catalog=load_catalog(),
+        certificates=NoCertificates(),
         registrations_ttl=TTL,
         clock=clock,
     )

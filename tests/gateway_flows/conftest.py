@@ -29,6 +29,7 @@ from activities.stripe_gateway import StripeGateway
 from api.app import create_app
 from billing.catalog import load_catalog
 from dunwell.settings import Settings
+from ledger.compliance import ComplianceLedger
 from ledger.db import make_engine
 from ledger.invoices import InvoiceStore
 from ledger.migrate import upgrade
@@ -84,6 +85,7 @@ class Flows:
             gateway=self.gateway,
             registrations=REGISTRATIONS,
             catalog=load_catalog(),
+            certificates=ComplianceLedger(self.engine),
         )
 
     def card(self, card_number: str) -> str:

@@ -4,6 +4,7 @@ compliance records alone (recorded rate rows + recorded line records)."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 
 from sqlalchemy import Engine
@@ -62,8 +63,27 @@ def _taxable_ppm(rows: list[RateRecord], rec: TaxLineRecord, day: date) -> int:
     return share
 
 
-def recompute(records: list[TaxLineRecord], rows: list[RateRecord]) -> dict[str, tuple[int, int]]:
-    """(net, tax) per invoice, from nothing but the records."""
+def _certificate_applies(
+    rec: TaxLineRecord, certificates: Sequence[ExemptionCertificate], day: date
+) -> bool:
+    """A ``customer_exempt`` line names a recorded certificate of the customer, for the
+    line's jurisdiction, valid on the tax point's day."""
+    return any(
+        cert.number in rec.detail
+        and cert.jurisdiction == rec.jurisdiction
+        and cert.valid_from <= day
+        and (cert.valid_to is None or day <= cert.valid_to)
+        for cert in certificates
+    )
+
+
+def recompute(
+    records: list[TaxLineRecord],
+    rows: list[RateRecord],
+    certificates: Mapping[str, Sequence[ExemptionCertificate]] | None = None,
+) -> dict[str, tuple[int, int]]:
+    """(net, tax) per invoice, from nothing but the records; ``certificates`` are the
+    recorded certificates of each invoice's customer, by invoice id."""
     by_line: dict[tuple[str, str], list[TaxLineRecord]] = defaultdict(list)
     for rec in records:
         by_line[(rec.document_id, rec.line_id)].append(rec)
@@ -77,6 +97,9 @@ def recompute(records: list[TaxLineRecord], rows: list[RateRecord]) -> dict[str,
             share = _taxable_ppm(rows, rec, day)
             if rec.reason == "standard_rated":
                 assert rec.rate_ppm in _matching_rates(rows, rec, day), rec
+            elif rec.reason == "customer_exempt":
+                held = (certificates or {}).get(invoice_id, ())
+                assert rec.rate_ppm == 0 and _certificate_applies(rec, held, day), rec
             else:
                 assert rec.rate_ppm == 0, rec
             shares.append(share)
@@ -105,32 +128,58 @@ def test_auditor_recomputes_every_invoice_from_the_records(engine: Engine) -> No
         DraftLine("a", "Plan", 12_345),
         DraftLine("b", "Seats", 6_789, TaxBehavior.INCLUSIVE),
     ]
+    compliance = ComplianceLedger(engine)
     texas_cert = ExemptionCertificate("US-TX", "EX-1", date(2025, 1, 1), None, "doc://ex-1")
+    expired = ExemptionCertificate("US-TX", "EX-2", date(2025, 1, 1), date(2025, 12, 31), "doc://2")
+    exempt, lapsed = fresh("cus"), fresh("cus")
+    compliance.record_exemption_certificate(exempt, texas_cert, at=T0)
+    compliance.record_exemption_certificate(lapsed, expired, at=T0)
     cases = [
         dict(address=Address("DE")),
         dict(address=Address("DE"), at=datetime(2020, 8, 1, tzinfo=UTC)),
         dict(address=Address("FR"), vat_id="FR40303265045"),
         dict(address=Address("CA", "QC"), currency="CAD"),
         dict(address=Address("US", "TX"), currency="USD"),
-        dict(address=Address("US", "TX"), currency="USD", certificates=[texas_cert]),
+        dict(address=Address("US", "TX"), currency="USD", customer_id=exempt),
+        dict(address=Address("US", "TX"), currency="USD", customer_id=lapsed),
         dict(address=Address("US", "NY"), currency="USD"),
         dict(address=Address("US", "CA"), currency="USD"),
         dict(address=Address("JP"), currency="JPY"),
         dict(address=Address("BR"), currency="BRL"),
     ]
-    invoices = [issue(store, lines, **case) for case in cases]  # type: ignore[arg-type]
-
-    compliance = ComplianceLedger(engine)
+    invoices = [
+        issue(
+            store,
+            lines,
+            # The certificates the quote uses are those the compliance ledger holds.
+            certificates=compliance.exemption_certificates(
+                str(case.get("customer_id", "")), known_at=T0
+            ),
+            **case,  # type: ignore[arg-type]
+        )
+        for case in cases
+    ]
+    held = {i.id: compliance.exemption_certificates(i.customer_id) for i in invoices}
     records = [
         rec for invoice in invoices for rec in compliance.tax_line_records(document_id=invoice.id)
     ]
     versions = {rec.rate_table_version for rec in records}
     assert versions == {load_rate_table().version}
     rows = compliance.rate_rows(versions.pop())
-    recomputed = recompute(records, rows)
+    recomputed = recompute(records, rows, held)
     for invoice in invoices:
         assert recomputed[invoice.id] == (invoice.subtotal, invoice.tax_total), invoice.number
     assert any(invoice.tax_total > 0 for invoice in invoices)
+    by_invoice = {rec.invoice_id: rec.reason for rec in records if rec.jurisdiction == "US-TX"}
+    assert by_invoice[invoices[5].id] == "customer_exempt"
+    assert by_invoice[invoices[6].id] == "standard_rated", "the expired certificate is not used"
+    # Without the certificate records the exempt invoice cannot be accounted for.
+    try:
+        recompute(records, rows)
+    except AssertionError:
+        pass
+    else:
+        raise AssertionError("an exempt line passed without a recorded certificate")
 
 
 def test_rate_table_version_is_recorded_once_with_its_rows(engine: Engine) -> None:

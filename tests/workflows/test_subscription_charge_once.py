@@ -29,6 +29,7 @@ from billing.catalog import load_catalog
 from billing.gateway import ChargeOutcome
 from billing.lifecycle import SubscriptionStatus, Trigger
 from dunwell.smtp_sink import SmtpSink
+from ledger.compliance import ComplianceLedger
 from ledger.invoices import InvoiceStore
 from tax import BuiltinTaxEngine
 from tests.support.localstripe import reset
@@ -77,6 +78,7 @@ async def recording(
             gateway=gateway,
             registrations=REGISTRATIONS,
             catalog=load_catalog(),
+            certificates=ComplianceLedger(billing_engine),
         )
     )
     async with running_billing(
