@@ -43,8 +43,11 @@ from ledger.db import make_engine
 from ledger.disputes.store import DisputeStore
 from ledger.invoices import InvoiceStore
 from ledger.posting import Ledger
+from ledger.rate_change_notes import RateChangePolicy
 from ledger.reconciliation.exceptions import ExceptionStore
 from tax import Registration
+from tax.rate_changes import load_rate_change_rules
+from tax.rates import load_rate_table
 from workflows import WORKFLOWS
 
 
@@ -74,6 +77,11 @@ def build_activities(
         registrations=registrations,
         catalog=load_catalog(),
         certificates=compliance,
+        # Stripe Tax quotes with its own rates; the built-in engine's table is the one
+        # a rate change is read from.
+        rate_changes=RateChangePolicy(load_rate_table(), load_rate_change_rules())
+        if settings.tax_engine == "builtin"
+        else None,
     )
     notifier = Notifier(
         engine,

@@ -42,6 +42,7 @@ from ledger.invoices import (
     InvoiceStore,
     InvoiceView,
 )
+from ledger.rate_change_notes import RateChangePolicy, carry_rate_changes
 from tax.engine import TaxEngine, aquote
 from tax.model import (
     Address,
@@ -334,6 +335,7 @@ class BillingActivities:
         registrations: Sequence[Registration] | RegistrationSource,
         catalog: Catalog,
         certificates: CertificateSource,
+        rate_changes: RateChangePolicy | None = None,
         registrations_ttl: timedelta = REGISTRATIONS_TTL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -351,6 +353,9 @@ class BillingActivities:
         # per customer and a renewal quotes each customer once per period, so a cache
         # would hold little, and a retried quote must see what the first attempt saw.
         self._certificates = certificates
+        # With the built-in engine: a rate change inside the period that just ended is
+        # carried into the next period's invoice step (``ledger.rate_change_notes``).
+        self._rate_changes = rate_changes
         # Registered with the billing activities so every worker that charges can re-sync.
         self.sync = GatewaySyncActivities(gateway)
 
@@ -403,6 +408,22 @@ class BillingActivities:
         return _summary(await _in_thread(lambda: self._create_invoice(request)))
 
     def _create_invoice(self, request: CreateInvoiceRequest) -> InvoiceView:
+        view = self._issue(request)
+        if self._rate_changes is not None and any(
+            line.kind == "subscription" for line in request.lines
+        ):
+            # A period's invoice: adjust the period that ends where this one starts. The
+            # note's key names the earlier invoice and the change, so a retry finds it.
+            carry_rate_changes(
+                self._invoices,
+                self._rate_changes,
+                subscription_id=request.subscription_id,
+                period_start=request.period_start,
+                at=request.at,
+            )
+        return view
+
+    def _issue(self, request: CreateInvoiceRequest) -> InvoiceView:
         address = request.customer.address
         return self._invoices.issue(
             key=request.key,

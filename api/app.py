@@ -25,6 +25,7 @@ from api.routes import (
     gateway_alerts,
     health,
     ops,
+    ops_notes,
     portal,
     portal_notifications,
     recon_ops,
@@ -32,7 +33,9 @@ from api.routes import (
     relay,
     review_ops,
     subscriptions,
+    tax_records,
     tax_reports,
+    tax_returns,
     webhooks,
 )
 from api.services.event_recorder import EventRecorder
@@ -91,6 +94,9 @@ def create_app(
     app.include_router(health.router)
     app.include_router(ops.router)
     app.include_router(tax_reports.router)
+    app.include_router(tax_returns.router)
+    app.include_router(tax_records.router)
+    app.include_router(ops_notes.router)
     app.include_router(dunning_ops.router)
     app.include_router(review_ops.router)
     app.include_router(recon_ops.router)

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from dunwell.dispute_cli import disputes_command
 from dunwell.dunning_cli import dunning_app
 from dunwell.gateway_cli import gateway_app
+from dunwell.invoice_cli import invoice_app
 from dunwell.ledger_cli import ledger_app
 from dunwell.recon_cli import recon_app
 from dunwell.refund_cli import refund_command, refunds_command
@@ -24,7 +25,8 @@ from dunwell.tax_cli import tax_app
 
 app = typer.Typer(help="Dunwell billing orchestration.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger", help="Ledger reports.")
-app.add_typer(tax_app, name="tax", help="Tax liability reports.")
+app.add_typer(tax_app, name="tax", help="Tax reports and compliance records.")
+app.add_typer(invoice_app, name="invoice", help="Credit and debit notes issued by hand.")
 app.add_typer(dunning_app, name="dunning", help="Dunning runs: show, pause, resume, retry, end.")
 app.add_typer(review_app, name="review", help="Manual reviews of failed plan changes.")
 app.add_typer(recon_app, name="recon", help="Reconciliation: exceptions, payout runs, backfill.")

@@ -1,6 +1,6 @@
 """Compliance records: table descriptions for queries (``ledger.compliance`` writes them).
 
-The schema is made by revision ``0003_billing_documents``; every table here is
+The schema is made by revisions ``0003_billing_documents`` and ``0011_tax_records``; every table here is
 append-only, and the database refuses updates and deletes (see that revision).
 """
 
@@ -94,6 +94,7 @@ compliance_registrations = Table(
     Column("valid_to", Date),
     Column("note", Text, nullable=False),
     Column("recorded_at", UTCDateTime, nullable=False),
+    Column("actor", String(200)),  # who recorded it (revision 0011); None before
 )
 
 compliance_exemption_certificates = Table(
@@ -107,6 +108,7 @@ compliance_exemption_certificates = Table(
     Column("valid_to", Date),
     Column("document_ref", Text, nullable=False),
     Column("recorded_at", UTCDateTime, nullable=False),
+    Column("actor", String(200)),  # who recorded it (revision 0011); None before
 )
 
 compliance_vat_checks = Table(
@@ -124,6 +126,30 @@ compliance_vat_checks = Table(
     Column("address", Text),
 )
 
+
+compliance_nexus = Table(
+    "compliance_nexus",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("jurisdiction", String(32), nullable=False),
+    Column("basis", String(16), nullable=False),  # economic | physical
+    Column("valid_from", Date, nullable=False),
+    Column("valid_to", Date),
+    Column("note", Text, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+)
+
+# Who issued a credit or debit note through the ops API or ``dunwell invoice``.
+invoice_note_actors = Table(
+    "invoice_note_actors",
+    metadata,
+    Column("note_id", String(64), primary_key=True),
+    Column("invoice_id", String(64), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+)
+
 APPEND_ONLY_TABLES = (
     "tax_line_records",
     "compliance_rate_tables",
@@ -131,4 +157,6 @@ APPEND_ONLY_TABLES = (
     "compliance_registrations",
     "compliance_exemption_certificates",
     "compliance_vat_checks",
+    "compliance_nexus",
+    "invoice_note_actors",
 )

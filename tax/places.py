@@ -37,6 +37,15 @@ def iso_countries() -> frozenset[str]:
     )
 
 
+def jurisdiction_known(code: str) -> bool:
+    """A jurisdiction the seller can register in or a certificate can be issued for:
+    "EU" (the One-Stop Shop), an ISO 3166-1 country, or "US-TX" / "CA-QC"."""
+    if code == "EU" or code in iso_countries():
+        return True
+    country, dash, region = code.partition("-")
+    return bool(dash) and region in REGIONS_BY_COUNTRY.get(country, frozenset())
+
+
 @dataclass(frozen=True, slots=True)
 class Place:
     country: str
