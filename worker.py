@@ -23,6 +23,7 @@ from activities.dunning import DunningActivities
 from activities.gateway_rate import SharedRateLimit, store_take
 from activities.gateway_reconciler import GatewayReconciler
 from activities.ledger import LedgerActivities
+from activities.nexus import NexusActivities
 from activities.notifications import Notifier
 from activities.reconciliation import ReconciliationActivities
 from activities.refunds import RefundActivities
@@ -36,6 +37,7 @@ from dunwell.components import build_gateway, build_tax_engine
 from dunwell.converter import warm_type_adapters
 from dunwell.heap import freeze_startup_heap
 from dunwell.logs import install_redaction
+from dunwell.nexus_schedule import ensure_nexus_schedule
 from dunwell.recon_schedule import ensure_sweep_schedule
 from dunwell.settings import Settings
 from ledger.compliance import ComplianceLedger
@@ -46,6 +48,7 @@ from ledger.posting import Ledger
 from ledger.rate_change_notes import RateChangePolicy
 from ledger.reconciliation.exceptions import ExceptionStore
 from tax import Registration
+from tax.nexus import load_thresholds
 from tax.rate_changes import load_rate_change_rules
 from tax.rates import load_rate_table
 from workflows import WORKFLOWS
@@ -120,6 +123,7 @@ def build_activities(
         refunds.issue,
         refunds.sync_charge,
         disputes.sync,
+        *NexusActivities(engine, load_thresholds()).all(),
     ]
 
 
@@ -163,6 +167,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     install_redaction()
     client = await temporal.connect(settings)
     await ensure_sweep_schedule(client, settings.task_queue)
+    await ensure_nexus_schedule(client, settings.task_queue)
     if stop is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -33,6 +33,7 @@ from api.routes import (
     relay,
     review_ops,
     subscriptions,
+    tax_nexus,
     tax_records,
     tax_reports,
     tax_returns,
@@ -96,6 +97,7 @@ def create_app(
     app.include_router(tax_reports.router)
     app.include_router(tax_returns.router)
     app.include_router(tax_records.router)
+    app.include_router(tax_nexus.router)
     app.include_router(ops_notes.router)
     app.include_router(dunning_ops.router)
     app.include_router(review_ops.router)

@@ -1,7 +1,9 @@
-"""Built-in tax engine throughput: 10-line invoices across mixed jurisdictions, in process.
+"""Built-in tax engine throughput: 10-line invoices across mixed jurisdictions, in process;
+then finalizations/s (``bench/finalize.py``) and the OSS return of a quarter of
+1,000,000 line records on PostgreSQL with its floor (``bench/oss.py``).
 
 Prints quotes/s and lines/s (median of several runs); the last line is one JSON object.
-Run: .venv/bin/python bench/tax.py [--runs 5] [--seconds 1.0]
+Run: .venv/bin/python bench/tax.py [--runs 5] [--seconds 1.0] [--oss-lines 1000000]
 """
 
 from __future__ import annotations
@@ -102,6 +104,8 @@ def main() -> None:
     parser.add_argument("--invoices", type=int, default=2_000, help="finalizations per run")
     parser.add_argument("--finalize-runs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--oss-lines", type=int, default=1_000_000, help="line records")
+    parser.add_argument("--oss-runs", type=int, default=3)
     args = parser.parse_args()
     engine = BuiltinTaxEngine(seller_country="IE")
     work = invoices()
@@ -115,22 +119,31 @@ def main() -> None:
     print(
         f"median: {quotes_per_s:,.0f} quotes/s, {lines_per_s:,.0f} lines/s (target 20,000 lines/s)"
     )
-    finalizations_per_s = _finalize_bench().measure(args.invoices, args.finalize_runs, args.threads)
+    finalizations_per_s = _bench("finalize").measure(
+        args.invoices, args.finalize_runs, args.threads
+    )
+    oss_s, oss_floor_s = _bench("oss").measure(args.oss_lines, args.oss_runs)
+    print(
+        f"median: OSS return of {args.oss_lines:,} line records {oss_s:.2f} s, floor "
+        f"{oss_floor_s:.2f} s ({oss_s / oss_floor_s:.1f}x; target <= 30 s)"
+    )
     print(
         json.dumps(
             {
                 "quote_lines_per_s": round(lines_per_s),
                 "finalizations_per_s": round(finalizations_per_s, 1),
                 "quotes_per_s": round(quotes_per_s),
+                "oss_return_s": round(oss_s, 2),
+                "oss_floor_s": round(oss_floor_s, 2),
             }
         )
     )
 
 
-def _finalize_bench() -> ModuleType:
+def _bench(name: str) -> ModuleType:
     # bench/ is not a package, and this file's name shadows the tax package on sys.path.
-    path = Path(__file__).resolve().with_name("finalize.py")
-    spec = importlib.util.spec_from_file_location("dunwell_bench_finalize", path)
+    path = Path(__file__).resolve().with_name(f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"dunwell_bench_{name}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

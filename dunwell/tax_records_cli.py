@@ -12,8 +12,11 @@ from typing import Annotated, Any, TypeVar
 import typer
 from sqlalchemy import Engine
 
+from billing.money import Money
 from dunwell.settings import get_settings
+from ledger.compliance import ComplianceLedger
 from ledger.db import make_engine
+from ledger.nexus_watch import nexus_alerts, nexus_positions
 from ledger.tax_records import (
     CertificateRecord,
     NexusRecord,
@@ -24,12 +27,15 @@ from ledger.tax_records import (
 from ledger.unit_of_work import read
 from stores.customers import get_customer
 from tax import ExemptionCertificate, Registration, TaxType
+from tax.nexus import load_thresholds
 
 T = TypeVar("T")
 
 certificate_app = typer.Typer(help="Customers' exemption certificates.", no_args_is_help=True)
 registration_app = typer.Typer(help="The seller's tax registrations.", no_args_is_help=True)
-nexus_app = typer.Typer(help="The seller's nexus changes.", no_args_is_help=True)
+nexus_app = typer.Typer(
+    help="The seller's nexus changes and economic-nexus positions.", no_args_is_help=True
+)
 
 DatabaseUrl = Annotated[
     str | None, typer.Option("--database-url", help="Defaults to DUNWELL_DATABASE_URL.")
@@ -240,3 +246,54 @@ def nexus_list(
     with _records(database_url) as records:
         found = records.nexus(jurisdiction=jurisdiction)
     _echo([_nexus_row(r) for r in found], as_json)
+
+
+@nexus_app.command("position")
+def nexus_position(
+    day: Annotated[str | None, typer.Option("--day", help="Default: today (UTC).")] = None,
+    as_json: JsonOut = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Per economic-nexus threshold: running sales and transactions, percent, registered."""
+    on = _day(day, "--day") if day else datetime.now(UTC).date()
+    with _records(database_url) as records:
+        registrations = ComplianceLedger(records.engine).registrations()
+        positions = nexus_positions(records.engine, load_thresholds(), registrations, on)
+    _echo(
+        [
+            {
+                "jurisdiction": p.jurisdiction,
+                "registered": p.registered,
+                "percent": p.percent,
+                "sales": Money(p.sales, p.threshold.currency).format(),
+                "threshold": Money(p.threshold.sales_minor, p.threshold.currency).format(),
+                "transactions": p.transactions,
+                "transactions_threshold": p.threshold.transactions,
+                "period": p.threshold.period,
+                "window": f"{p.window_start.date()}..{p.window_end.date()}",
+            }
+            for p in positions
+        ],
+        as_json,
+    )
+
+
+@nexus_app.command("alerts")
+def nexus_alert_list(as_json: JsonOut = False, database_url: DatabaseUrl = None) -> None:
+    """Every alert the daily nexus watch raised (80 % and 100 %, once per threshold)."""
+    with _records(database_url) as records:
+        alerts = nexus_alerts(records.engine)
+    _echo(
+        [
+            {
+                "jurisdiction": a.jurisdiction,
+                "level": a.level,
+                "percent": a.percent,
+                "sales": Money(a.sales, a.currency).format(),
+                "transactions": a.transactions,
+                "raised_at": a.raised_at.isoformat(),
+            }
+            for a in alerts
+        ],
+        as_json,
+    )

@@ -2,7 +2,11 @@
 
 The journal (``models``, ``accounts``, ``journal``, ``posting``, ``queries``,
 ``chart``), invoices and credit and debit notes (``invoices``), the compliance records
-(``compliance``, ``compliance_tables``), the tax liability report (``tax_report``) and
+(``compliance``, ``compliance_tables``; ops' certificates, registrations and nexus
+changes in ``tax_records``; ops' own notes with their actor in ``ops_notes``), the tax
+liability report (``tax_report``), the OSS return (``oss_return``), rate changes
+carried into the next cycle (``rate_change_notes``), the economic-nexus watch
+(``nexus_watch``) and
 the reconciliation records (``reconciliation``: settlement postings, the exceptions
 queue, settlement lines and payout runs);
 and the database plumbing every store shares: the schema base (``schema``), engines

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 from ledger.schema import Base, Id, Json, UTCDateTime
@@ -159,4 +160,23 @@ APPEND_ONLY_TABLES = (
     "compliance_vat_checks",
     "compliance_nexus",
     "invoice_note_actors",
+)
+
+# Economic-nexus alerts: one per jurisdiction, level (80 | 100 %) and threshold (by the
+# day its data row starts), raised where the seller is not registered (revision 0012).
+tax_nexus_alerts = Table(
+    "tax_nexus_alerts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("jurisdiction", String(32), nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("threshold_from", Date, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("sales", BigInteger, nullable=False),
+    Column("transactions", Integer, nullable=False),
+    Column("percent", Integer, nullable=False),
+    Column("window_start", UTCDateTime, nullable=False),
+    Column("window_end", UTCDateTime, nullable=False),
+    Column("raised_at", UTCDateTime, nullable=False),
+    UniqueConstraint("jurisdiction", "level", "threshold_from"),
 )

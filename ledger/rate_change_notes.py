@@ -13,9 +13,9 @@ renewal finds it. ``keep`` jurisdictions get no note.
 
 from __future__ import annotations
 
+import bisect
 import logging
-from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy import select
 
@@ -37,12 +37,34 @@ from tax.rounding import ROUNDING_RULE
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class RateChangePolicy:
-    """The worker's rate table and the per-jurisdiction rules."""
+# No billing period is longer than this (a year, with room for a month-end anchor).
+LONGEST_PERIOD = timedelta(days=400)
 
-    table: RateTable
-    rules: RateChangeRules
+
+class RateChangePolicy:
+    """The worker's rate table and the per-jurisdiction rules, and when a period can
+    hold a change at all: the renewal of a period that no ``adjust`` jurisdiction's
+    rate row starts inside skips the invoice reads (almost every renewal)."""
+
+    def __init__(self, table: RateTable, rules: RateChangeRules) -> None:
+        self.table = table
+        self.rules = rules
+        starts: set[datetime] = set()
+        self._everywhere = False
+        for jurisdiction in rules.adjusting():
+            country, _, region = jurisdiction.partition("-")
+            if not region and country in ("US", "CA"):
+                self._everywhere = True  # a country-wide rule over per-region rows
+            for row in table.rows_for(country, region):
+                starts.add(datetime.combine(row.valid_from, time(), tzinfo=UTC))
+        self._starts = sorted(starts)
+
+    def may_apply(self, period_end: datetime) -> bool:
+        """Whether a period ending at ``period_end`` can contain an adjusted change."""
+        if self._everywhere:
+            return True
+        i = bisect.bisect_right(self._starts, period_end - LONGEST_PERIOD)
+        return i < len(self._starts) and self._starts[i] < period_end
 
 
 def invoices_ending_at(store: InvoiceStore, subscription_id: str, end: datetime) -> list[str]:
@@ -151,6 +173,8 @@ def carry_rate_changes(
     """Adjust each invoice of the period ending at ``period_start`` (the new period's
     start) for a rate change inside it; the notes issued (or found, on a retry)."""
     notes: list[CreditNoteView | DebitNoteView] = []
+    if not policy.may_apply(period_start):
+        return notes
     for invoice_id in invoices_ending_at(store, subscription_id, period_start):
         invoice = store.get(invoice_id)
         change = _change_of(invoice, policy)

@@ -62,6 +62,10 @@ class RateChangeRules:
         if len(self._rows) != len(rows):
             raise RateDataError(f"{RULES_FILE}: a jurisdiction appears twice")
 
+    def adjusting(self) -> list[str]:
+        """The jurisdictions whose rule is ``adjust``."""
+        return sorted(j for j, row in self._rows.items() if row.rule is RateChangeRule.ADJUST)
+
     def rule_for(self, jurisdiction: str) -> RuleRow:
         """The row of the jurisdiction, else of its country ("US-TX" falls back to "US")."""
         country = jurisdiction.partition("-")[0]

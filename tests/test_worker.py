@@ -83,9 +83,10 @@ async def test_the_registrations_handed_in_are_the_ones_quoted(tmp_path: Path) -
             return list(REGISTRATIONS)
 
     source = Recorded()
-    quote_tax = by_name(
-        build_activities(settings_on(tmp_path), registrations=source), "billing.quote_tax"
-    )
+    settings = settings_on(tmp_path)
+    # The quote reads the customer's exemption certificates from the compliance ledger.
+    upgrade(settings.database_url)
+    quote_tax = by_name(build_activities(settings, registrations=source), "billing.quote_tax")
     line = InvoiceLineInput(line_id="pro", description="Pro", amount=1000, tax_inclusive=False)
     quote = await ActivityEnvironment().run(
         quote_tax, TaxQuoteRequest(profile("cust_1"), "EUR", [line], AT)

@@ -9,6 +9,7 @@ and result types. Never ``api``, and nothing that does I/O of its own.
 from workflows.disputes import DisputeWorkflow
 from workflows.dunning import DunningWorkflow
 from workflows.manual_review import ManualReviewWorkflow
+from workflows.nexus_watch import NexusWatchWorkflow
 from workflows.recon_sweep import ReconSweepWorkflow
 from workflows.reconcile_payout import ReconcilePayoutWorkflow
 from workflows.refunds import ChargeRefundsWorkflow, RefundWorkflow
@@ -23,6 +24,7 @@ WORKFLOWS: tuple[type, ...] = (
     RefundWorkflow,
     ChargeRefundsWorkflow,
     DisputeWorkflow,
+    NexusWatchWorkflow,
 )
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "DisputeWorkflow",
     "DunningWorkflow",
     "ManualReviewWorkflow",
+    "NexusWatchWorkflow",
     "ReconSweepWorkflow",
     "ReconcilePayoutWorkflow",
     "RefundWorkflow",

@@ -209,3 +209,11 @@ async def test_no_change_inside_the_period_gives_no_note(engine: Engine) -> None
     periods = (utc(2025, 8, 15), utc(2025, 9, 15), utc(2025, 10, 15))
     first_id, _ = await renew_across(engine, table, customer("EE"), "pro-monthly", 2_900, periods)
     assert InvoiceStore(engine).notes_for_invoice(first_id) == []
+
+
+def test_only_periods_near_an_adjusted_change_read_invoices() -> None:
+    policy = RateChangePolicy(load_rate_table(), load_rate_change_rules())
+    assert policy.rules.adjusting() == ["EE"]
+    assert policy.may_apply(utc(2025, 7, 15)) and policy.may_apply(utc(2026, 3, 1))
+    assert not policy.may_apply(utc(2025, 7, 1)), "a period ending at the change is before it"
+    assert not policy.may_apply(utc(2026, 12, 1)), "no adjusted change in the last 400 days"

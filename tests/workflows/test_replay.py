@@ -59,6 +59,8 @@ EXPECTED = {
     "subscription_attach_initial",
     # Since the dispute_update signal (a dispute's risk and policy):
     "subscription_dispute_flagged",
+    # The daily economic-nexus watch:
+    "nexus_watch",
 }
 
 
