@@ -1,6 +1,6 @@
 """Compliance records: table descriptions for queries (``ledger.compliance`` writes them).
 
-The schema is made by revisions ``0003_billing_documents`` and ``0011_tax_records``; every table here is
+The schema is made by revisions ``0003_billing_documents`` and ``0012_tax_records``; every table here is
 append-only, and the database refuses updates and deletes (see that revision).
 """
 
@@ -95,7 +95,7 @@ compliance_registrations = Table(
     Column("valid_to", Date),
     Column("note", Text, nullable=False),
     Column("recorded_at", UTCDateTime, nullable=False),
-    Column("actor", String(200)),  # who recorded it (revision 0011); None before
+    Column("actor", String(200)),  # who recorded it (revision 0012); None before
 )
 
 compliance_exemption_certificates = Table(
@@ -109,7 +109,7 @@ compliance_exemption_certificates = Table(
     Column("valid_to", Date),
     Column("document_ref", Text, nullable=False),
     Column("recorded_at", UTCDateTime, nullable=False),
-    Column("actor", String(200)),  # who recorded it (revision 0011); None before
+    Column("actor", String(200)),  # who recorded it (revision 0012); None before
 )
 
 compliance_vat_checks = Table(
@@ -163,7 +163,7 @@ APPEND_ONLY_TABLES = (
 )
 
 # Economic-nexus alerts: one per jurisdiction, level (80 | 100 %) and threshold (by the
-# day its data row starts), raised where the seller is not registered (revision 0012).
+# day its data row starts), raised where the seller is not registered (revision 0013).
 tax_nexus_alerts = Table(
     "tax_nexus_alerts",
     metadata,

@@ -1,7 +1,7 @@
 """Economic-nexus alerts, one per jurisdiction, level and threshold.
 
-Revision ID: 0012_nexus_alerts
-Revises: 0011_tax_records
+Revision ID: 0013_nexus_alerts
+Revises: 0012_tax_records
 Create Date: 2026-12-07
 
 Written by the daily nexus watch (``ledger.nexus_watch``); the unique constraint is
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012_nexus_alerts"
-down_revision: str | Sequence[str] | None = "0011_tax_records"
+revision: str = "0013_nexus_alerts"
+down_revision: str | Sequence[str] | None = "0012_tax_records"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

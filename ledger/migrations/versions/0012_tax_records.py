@@ -1,7 +1,7 @@
 """Who recorded each registration, certificate and ops note, and the nexus changes.
 
-Revision ID: 0011_tax_records
-Revises: 0010_gateway_rate
+Revision ID: 0012_tax_records
+Revises: 0011_refunds_disputes
 Create Date: 2026-12-07
 
 ``actor`` on registrations and exemption certificates names who recorded them (ops,
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011_tax_records"
-down_revision: str | Sequence[str] | None = "0010_gateway_rate"
+revision: str = "0012_tax_records"
+down_revision: str | Sequence[str] | None = "0011_refunds_disputes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
