@@ -131,7 +131,7 @@ def test_the_ops_routes_and_the_cli(engine: Engine) -> None:
     from ledger.compliance import ComplianceLedger
 
     store = InvoiceStore(engine)
-    bill(store, "WA", 700, at(8, 1))
+    bill(store, "PA", 700, at(8, 1))  # no other test registers in Pennsylvania
     app = FastAPI()
     install_error_handlers(app)
     app.include_router(router)
@@ -147,9 +147,9 @@ def test_the_ops_routes_and_the_cli(engine: Engine) -> None:
     )
     got = {i["jurisdiction"]: i for i in body.json()["items"]}
     assert set(got) == {p.jurisdiction for p in expected}
-    wa = got["US-WA"]
-    assert (wa["sales"], wa["sales_threshold"], wa["registered"]) == (70_000, 10_000_000, False)
-    assert wa["source_url"].startswith("https://")
+    pa = got["US-PA"]
+    assert (pa["sales"], pa["sales_threshold"], pa["registered"]) == (70_000, 10_000_000, False)
+    assert pa["source_url"].startswith("https://")
     bad = client.get("/v1/ops/tax/nexus-positions", params={"day": "soon"}, headers=auth)
     assert bad.status_code == 422
     alerts = client.get("/v1/ops/tax/nexus-alerts", headers=auth).json()["items"]
@@ -164,7 +164,7 @@ def test_the_ops_routes_and_the_cli(engine: Engine) -> None:
     rows = {
         json.loads(line)["jurisdiction"]: json.loads(line) for line in shown.output.splitlines()
     }
-    assert rows["US-WA"]["sales"] == "700.00 USD" and rows["US-WA"]["registered"] is False
+    assert rows["US-PA"]["sales"] == "700.00 USD" and rows["US-PA"]["registered"] is False
     listed = runner.invoke(tax_app, ["nexus", "alerts", "--json", "--database-url", url])
     assert listed.exit_code == 0 and len(listed.output.splitlines()) == len(nexus_alerts(engine))
     refused = runner.invoke(tax_app, ["nexus", "position", "--day", "x", "--database-url", url])
