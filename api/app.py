@@ -15,6 +15,7 @@ from api.errors import install_error_handlers
 from api.pan_guard import PanGuard
 from api.rate_limit import RateLimit
 from api.routes import (
+    access,
     codec,
     customers,
     dev,
@@ -107,6 +108,7 @@ def create_app(
     app.include_router(gateway_alerts.router)
     app.include_router(customers.router)
     app.include_router(subscriptions.router)
+    app.include_router(access.router)
     app.include_router(portal.router)
     app.include_router(portal_notifications.router)
     app.include_router(documents.server)

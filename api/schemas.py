@@ -223,6 +223,21 @@ class CardOut(BaseModel):
     exp_year: int | None
 
 
+class AccessOut(BaseModel):
+    """``billing.entitlements.access`` at the time of the request."""
+
+    has_access: bool
+    reason: str = Field(
+        description="trialing, active, past_due_in_grace, past_due, unpaid, canceled, "
+        "incomplete or incomplete_expired"
+    )
+    features: dict[str, bool | int] = Field(description="The plan's features in force now")
+    grace_until: datetime | None = Field(description="past_due_in_grace: access ends then")
+    ended_at: datetime | None = Field(description="canceled: when access ended")
+    next_change_at: datetime | None = Field(description="When access next changes, if known")
+    next_change: str | None = Field(description="access_ends or plan_changes")
+
+
 class SubscriptionOut(BaseModel):
     id: str
     customer_id: str
@@ -246,6 +261,7 @@ class SubscriptionOut(BaseModel):
         "if any; `status` waiting means the customer must act before `deadline`"
     )
     has_access: bool = Field(description="Whether the customer may use the product now")
+    access: AccessOut | None = Field(default=None, description="Access, its reason and features")
     grace_until: datetime | None = Field(
         description="A past-due subscription keeps access until then"
     )

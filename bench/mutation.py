@@ -67,6 +67,7 @@ TESTS_FOR: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("billing/periods.py", ("tests/subscriptions",)),
     ("billing/catalog.py", ("tests/subscriptions",)),
     ("billing/lifecycle.py", ("tests/subscriptions",)),
+    ("billing/entitlements.py", ("tests/billing/test_entitlements.py",)),
     ("billing/money.py", ("tests/subscriptions", "tests/ledger/test_properties.py")),
     ("billing/pan.py", ("tests/gateway/test_pan.py",)),
     ("billing/sca.py", ("tests/gateway/test_sca.py",)),

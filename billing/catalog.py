@@ -5,12 +5,16 @@ A catalog is a versioned JSON document (``billing/data/catalog.json`` by default
     {"version": 1,
      "plans": [{"id": "pro-monthly", "name": "Pro (monthly)", "tier": 2,
                 "interval": "month", "interval_count": 1, "trial_days": 14,
-                "prices": [{"currency": "EUR", "amount": 2900, "tax_inclusive": false}]}]}
+                "prices": [{"currency": "EUR", "amount": 2900, "tax_inclusive": false}],
+                "features": {"seats": 5, "api_calls_per_month": 100000, "sso": false}}]}
 
 ``tier`` ranks plans for upgrade versus downgrade; plans billed monthly and yearly for
 the same product share a tier. Amounts are integer minor units of the price's currency.
 Interval, interval count and trial belong to the plan, so every price of a plan bills
 on the same cycle; each ``Price`` carries them so proration needs nothing else.
+``features`` are what the plan entitles to (``billing.entitlements``): a flag (true or
+false) or a non-negative integer limit per feature name; a change to them is a new
+catalog version, and a subscription keeps the catalog version it started with.
 
 All types are frozen dataclasses so Temporal's pydantic data converter can carry them.
 """
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -76,6 +80,7 @@ class Plan:
     name: str
     tier: int
     prices: tuple[Price, ...]
+    features: dict[str, bool | int] = field(default_factory=dict)
 
     def price(self, currency: str) -> Price:
         for candidate in self.prices:
@@ -133,7 +138,16 @@ class CustomerProfile:
     segment: str = "default"
 
 
-_PLAN_KEYS = {"id", "name", "tier", "interval", "interval_count", "trial_days", "prices"}
+_PLAN_KEYS = {
+    "id",
+    "name",
+    "tier",
+    "interval",
+    "interval_count",
+    "trial_days",
+    "prices",
+    "features",
+}
 _PRICE_KEYS = {"currency", "amount", "tax_inclusive"}
 
 
@@ -226,7 +240,24 @@ def _parse_plan(raw: Any, where: str) -> Plan:
                 tax_inclusive=tax_inclusive,
             )
         )
-    return Plan(plan_id=plan_id, name=name, tier=tier, prices=tuple(prices))
+    features = _parse_features(raw.get("features", {}), f"{where}.features")
+    return Plan(plan_id=plan_id, name=name, tier=tier, prices=tuple(prices), features=features)
+
+
+def _parse_features(raw: Any, where: str) -> dict[str, bool | int]:
+    if not isinstance(raw, Mapping):
+        raise CatalogError(f"{where}: must be an object of feature name to true/false or a limit")
+    features: dict[str, bool | int] = {}
+    for name, value in raw.items():
+        if not isinstance(name, str) or not name.strip():
+            raise CatalogError(f"{where}: feature names must be non-empty strings")
+        if type(value) is bool or (type(value) is int and value >= 0):
+            features[name] = value
+            continue
+        raise CatalogError(
+            f"{where}.{name}: must be true, false or a non-negative integer, got {value!r}"
+        )
+    return features
 
 
 def _reject_unknown_keys(raw: Mapping[str, Any], allowed: set[str], where: str) -> None:

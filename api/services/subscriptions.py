@@ -41,6 +41,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import ApiError
 from api.schemas import (
+    AccessOut,
     CardOut,
     InvoiceBriefOut,
     PaymentProblemOut,
@@ -55,7 +56,8 @@ from api.services.customers import new_id, request_hash
 from api.temporal_client import RETRY_AFTER_SECONDS, TemporalConnection, TemporalUnavailable
 from billing.catalog import Catalog, Price, UnknownPlanError, UnknownPriceError
 from billing.declines import CUSTOMER_MESSAGES, CustomerMessage, classify_decline
-from billing.lifecycle import InvalidTransition, PortalAction, check_action, has_access
+from billing.entitlements import Access
+from billing.lifecycle import InvalidTransition, PortalAction, check_action
 from billing.periods import boundary, months_per_period
 from billing.proration import ChangeDecision, PlanChangeRefused, decide_change
 from dunwell.settings import Settings
@@ -312,6 +314,7 @@ async def state_after_start(*, client: Client, record: SubscriptionRecord) -> Su
 def subscription_out(
     record: SubscriptionRecord, state: SubscriptionState, catalog: Catalog
 ) -> SubscriptionOut:
+    access = state.access(datetime.now(UTC), catalog)
     plan_id = state.plan_id or record.plan_id
     currency = state.currency or record.currency
     plan_catalog = state.catalog or catalog
@@ -338,13 +341,8 @@ def subscription_out(
         payment_method_id=state.payment_method_id,
         payment_method=card_out(state),
         pending_action=pending_action_out(state.pending_action),
-        has_access=has_access(
-            state.status,
-            state.cancel_at_period_end,
-            datetime.now(UTC),
-            state.period_end,
-            state.grace_until,
-        ),
+        has_access=access.has_access,
+        access=access_out(access),
         grace_until=state.grace_until,
         payment_problem=payment_problem_out(state),
         migrating_to=state.migrating_to,
@@ -388,6 +386,18 @@ def subscription_out(
             for c in state.plan_changes
         ],
         created_at=record.created_at,
+    )
+
+
+def access_out(access: Access) -> AccessOut:
+    return AccessOut(
+        has_access=access.has_access,
+        reason=str(access.reason),
+        features=dict(access.features),
+        grace_until=access.grace_until,
+        ended_at=access.ended_at,
+        next_change_at=access.next_change_at,
+        next_change=str(access.next_change) if access.next_change else None,
     )
 
 

@@ -52,7 +52,7 @@ def write(tmp_path: Path, document: Any) -> Path:
 
 def test_packaged_demo_catalog() -> None:
     catalog = load_catalog()
-    assert catalog.version == 1
+    assert catalog.version == 2
     assert {p.plan_id for p in catalog.plans} == {
         "starter-monthly",
         "starter-yearly",
@@ -194,3 +194,29 @@ def test_customer_types() -> None:
         BillingAddress(country="de", state=None, postal_code="1", city="c", line1="l")
     with pytest.raises(ValueError, match="alpha-2"):
         BillingAddress(country="DEU", state=None, postal_code="1", city="c", line1="l")
+
+
+def test_plan_features_are_catalog_data() -> None:
+    document = valid_document()
+    document["plans"][0]["features"] = {"seats": 5, "sso": True, "api_calls_per_month": 0}
+    catalog = parse_catalog(document)
+    assert catalog.plan("basic").features == {"seats": 5, "sso": True, "api_calls_per_month": 0}
+    assert catalog.plan("gold").features == {}
+    assert load_catalog().plan("business-monthly").features["sso"] is True
+
+
+@pytest.mark.parametrize(
+    ("features", "message"),
+    [
+        ([], r"plans\[0\].features: must be an object"),
+        ({"seats": -1}, r"plans\[0\].features.seats: must be true, false or a non-negative"),
+        ({"seats": 1.5}, r"plans\[0\].features.seats"),
+        ({"seats": "5"}, r"plans\[0\].features.seats"),
+        ({" ": True}, r"feature names must be non-empty"),
+    ],
+)
+def test_malformed_features_are_refused(features: Any, message: str) -> None:
+    document = valid_document()
+    document["plans"][0]["features"] = features
+    with pytest.raises(CatalogError, match=message):
+        parse_catalog(document)

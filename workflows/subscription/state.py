@@ -13,6 +13,7 @@ from typing import Literal
 
 from billing.catalog import Catalog, CustomerProfile, Price
 from billing.declines import DeclineInfo
+from billing.entitlements import Access, AccessFacts, access
 from billing.events import EventBuffer
 from billing.gateway import PaymentMethodDetails
 from billing.lifecycle import SubscriptionSnapshot, SubscriptionStatus, TransitionRecord
@@ -365,6 +366,37 @@ class SubscriptionState:
             current_period_end=self.period_end,
             pending_plan_id=self.pending_plan_id,
         )
+
+    def access_facts(self, catalog: Catalog | None = None) -> AccessFacts:
+        """What ``billing.entitlements.access`` needs; ``catalog`` stands in for a state
+        that has not loaded its own yet (the API's)."""
+        plans = self.catalog or catalog
+        features: dict[str, bool | int] = {}
+        if plans is not None and self.plan_id:
+            try:
+                features = dict(plans.plan(self.plan_id).features)
+            except LookupError:
+                features = {}
+        canceled_at = next(
+            (
+                t.at
+                for t in reversed(self.transitions)
+                if t.to_status is SubscriptionStatus.CANCELED
+            ),
+            None,
+        )
+        return AccessFacts(
+            status=self.status,
+            cancel_at_period_end=self.cancel_at_period_end,
+            period_end=self.period_end,
+            grace_until=self.grace_until,
+            features=features,
+            pending_plan_id=self.pending_plan_id,
+            canceled_at=canceled_at,
+        )
+
+    def access(self, now: datetime, catalog: Catalog | None = None) -> Access:
+        return access(self.access_facts(catalog), now)
 
     def remember_invoice(self, record: InvoiceRecord) -> None:
         self.invoices.append(record)
