@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -97,13 +98,19 @@ async def stripe_webhook(
         parsed = json.loads(raw)
         payout_id = payout_of(parsed) if isinstance(parsed, dict) else None
         if payout_id is not None:
-            return await _payout_event(request, settings, engine, parsed, payout_id, raw)
+            return await _routed_event(
+                request, settings, engine, parsed, raw, payout_intake, payout_id=payout_id
+            )
         charge_id = charge_of_refund_event(parsed) if isinstance(parsed, dict) else None
         if charge_id is not None:
-            return await _refund_event(request, settings, engine, parsed, charge_id, raw)
+            return await _routed_event(
+                request, settings, engine, parsed, raw, refund_intake, charge_id=charge_id
+            )
         dispute_id = dispute_of(parsed) if isinstance(parsed, dict) else None
         if dispute_id is not None:
-            return await _dispute_event(request, settings, engine, parsed, dispute_id, raw)
+            return await _routed_event(
+                request, settings, engine, parsed, raw, dispute_intake, dispute_id=dispute_id
+            )
         outcome = stripe_event(parsed)
         copies: list[GatewayEvent] = []
         if isinstance(outcome, Unroutable) and outcome.reason == "no_subscription":
@@ -132,77 +139,30 @@ async def _intake_copies(
     return IntakeAck(status="accepted" if accepted else "duplicate", event_id=event_id)
 
 
-async def _payout_event(
+async def _routed_event(
     request: Request,
     settings: Settings,
     engine: Engine,
     parsed: dict[str, Any],
-    payout_id: str,
     raw: bytes,
+    deliver: Callable[..., Awaitable[bool]],
+    **target: str,
 ) -> IntakeAck:
-    """``payout.*``: to the payout's reconciliation run (api.services.payout_events)."""
+    """A settlement-side event to its own run: ``payout.*`` (api.services.payout_events,
+    ``payout_id``), refund events (api.services.refunds, ``charge_id``) and
+    ``charge.dispute.*`` (api.services.disputes, ``dispute_id``)."""
     event_id, event_type = parsed.get("id"), parsed.get("type")
     if not isinstance(event_id, str) or not event_id or not isinstance(event_type, str):
         raise MalformedEvent("a Stripe event needs id and type")
-    delivered = await payout_intake(
+    delivered = await deliver(
         recorder=request.app.state.event_recorder,
         temporal=request.app.state.temporal,
         settings=settings,
         engine=engine,
         event_id=event_id,
         event_type=event_type,
-        payout_id=payout_id,
         raw_body=raw.decode("utf-8"),
-    )
-    return IntakeAck(status="accepted" if delivered else "duplicate", event_id=event_id)
-
-
-async def _refund_event(
-    request: Request,
-    settings: Settings,
-    engine: Engine,
-    parsed: dict[str, Any],
-    charge_id: str,
-    raw: bytes,
-) -> IntakeAck:
-    """Refund events: to the charge's refund run (api.services.refunds)."""
-    event_id, event_type = parsed.get("id"), parsed.get("type")
-    if not isinstance(event_id, str) or not event_id or not isinstance(event_type, str):
-        raise MalformedEvent("a Stripe event needs id and type")
-    delivered = await refund_intake(
-        recorder=request.app.state.event_recorder,
-        temporal=request.app.state.temporal,
-        settings=settings,
-        engine=engine,
-        event_id=event_id,
-        event_type=event_type,
-        charge_id=charge_id,
-        raw_body=raw.decode("utf-8"),
-    )
-    return IntakeAck(status="accepted" if delivered else "duplicate", event_id=event_id)
-
-
-async def _dispute_event(
-    request: Request,
-    settings: Settings,
-    engine: Engine,
-    parsed: dict[str, Any],
-    dispute_id: str,
-    raw: bytes,
-) -> IntakeAck:
-    """``charge.dispute.*``: to the dispute's run (api.services.disputes)."""
-    event_id, event_type = parsed.get("id"), parsed.get("type")
-    if not isinstance(event_id, str) or not event_id or not isinstance(event_type, str):
-        raise MalformedEvent("a Stripe event needs id and type")
-    delivered = await dispute_intake(
-        recorder=request.app.state.event_recorder,
-        temporal=request.app.state.temporal,
-        settings=settings,
-        engine=engine,
-        event_id=event_id,
-        event_type=event_type,
-        dispute_id=dispute_id,
-        raw_body=raw.decode("utf-8"),
+        **target,
     )
     return IntakeAck(status="accepted" if delivered else "duplicate", event_id=event_id)
 
