@@ -30,13 +30,16 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
+def is_api_key(settings: Settings, token: str) -> bool:
+    """Whether ``token`` is the server API key (constant-time)."""
+    return hmac.compare_digest(token.encode(), settings.api_key.get_secret_value().encode())
+
+
 async def require_api_key(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    if credentials is None or not hmac.compare_digest(
-        credentials.credentials.encode(), settings.api_key.get_secret_value().encode()
-    ):
+    if credentials is None or not is_api_key(settings, credentials.credentials):
         raise ApiError(
             401,
             "invalid_api_key",

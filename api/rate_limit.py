@@ -23,7 +23,6 @@ several API processes behind a balancer, each allows the configured rate.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import math
 import re
 import time
@@ -34,6 +33,7 @@ from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.deps import is_api_key
 from api.errors import error_response
 from api.portal_tokens import InvalidPortalToken, verify_portal_token
 from dunwell.settings import Settings
@@ -89,7 +89,7 @@ class RateLimit:
             return [(self._intake, f"intake:{address}")]
         token = _bearer(scope)
         if token is not None:
-            if self._is_api_key(token):
+            if is_api_key(self._settings, token):
                 return [(self._server, f"server:{_digest(token)}")]
             if path.startswith("/v1/portal/") and self._is_portal_session(token):
                 session = f"portal:{_digest(token)}"
@@ -98,10 +98,6 @@ class RateLimit:
                     buckets.append((self._portal_gateway, f"{session}:gateway"))
                 return buckets
         return [(self._anonymous, f"address:{address}")]
-
-    def _is_api_key(self, token: str) -> bool:
-        expected = self._settings.api_key.get_secret_value()
-        return hmac.compare_digest(token.encode(), expected.encode())
 
     def _is_portal_session(self, token: str) -> bool:
         secret = self._settings.portal_session_secret.get_secret_value()

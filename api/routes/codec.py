@@ -10,7 +10,6 @@ customer data. With no payload keys configured there is nothing to decode: 404.
 
 from __future__ import annotations
 
-import hmac
 from typing import Literal
 
 from fastapi import APIRouter, Request, Response
@@ -18,6 +17,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payloads
 
+from api.deps import is_api_key
 from api.errors import ApiError
 from dunwell.codec import EncryptionCodec, PayloadDecryptionError
 from dunwell.settings import Environment, Settings
@@ -59,8 +59,7 @@ def _authorize(request: Request) -> None:
     if settings.env is Environment.DEV:
         return  # the dev stack listens on loopback; its UI sends no credentials
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    expected = settings.api_key.get_secret_value().encode()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected):
+    if scheme.lower() != "bearer" or not is_api_key(settings, token):
         raise ApiError(
             401,
             "invalid_api_key",
