@@ -16,6 +16,7 @@ from api.pan_guard import PanGuard
 from api.rate_limit import RateLimit
 from api.routes import (
     access,
+    audit_ops,
     codec,
     customers,
     dev,
@@ -95,6 +96,7 @@ def create_app(
     app.include_router(relay.router)
     app.include_router(health.router)
     app.include_router(ops.router)
+    app.include_router(audit_ops.router)
     app.include_router(tax_reports.router)
     app.include_router(tax_returns.router)
     app.include_router(tax_records.router)

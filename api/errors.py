@@ -87,3 +87,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or invalid credentials"},
     422: {"model": ErrorResponse, "description": "Malformed request"},
 }
+
+OPS_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    403: {"model": ErrorResponse, "description": "A server API key (ops_key_required)"},
+}

@@ -3,7 +3,8 @@
 Pure ASGI, outermost, so a flood is answered before the card-data guard reads a body.
 Who is counted:
 
-- a request with a valid server API key: that key (``DUNWELL_RATE_LIMIT_SERVER``);
+- a request with a valid API key, server or ops: that key, by its id
+  (``DUNWELL_RATE_LIMIT_SERVER``);
 - a request with a valid portal session token: that session
   (``DUNWELL_RATE_LIMIT_PORTAL``), and the portal routes that write to the gateway
   (card set-up, payment method, plan change, payment confirmation) again under the
@@ -33,7 +34,7 @@ from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.deps import is_api_key
+from api.deps import identify
 from api.errors import error_response
 from api.portal_tokens import InvalidPortalToken, verify_portal_token
 from dunwell.settings import Settings
@@ -89,8 +90,9 @@ class RateLimit:
             return [(self._intake, f"intake:{address}")]
         token = _bearer(scope)
         if token is not None:
-            if is_api_key(self._settings, token):
-                return [(self._server, f"server:{_digest(token)}")]
+            principal = identify(self._settings, token)
+            if principal is not None:
+                return [(self._server, f"{principal.role}:{principal.key_id}")]
             if path.startswith("/v1/portal/") and self._is_portal_session(token):
                 session = f"portal:{_digest(token)}"
                 buckets = [(self._portal, session)]

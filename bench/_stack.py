@@ -51,6 +51,7 @@ STOP_GRACE_SECONDS = 10.0
 WEBHOOK_SECRET = "whsec_dunwell_bench"
 STRIPE_API_KEY = "sk_test_dunwell_bench"
 API_KEY = "dw_bench_api_key"
+OPS_API_KEY = "dw_bench_ops_key"
 # temporalio's Worker(max_cached_workflows=...) default, which `dunwell worker` keeps.
 PRODUCT_WORKER_CACHE = 1000
 
@@ -373,6 +374,7 @@ class Stack:
                 "DUNWELL_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
                 "DUNWELL_GATEWAY_REQUESTS_PER_SECOND": gateway_rate_limit(),
                 "DUNWELL_API_KEY": API_KEY,
+                "DUNWELL_OPS_API_KEY": OPS_API_KEY,
                 # The benchmarks drive one API key and one address far past what a
                 # client should send; they measure Dunwell, not its request limits.
                 "DUNWELL_RATE_LIMITS_ENABLED": os.environ.get(
@@ -479,4 +481,5 @@ def settings_for(running: Stack) -> object:
         stripe_api_key=STRIPE_API_KEY,
         stripe_webhook_secret=WEBHOOK_SECRET,
         api_key=API_KEY,
+        ops_api_key=OPS_API_KEY,
     )

@@ -1,7 +1,8 @@
 """The ``dunwell`` command and what the processes share: settings, wiring, the dev stack.
 
 ``cli`` and its subcommands (``ledger_cli``, ``tax_cli``, ``dunning_cli``,
-``review_cli``, ``gateway_cli``), the settings (``settings``), the factories the worker and the API
+``review_cli``, ``gateway_cli``, ``audit_cli``), the settings (``settings``) and the API
+keys by role they hold (``api_keys``), the factories the worker and the API
 both build from settings (``components``), the Temporal client and payload converter
 (``temporal``, ``converter``), log redaction, and the local stack (``devstack``,
 ``fake_gateway``, ``smtp_sink``, ``demo``).

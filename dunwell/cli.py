@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from dunwell.audit_cli import audit_command
 from dunwell.dispute_cli import disputes_command
 from dunwell.dunning_cli import dunning_app
 from dunwell.gateway_cli import gateway_app
@@ -34,6 +35,7 @@ app.add_typer(gateway_app, name="gateway", help="Gateway outage alerts.")
 app.command("refund")(refund_command)
 app.command("refunds")(refunds_command)
 app.command("disputes")(disputes_command)
+app.command("audit")(audit_command)
 
 
 def _settings() -> Settings:

@@ -24,9 +24,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from dunwell.api_keys import Role
 from dunwell.codec import ensure_dev_keys
-from dunwell.settings import Settings
+from dunwell.settings import PLACEHOLDER_API_KEY, PLACEHOLDER_OPS_API_KEY, Settings
 from workflows import search_attributes
+
+DEV_API_KEYS = frozenset({PLACEHOLDER_API_KEY, PLACEHOLDER_OPS_API_KEY})
 
 STOP_GRACE_SECONDS = 10.0
 START_TIMEOUT_SECONDS = 60.0
@@ -302,6 +305,11 @@ class DevStack:
                 self.out(f"  {label:<20} {url}")
         self.out(f"  {'Database':<20} {self.settings.database_url}")
         self.out(f"  {'Logs':<20} {self.log_dir}")
+        for label, role in (("Server API key", Role.SERVER), ("Ops API key", Role.OPS)):
+            for entry in self.settings.key_ring().of_role(role):
+                # Dev's placeholders are printed; a key set in the environment is not.
+                shown = entry.secret if entry.secret in DEV_API_KEYS else "(as configured)"
+                self.out(f"  {label:<20} {shown}  (key id {entry.key_id})")
         self.out("")
         self.out("Dunwell dev stack is up. Press Ctrl-C to stop everything.")
 

@@ -15,14 +15,19 @@ from pathlib import Path
 from typing import Literal
 
 from limits import parse
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dunwell.api_keys import ApiKeyEntry, ApiKeyError, KeyRing, Role, parse_key_list
 from dunwell.codec import DEV_KEY_FILE, PayloadKeyError, PayloadKeys
 
 PLACEHOLDER_STRIPE_KEY = "sk_test_dunwell_placeholder"
 PLACEHOLDER_WEBHOOK_SECRET = "whsec_dunwell_placeholder"
 PLACEHOLDER_API_KEY = "dw_dev_api_key"
+PLACEHOLDER_OPS_API_KEY = "dw_dev_ops_key"
+# The ids of the single keys (DUNWELL_API_KEY, DUNWELL_OPS_API_KEY) when no list is set.
+SERVER_KEY_ID = "server"
+OPS_KEY_ID = "ops"
 PLACEHOLDER_SESSION_SECRET = "dunwell-dev-session-secret"
 PLACEHOLDER_RELAY_SECRET = "dunwell-dev-relay-secret"
 # The seller printed on invoices in dev; a production invoice must name the real one.
@@ -32,6 +37,7 @@ _PLACEHOLDERS = {
     "stripe_api_key": PLACEHOLDER_STRIPE_KEY,
     "stripe_webhook_secret": PLACEHOLDER_WEBHOOK_SECRET,
     "api_key": PLACEHOLDER_API_KEY,
+    "ops_api_key": PLACEHOLDER_OPS_API_KEY,
     "portal_session_secret": PLACEHOLDER_SESSION_SECRET,
     "relay_secret": PLACEHOLDER_RELAY_SECRET,
     "seller_name": PLACEHOLDER_SELLER_NAME,
@@ -41,10 +47,10 @@ _PLACEHOLDERS = {
 # Secrets that guard the API, the portal and the intakes, and the gateway's own: outside
 # dev and test each must be at least this long, so a guessable one cannot start.
 MIN_SECRET_BYTES = 32
+# (The API keys are checked key by key, whichever variable holds them.)
 _SECRETS = (
     "stripe_api_key",
     "stripe_webhook_secret",
-    "api_key",
     "portal_session_secret",
     "relay_secret",
 )
@@ -127,7 +133,13 @@ class Settings(BaseSettings):
     seller_address: str = "1 Example Street, Dublin 2, D02 X000, Ireland"
     seller_vat_id: str | None = "IE1234567T"
 
+    # API keys by role (dunwell.api_keys): the server API's (the SaaS backend) and ops's.
+    # The lists hold ``id:secret`` entries, several valid at once for rotation; a list,
+    # when set, replaces the role's single key (then unused and unchecked).
     api_key: SecretStr = SecretStr(PLACEHOLDER_API_KEY)
+    api_keys: SecretStr | None = None
+    ops_api_key: SecretStr = SecretStr(PLACEHOLDER_OPS_API_KEY)
+    ops_api_keys: SecretStr | None = None
     portal_session_secret: SecretStr = SecretStr(PLACEHOLDER_SESSION_SECRET)
     relay_secret: SecretStr = SecretStr(PLACEHOLDER_RELAY_SECRET)
 
@@ -160,6 +172,8 @@ class Settings(BaseSettings):
         "temporal_tls_server_name",
         "temporal_api_key",
         "payload_keys",
+        "api_keys",
+        "ops_api_keys",
         mode="before",
     )
     @classmethod
@@ -201,6 +215,32 @@ class Settings(BaseSettings):
                 raise UnsafeSettingError(str(err)) from None
         return self
 
+    _key_ring: KeyRing | None = PrivateAttr(default=None)
+
+    def _key_pairs(self, role: Role) -> list[tuple[str, str]]:
+        listed, single, single_id, variable = (
+            (self.api_keys, self.api_key, SERVER_KEY_ID, "DUNWELL_API_KEYS")
+            if role is Role.SERVER
+            else (self.ops_api_keys, self.ops_api_key, OPS_KEY_ID, "DUNWELL_OPS_API_KEYS")
+        )
+        if listed is not None:
+            return parse_key_list(listed.get_secret_value(), variable=variable)
+        return [(single_id, single.get_secret_value())]
+
+    @model_validator(mode="after")
+    def _api_keys_parse(self) -> Settings:
+        try:
+            self._key_ring = KeyRing.of(self._key_pairs(Role.SERVER), self._key_pairs(Role.OPS))
+        except ApiKeyError as err:
+            raise UnsafeSettingError(str(err)) from None
+        return self
+
+    def key_ring(self) -> KeyRing:
+        """Every valid API key of both roles, by id."""
+        if self._key_ring is None:  # settings built with model_construct
+            self._key_ring = KeyRing.of(self._key_pairs(Role.SERVER), self._key_pairs(Role.OPS))
+        return self._key_ring
+
     @property
     def temporal_uses_tls(self) -> bool:
         """TLS is on when asked for, or implied by a client certificate or an API key."""
@@ -231,10 +271,22 @@ class Settings(BaseSettings):
     def _refuse_placeholders_outside_dev(self) -> Settings:
         if self.env in (Environment.DEV, Environment.TEST):
             return self
+        # A role's single key is not used (nor checked) when its list is set.
+        unused = {
+            name
+            for name, listed in (("api_key", self.api_keys), ("ops_api_key", self.ops_api_keys))
+            if listed is not None
+        }
         offending = [
             f"DUNWELL_{name.upper()}"
             for name, placeholder in _PLACEHOLDERS.items()
-            if _plain(getattr(self, name)) == placeholder
+            if name not in unused and _plain(getattr(self, name)) == placeholder
+        ]
+        placeholders = {PLACEHOLDER_API_KEY, PLACEHOLDER_OPS_API_KEY}
+        offending += [
+            _key_label(self, entry)
+            for entry in self.key_ring().entries
+            if _key_variable(self, entry.role).endswith("_KEYS") and entry.secret in placeholders
         ]
         if offending:
             raise PlaceholderSecretError(
@@ -245,6 +297,10 @@ class Settings(BaseSettings):
             f"DUNWELL_{name.upper()}"
             for name in _SECRETS
             if len(_plain(getattr(self, name)).encode()) < MIN_SECRET_BYTES
+        ] + [
+            _key_label(self, entry)
+            for entry in self.key_ring().entries
+            if len(entry.secret.encode()) < MIN_SECRET_BYTES
         ]
         if short:
             raise PlaceholderSecretError(
@@ -282,6 +338,18 @@ class Settings(BaseSettings):
     def settlement_base(self) -> str | None:
         """The API base settlement is read from (None: Stripe's own)."""
         return self.settlement_api_base or self.stripe_api_base
+
+
+def _key_variable(settings: Settings, role: Role) -> str:
+    """The variable a role's keys come from."""
+    if role is Role.SERVER:
+        return "DUNWELL_API_KEYS" if settings.api_keys is not None else "DUNWELL_API_KEY"
+    return "DUNWELL_OPS_API_KEYS" if settings.ops_api_keys is not None else "DUNWELL_OPS_API_KEY"
+
+
+def _key_label(settings: Settings, entry: ApiKeyEntry) -> str:
+    variable = _key_variable(settings, entry.role)
+    return f"{variable} (key {entry.key_id})" if variable.endswith("_KEYS") else variable
 
 
 def _plain(value: str | SecretStr) -> str:

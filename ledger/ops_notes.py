@@ -9,12 +9,12 @@ first actor stays). Imports the invoice store and the compliance tables only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from ledger.compliance_tables import invoice_note_actors as _actors
 from ledger.db import READ_ONLY, insert_or_ignore
@@ -40,9 +40,12 @@ def issue_ops_note(
     reason: str,
     actor: str,
     at: datetime,
+    also: Callable[[Connection, OpsNote], None] | None = None,
 ) -> OpsNote:
     """Issue the note (the store's checks refuse before anything is written) and record
-    who issued it."""
+    who issued it; ``also`` runs in the transaction that records who (the API's audit
+    row). The note itself is keyed by ``key``, so a retry after a failure there finds
+    it and completes the rest."""
     check_text(actor, "actor", 200)
     at = aware(at, "at")
     if kind == "credit":
@@ -60,7 +63,10 @@ def issue_ops_note(
         recorded = conn.execute(
             select(_actors.c.actor).where(_actors.c.note_id == note.id)
         ).scalar_one()
-    return OpsNote(note, str(recorded))
+        issued = OpsNote(note, str(recorded))
+        if also is not None:
+            also(conn, issued)
+    return issued
 
 
 def note_actor(store: InvoiceStore, note_id: str) -> str | None:

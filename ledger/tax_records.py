@@ -9,14 +9,17 @@ registration of the same jurisdiction and tax is in force on some of the same da
 recording the same registration number again supersedes it and is no overlap) and
 ``invalid_field`` (an empty or too long text). Imports only the ledger's own tables
 and the pure ``tax`` package.
+
+``also`` on each ``record_*`` runs on the same connection before the commit (the API
+writes its audit row there), so the record and what goes with it commit together.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Row, insert, select, text
 
@@ -27,6 +30,9 @@ from ledger.db import READ_ONLY
 from ledger.entries import require_aware_utc
 from tax import ExemptionCertificate, Registration, TaxType
 from tax.places import jurisdiction_known
+
+R = TypeVar("R")
+Also = Callable[[Connection, R], None]
 
 NEXUS_BASES = ("economic", "physical")
 MAX_ACTOR = 200
@@ -130,7 +136,13 @@ class TaxRecords:
         self.engine = engine
 
     def record_registration(
-        self, registration: Registration, *, actor: str, at: datetime, note: str = ""
+        self,
+        registration: Registration,
+        *,
+        actor: str,
+        at: datetime,
+        note: str = "",
+        also: Also[RegistrationRecord] | None = None,
     ) -> RegistrationRecord:
         actor = _text(actor, "actor", MAX_ACTOR)
         note = _text(note, "note", 2000, empty=True)
@@ -172,14 +184,17 @@ class TaxRecords:
                 )
                 .returning(_regs.c.id)
             ).scalar_one()
-        recorded = Registration(
-            jurisdiction,
-            registration.tax_type,
-            registration.valid_from,
-            registration.valid_to,
-            number,
-        )
-        return RegistrationRecord(int(new_id), recorded, note, actor, at)
+            recorded = Registration(
+                jurisdiction,
+                registration.tax_type,
+                registration.valid_from,
+                registration.valid_to,
+                number,
+            )
+            record = RegistrationRecord(int(new_id), recorded, note, actor, at)
+            if also is not None:
+                also(conn, record)
+        return record
 
     def registrations(self, *, jurisdiction: str | None = None) -> list[RegistrationRecord]:
         """Every record, oldest first (a later record of the same number supersedes)."""
@@ -206,7 +221,13 @@ class TaxRecords:
         ]
 
     def record_certificate(
-        self, customer_id: str, certificate: ExemptionCertificate, *, actor: str, at: datetime
+        self,
+        customer_id: str,
+        certificate: ExemptionCertificate,
+        *,
+        actor: str,
+        at: datetime,
+        also: Also[CertificateRecord] | None = None,
     ) -> CertificateRecord:
         actor = _text(actor, "actor", MAX_ACTOR)
         customer_id = _text(customer_id, "customer_id", 200)
@@ -233,7 +254,10 @@ class TaxRecords:
                 )
                 .returning(_certs.c.id)
             ).scalar_one()
-        return CertificateRecord(int(new_id), customer_id, recorded, actor, at)
+            record = CertificateRecord(int(new_id), customer_id, recorded, actor, at)
+            if also is not None:
+                also(conn, record)
+        return record
 
     def certificates(self, *, customer_id: str | None = None) -> list[CertificateRecord]:
         query = select(_certs).order_by(_certs.c.id)
@@ -264,6 +288,7 @@ class TaxRecords:
         actor: str,
         at: datetime,
         note: str = "",
+        also: Also[NexusRecord] | None = None,
     ) -> NexusRecord:
         actor = _text(actor, "actor", MAX_ACTOR)
         note = _text(note, "note", 2000, empty=True)
@@ -286,7 +311,10 @@ class TaxRecords:
                 )
                 .returning(_nexus.c.id)
             ).scalar_one()
-        return NexusRecord(int(new_id), code, basis, valid_from, valid_to, note, actor, at)
+            record = NexusRecord(int(new_id), code, basis, valid_from, valid_to, note, actor, at)
+            if also is not None:
+                also(conn, record)
+        return record
 
     def nexus(self, *, jurisdiction: str | None = None) -> list[NexusRecord]:
         query = select(_nexus).order_by(_nexus.c.id)

@@ -2,10 +2,10 @@
 
 Descriptions for queries; the schema is made by the Alembic revisions in
 ``ledger/migrations`` (``0002_gateway_events``, ``0004_customers``, ``0005_notifications``,
-``0006_customer_segment``, ``0007_notification_dismissal``, ``0010_gateway_rate``). What
-each row means, and how its status moves, is said by the store that owns it:
-``stores.customers``, ``stores.gateway_events``, ``stores.notifications``,
-``stores.gateway_rate``.
+``0006_customer_segment``, ``0007_notification_dismissal``, ``0010_gateway_rate``,
+``0014_audit_log``). What each row means, and how its status moves, is said by the
+store that owns it: ``stores.customers``, ``stores.gateway_events``,
+``stores.notifications``, ``stores.gateway_rate``, ``stores.audit``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ledger.schema import Base, Id, UTCDateTime
+from ledger.schema import Base, Id, Json, UTCDateTime
 
 # -- the customer and subscription directory (stores.customers) ---------------------
 
@@ -150,4 +150,23 @@ gateway_rate_windows = Table(
     Column("window_start", BigInteger, primary_key=True, autoincrement=False),  # Unix second
     Column("used", Integer, nullable=False),
     CheckConstraint("used >= 0", name="used"),
+)
+
+
+# -- the audit log (stores.audit); append-only, enforced by 0014_audit_log's triggers ---
+
+audit_log = Table(
+    "audit_log",
+    Base.metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False, index=True),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(255), nullable=False),
+    Column("outcome", String(64), nullable=False),
+    Column("before", Json),
+    Column("after", Json),
+    Column("request_id", String(128)),
+    Index("ix_audit_log_actor_id", "actor", "id"),
+    Index("ix_audit_log_target_id", "target", "id"),
 )

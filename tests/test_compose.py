@@ -37,6 +37,7 @@ def test_the_settings_production_requires_are_passed() -> None:
         "DUNWELL_STRIPE_API_KEY",
         "DUNWELL_STRIPE_WEBHOOK_SECRET",
         "DUNWELL_API_KEY",
+        "DUNWELL_OPS_API_KEY",
         "DUNWELL_PORTAL_SESSION_SECRET",
         "DUNWELL_RELAY_SECRET",
         "DUNWELL_PAYLOAD_KEYS",

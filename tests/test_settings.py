@@ -1,8 +1,10 @@
 import pytest
 from pydantic import ValidationError
 
+from dunwell.api_keys import Principal, Role
 from dunwell.settings import (
     PLACEHOLDER_API_KEY,
+    PLACEHOLDER_OPS_API_KEY,
     PLACEHOLDER_SELLER_NAME,
     Environment,
     Settings,
@@ -12,6 +14,7 @@ REAL = {
     "stripe_api_key": "sk_live_" + "x" * 32,
     "stripe_webhook_secret": "whsec_" + "w" * 32,
     "api_key": "k" * 32,
+    "ops_api_key": "o" * 32,
     "portal_session_secret": "s" * 32,
     "relay_secret": "r" * 32,
     "seller_name": "Example Software Ltd",
@@ -36,7 +39,14 @@ def test_production_refuses_placeholder_secrets() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["stripe_api_key", "stripe_webhook_secret", "api_key", "portal_session_secret", "relay_secret"],
+    [
+        "stripe_api_key",
+        "stripe_webhook_secret",
+        "api_key",
+        "ops_api_key",
+        "portal_session_secret",
+        "relay_secret",
+    ],
 )
 @pytest.mark.parametrize("value", ["", "abcd", "x" * 31])
 def test_production_refuses_short_secrets(name: str, value: str) -> None:
@@ -99,6 +109,7 @@ def test_secrets_do_not_show_in_the_settings_text() -> None:
         REAL["stripe_api_key"],
         REAL["stripe_webhook_secret"],
         REAL["api_key"],
+        REAL["ops_api_key"],
         REAL["portal_session_secret"],
         REAL["relay_secret"],
         "temporal-" + "t" * 32,
@@ -111,3 +122,82 @@ def test_production_refuses_to_run_without_payload_encryption() -> None:
         Settings(env=Environment.PRODUCTION, **{**REAL, "payload_keys": None})
     keys = Settings(env=Environment.PRODUCTION, **REAL).payload_key_set()
     assert keys is not None and keys.active == "k1"
+
+
+# --- API keys by role (dunwell.api_keys) ---------------------------------------------
+
+
+def test_production_refuses_the_placeholder_ops_key() -> None:
+    with pytest.raises(ValidationError, match="DUNWELL_OPS_API_KEY still hold"):
+        Settings(env=Environment.PRODUCTION, **{**REAL, "ops_api_key": PLACEHOLDER_OPS_API_KEY})
+
+
+def test_single_keys_have_the_role_ids() -> None:
+    ring = Settings(env=Environment.PRODUCTION, **REAL).key_ring()
+    assert ring.identify(REAL["api_key"]) == Principal("server", Role.SERVER)
+    assert ring.identify(REAL["ops_api_key"]) == Principal("ops", Role.OPS)
+    assert ring.identify("k" * 31) is None
+    assert ring.identify("") is None
+
+
+def test_key_lists_replace_the_single_keys_for_rotation() -> None:
+    old, new = "a" * 32, "b" * 32
+    both = Settings(
+        env=Environment.PRODUCTION,
+        **{**REAL, "api_key": PLACEHOLDER_API_KEY},  # unused, so not refused
+        api_keys=f"2026-11:{old}, 2026-12:{new}",
+        ops_api_keys=f"ana:{'c' * 32}",
+    ).key_ring()
+    assert both.identify(old) == Principal("2026-11", Role.SERVER)
+    assert both.identify(new) == Principal("2026-12", Role.SERVER)
+    assert both.identify("c" * 32) == Principal("ana", Role.OPS)
+    assert both.identify(REAL["api_key"]) is None
+    assert both.identify(REAL["ops_api_key"]) is None
+    rotated = Settings(
+        env=Environment.PRODUCTION,
+        **REAL,
+        api_keys=f"2026-12:{new}",
+        ops_api_keys=f"ana:{'c' * 32}",
+    ).key_ring()
+    assert rotated.identify(old) is None
+    assert rotated.identify(new) == Principal("2026-12", Role.SERVER)
+
+
+def test_key_lists_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DUNWELL_API_KEYS", "one:" + "1" * 32 + ",two:" + "2" * 32)
+    monkeypatch.setenv("DUNWELL_OPS_API_KEYS", "")  # empty is unset
+    ring = Settings(env=Environment.DEV).key_ring()
+    assert [e.key_id for e in ring.entries] == ["one", "two", "ops"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"api_keys": "no-secret"}, "DUNWELL_API_KEYS entries are id:secret"),
+        ({"api_keys": "bad id:" + "x" * 32}, "DUNWELL_API_KEYS entries are id:secret"),
+        ({"ops_api_keys": "a:" + "x" * 32 + ",a:" + "y" * 32}, "key id 'a' appears twice"),
+        ({"api_keys": ", ,"}, "DUNWELL_API_KEYS holds no key"),
+        ({"api_keys": "ops:" + "x" * 32}, "name both a server and an ops key"),
+        ({"ops_api_key": "same-secret", "api_key": "same-secret"}, "configured twice"),
+    ],
+)
+def test_key_lists_that_do_not_parse_or_clash_are_refused_in_every_env(
+    overrides: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Settings(env=Environment.DEV, **overrides)
+
+
+def test_production_checks_every_listed_key() -> None:
+    with pytest.raises(
+        ValidationError, match=r"DUNWELL_API_KEYS \(key short\) must be at least 32"
+    ):
+        Settings(env=Environment.PRODUCTION, **REAL, api_keys=f"long:{'l' * 32},short:abc")
+    with pytest.raises(ValidationError, match=r"DUNWELL_OPS_API_KEYS \(key dev\) still hold"):
+        Settings(env=Environment.PRODUCTION, **REAL, ops_api_keys=f"dev:{PLACEHOLDER_OPS_API_KEY}")
+
+
+def test_listed_secrets_do_not_show_in_the_settings_text() -> None:
+    secret = "listed-" + "z" * 32
+    s = Settings(env=Environment.PRODUCTION, **REAL, api_keys=f"k1:{secret}")
+    assert secret not in f"{s!r} {s} {s.model_dump()} {s.key_ring()!r}"

@@ -1,4 +1,4 @@
-"""Server API: access and entitlements (API key), read from the subscription workflows'
+"""Server API: access and entitlements (server API key), read from the subscription workflows'
 state and computed by ``billing.entitlements.access``, the function the workflows use."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from api.deps import ApiKey, EngineDep
+from api.deps import EngineDep, ServerKey
 from api.routes.customers import CustomerIdPath, responses
 from api.routes.subscriptions import SubscriptionIdPath
 from api.schemas import AccessOut
@@ -43,7 +43,7 @@ class EntitlementsOut(BaseModel):
     responses=responses(404, 503),
 )
 async def get_subscription_access(
-    _auth: ApiKey,
+    _auth: ServerKey,
     subscription_id: SubscriptionIdPath,
     engine: EngineDep,
     catalog: CatalogDep,
@@ -68,7 +68,7 @@ async def get_subscription_access(
     responses=responses(404, 503),
 )
 async def get_customer_entitlements(
-    _auth: ApiKey,
+    _auth: ServerKey,
     customer_id: CustomerIdPath,
     engine: EngineDep,
     catalog: CatalogDep,

@@ -4,8 +4,9 @@ Temporal's UI posts ``{"payloads": [...]}`` (the JSON form of ``temporal.api.com
 .Payloads``) to ``<endpoint>/decode`` and shows what comes back; ``/encode`` serves the
 UI's own inputs (a signal sent from it). The UI runs on another origin, so these routes
 answer CORS preflights for the origins configured in ``DUNWELL_CODEC_CORS_ORIGINS``
-(dev adds its own UI). Outside dev they need the API key: a decoded payload is
-customer data. With no payload keys configured there is nothing to decode: 404.
+(dev adds its own UI). Outside dev they need an ops API key (the UI is ops's tool; a
+server key is refused with 403): a decoded payload is customer data. With no payload
+keys configured there is nothing to decode: 404.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payloads
 
-from api.deps import is_api_key
+from api.deps import identify
 from api.errors import ApiError
+from dunwell.api_keys import Role
 from dunwell.codec import EncryptionCodec, PayloadDecryptionError
 from dunwell.settings import Environment, Settings
 
@@ -59,13 +61,16 @@ def _authorize(request: Request) -> None:
     if settings.env is Environment.DEV:
         return  # the dev stack listens on loopback; its UI sends no credentials
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not is_api_key(settings, token):
+    principal = identify(settings, token) if scheme.lower() == "bearer" else None
+    if principal is None:
         raise ApiError(
             401,
             "invalid_api_key",
             "a valid API key is required (Authorization: Bearer <key>)",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    if principal.role is not Role.OPS:
+        raise ApiError(403, "ops_key_required", "decoding payloads needs an ops API key")
 
 
 @router.options("/{action}")

@@ -1,4 +1,4 @@
-"""Server API: customers and portal sessions (API key)."""
+"""Server API: customers and portal sessions (server API key)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Header, Path
 
-from api.deps import ApiKey, EngineDep, SettingsDep
+from api.audit import ServerAudit
+from api.deps import EngineDep, ServerKey, SettingsDep
 from api.errors import ERROR_RESPONSES, ErrorResponse
 from api.portal_tokens import issue_portal_token
 from api.schemas import CustomerIn, CustomerOut, PortalSessionIn, PortalSessionOut
@@ -32,6 +33,7 @@ CustomerIdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     described = {
         400: "Card data in the body (refused unread)",
+        403: "An ops key writing through the server API (server_key_required)",
         404: "No such object (or not yours)",
         409: "Refused by the subscription's current state; `code` says why",
         502: "The payment gateway refused or failed the request",
@@ -47,10 +49,10 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     "/customers",
     status_code=201,
     response_model=CustomerOut,
-    responses=responses(400, 409, 502, 503),
+    responses=responses(400, 403, 409, 502, 503),
 )
 async def create_customer(
-    _auth: ApiKey,
+    _auth: ServerKey,
     body: CustomerIn,
     engine: EngineDep,
     gateway: GatewayDep,
@@ -69,7 +71,7 @@ async def create_customer(
 
 @router.get("/customers/{customer_id}", response_model=CustomerOut, responses=responses(404))
 async def get_customer(
-    _auth: ApiKey, customer_id: CustomerIdPath, engine: EngineDep
+    _auth: ServerKey, customer_id: CustomerIdPath, engine: EngineDep
 ) -> CustomerOut:
     """Read a customer."""
     return service.customer_out(await service.load_customer(engine=engine, customer_id=customer_id))
@@ -79,15 +81,23 @@ async def get_customer(
     "/portal-sessions",
     status_code=201,
     response_model=PortalSessionOut,
-    responses=responses(400, 404),
+    responses=responses(400, 403, 404),
 )
 async def create_portal_session(
-    _auth: ApiKey, body: PortalSessionIn, engine: EngineDep, settings: SettingsDep
+    audit: ServerAudit, body: PortalSessionIn, engine: EngineDep, settings: SettingsDep
 ) -> PortalSessionOut:
     """Issue a short-lived portal session token scoped to one customer."""
     customer = await service.load_customer(engine=engine, customer_id=body.customer_id)
     issued = issue_portal_token(
         customer.id, secret=settings.portal_session_secret.get_secret_value(), now=datetime.now(UTC)
+    )
+    # The mint is recorded before the token is handed out; the row never holds the token.
+    await audit.append(
+        audit.entry(
+            "portal_session.mint",
+            f"customer:{customer.id}",
+            after={"expires_at": issued.claims.expires_at.isoformat()},
+        )
     )
     base = settings.public_base_url.rstrip("/")
     return PortalSessionOut(

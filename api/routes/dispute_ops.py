@@ -1,4 +1,4 @@
-"""Ops API for disputes (API key): every dispute with its state, the invoice and
+"""Ops API for disputes (ops API key): every dispute with its state, the invoice and
 subscription whose payment it disputes, and the money it moved. 422: a malformed
 filter."""
 
@@ -11,14 +11,17 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from api.deps import ApiKey, EngineDep
-from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
+from api.deps import EngineDep, OpsKey
+from api.errors import OPS_ERROR_RESPONSES, ApiError, ErrorResponse
 from ledger.disputes.store import DisputeStore, DisputeView
 
 router = APIRouter(
     prefix="/v1/ops",
     tags=["ops"],
-    responses={**ERROR_RESPONSES, 404: {"model": ErrorResponse, "description": "No such dispute"}},
+    responses={
+        **OPS_ERROR_RESPONSES,
+        404: {"model": ErrorResponse, "description": "No such dispute"},
+    },
 )
 
 
@@ -46,7 +49,7 @@ def dispute_out(view: DisputeView) -> DisputeOut:
 
 @router.get("/disputes", response_model=list[DisputeOut])
 async def list_disputes(
-    _auth: ApiKey,
+    _auth: OpsKey,
     engine: EngineDep,
     status: Annotated[str | None, Query(max_length=32, pattern=r"^[a-z_]+$")] = None,
     open_only: Annotated[bool, Query(alias="open")] = False,
@@ -60,7 +63,7 @@ async def list_disputes(
 
 
 @router.get("/disputes/{dispute_id}", response_model=DisputeOut)
-async def get_dispute(_auth: ApiKey, engine: EngineDep, dispute_id: str) -> DisputeOut:
+async def get_dispute(_auth: OpsKey, engine: EngineDep, dispute_id: str) -> DisputeOut:
     """One dispute with what it moved."""
     found = await asyncio.to_thread(DisputeStore(engine).get, dispute_id)
     if found is None:

@@ -1,5 +1,5 @@
 """Invoice and credit-note documents, as HTML to view and PDF to download: from the
-server API (API key) and from the portal API (the session's customer's only; another
+server API (server API key) and from the portal API (the session's customer's only; another
 customer's document is "not found", never "forbidden")."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from fastapi.responses import HTMLResponse, Response
 
-from api.deps import ApiKey, EngineDep, SettingsDep
+from api.deps import EngineDep, ServerKey, SettingsDep
 from api.routes.customers import responses
 from api.routes.portal import Portal
 from api.services import documents
@@ -32,7 +32,7 @@ portal = APIRouter(prefix="/v1/portal", tags=["portal"])
     responses={**_HTML, **responses(404)},
 )
 async def invoice_html(
-    _auth: ApiKey, invoice_id: DocumentId, engine: EngineDep, settings: SettingsDep
+    _auth: ServerKey, invoice_id: DocumentId, engine: EngineDep, settings: SettingsDep
 ) -> HTMLResponse:
     """An invoice as a web page, rendered from the finalized record."""
     doc = await documents.invoice_document(engine=engine, settings=settings, invoice_id=invoice_id)
@@ -45,7 +45,7 @@ async def invoice_html(
     responses={**_PDF, **responses(404)},
 )
 async def invoice_pdf(
-    _auth: ApiKey, invoice_id: DocumentId, engine: EngineDep, settings: SettingsDep
+    _auth: ServerKey, invoice_id: DocumentId, engine: EngineDep, settings: SettingsDep
 ) -> Response:
     """An invoice as a PDF, rendered from the finalized record."""
     doc = await documents.invoice_document(engine=engine, settings=settings, invoice_id=invoice_id)
@@ -58,7 +58,7 @@ async def invoice_pdf(
     responses={**_HTML, **responses(404)},
 )
 async def credit_note_html(
-    _auth: ApiKey, note_id: DocumentId, engine: EngineDep, settings: SettingsDep
+    _auth: ServerKey, note_id: DocumentId, engine: EngineDep, settings: SettingsDep
 ) -> HTMLResponse:
     """A credit note as a web page; it names the invoice it amends."""
     doc = await documents.credit_note_document(engine=engine, settings=settings, note_id=note_id)
@@ -71,7 +71,7 @@ async def credit_note_html(
     responses={**_PDF, **responses(404)},
 )
 async def credit_note_pdf(
-    _auth: ApiKey, note_id: DocumentId, engine: EngineDep, settings: SettingsDep
+    _auth: ServerKey, note_id: DocumentId, engine: EngineDep, settings: SettingsDep
 ) -> Response:
     """A credit note as a PDF; it names the invoice it amends."""
     doc = await documents.credit_note_document(engine=engine, settings=settings, note_id=note_id)

@@ -1,4 +1,4 @@
-"""Ops API for dunning runs (API key): read one, pause, resume, retry now, end.
+"""Ops API for dunning runs (ops API key): read one, pause, resume, retry now, end.
 
 Each action is a Temporal update on ``dunning-<invoice_id>``; its validator is the
 authority. 404: no dunning run for the invoice; 409: the validator refused, or the run
@@ -24,8 +24,9 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import ApiKey
-from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
+from api.audit import AuditTrail, OpsAudit
+from api.deps import OpsKey
+from api.errors import OPS_ERROR_RESPONSES, ApiError, ErrorResponse
 from api.temporal_client import TemporalConnection, TemporalUnavailable
 from billing.dunning import EndAction, InvoiceEndAction
 from workflows.dunning import DunningView, DunningWorkflow, EndRequest, dunning_workflow_id
@@ -34,7 +35,7 @@ router = APIRouter(
     prefix="/v1/ops/dunning",
     tags=["ops"],
     responses={
-        **ERROR_RESPONSES,
+        **OPS_ERROR_RESPONSES,
         404: {"model": ErrorResponse, "description": "No dunning run for this invoice"},
         409: {"model": ErrorResponse, "description": "Refused in the run's current state"},
         503: {"model": ErrorResponse, "description": "Temporal is not reachable"},
@@ -176,33 +177,67 @@ async def _call(
 
 
 @router.get("/{invoice_id}", response_model=DunningOut)
-async def show_dunning(_auth: ApiKey, client: TemporalDep, invoice_id: str) -> DunningOut:
+async def show_dunning(_auth: OpsKey, client: TemporalDep, invoice_id: str) -> DunningOut:
     """The dunning run of an invoice: phase, schedule, attempts and notifications."""
     return await _call(client, invoice_id, lambda h: h.query(DunningWorkflow.state))
 
 
+async def _audited(
+    audit: AuditTrail,
+    step: str,
+    client: Client,
+    invoice_id: str,
+    action: Callable[[WorkflowHandle[DunningWorkflow, object]], Awaitable[DunningView]],
+    request: dict[str, object] | None = None,
+) -> DunningOut:
+    return await audit.outcome(
+        f"dunning.{step}",
+        f"invoice:{invoice_id}",
+        _call(client, invoice_id, action),
+        after=lambda out: {"request": request, "state": out.model_dump(mode="json")},
+        request=request,
+    )
+
+
 @router.post("/{invoice_id}/pause", response_model=DunningOut)
-async def pause_dunning(_auth: ApiKey, client: TemporalDep, invoice_id: str) -> DunningOut:
+async def pause_dunning(audit: OpsAudit, client: TemporalDep, invoice_id: str) -> DunningOut:
     """Pause retries until resumed."""
-    return await _call(client, invoice_id, lambda h: h.execute_update(DunningWorkflow.pause))
+    return await _audited(
+        audit, "pause", client, invoice_id, lambda h: h.execute_update(DunningWorkflow.pause)
+    )
 
 
 @router.post("/{invoice_id}/resume", response_model=DunningOut)
-async def resume_dunning(_auth: ApiKey, client: TemporalDep, invoice_id: str) -> DunningOut:
+async def resume_dunning(audit: OpsAudit, client: TemporalDep, invoice_id: str) -> DunningOut:
     """Resume a paused run; the schedule is planned again from now."""
-    return await _call(client, invoice_id, lambda h: h.execute_update(DunningWorkflow.resume))
+    return await _audited(
+        audit, "resume", client, invoice_id, lambda h: h.execute_update(DunningWorkflow.resume)
+    )
 
 
 @router.post("/{invoice_id}/retry-now", response_model=DunningOut)
-async def retry_dunning_now(_auth: ApiKey, client: TemporalDep, invoice_id: str) -> DunningOut:
+async def retry_dunning_now(audit: OpsAudit, client: TemporalDep, invoice_id: str) -> DunningOut:
     """One immediate retry, as soon as the card network rules allow."""
-    return await _call(client, invoice_id, lambda h: h.execute_update(DunningWorkflow.retry_now))
+    return await _audited(
+        audit,
+        "retry_now",
+        client,
+        invoice_id,
+        lambda h: h.execute_update(DunningWorkflow.retry_now),
+    )
 
 
 @router.post("/{invoice_id}/end", response_model=DunningOut)
 async def end_dunning(
-    _auth: ApiKey, client: TemporalDep, invoice_id: str, body: EndIn
+    audit: OpsAudit, client: TemporalDep, invoice_id: str, body: EndIn
 ) -> DunningOut:
     """End dunning now with an end action (default: the policy's)."""
     request = EndRequest(action=body.action, invoice_action=body.invoice_action)
-    return await _call(client, invoice_id, lambda h: h.execute_update(DunningWorkflow.end, request))
+    return await _audited(
+        audit,
+        "end",
+        client,
+        invoice_id,
+        lambda h: h.execute_update(DunningWorkflow.end, request),
+        body.model_dump(mode="json"),
+    )

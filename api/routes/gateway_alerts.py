@@ -1,4 +1,4 @@
-"""Ops API: workflows whose charge is retried through a gateway outage (API key).
+"""Ops API: workflows whose charge is retried through a gateway outage (ops API key).
 
 A subscription (its renewal's charge) or a dunning run (its retry's charge) is listed
 while its ``DunwellGatewayAlert`` search attribute is set: an infrastructure failure
@@ -17,8 +17,8 @@ from pydantic import BaseModel
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from api.deps import ApiKey
-from api.errors import ERROR_RESPONSES, ErrorResponse
+from api.deps import OpsKey
+from api.errors import OPS_ERROR_RESPONSES, ErrorResponse
 from api.temporal_client import TemporalConnection, TemporalUnavailable
 from workflows.gateway_alerts import gateway_alerts
 
@@ -26,7 +26,7 @@ router = APIRouter(
     prefix="/v1/ops/gateway-alerts",
     tags=["ops"],
     responses={
-        **ERROR_RESPONSES,
+        **OPS_ERROR_RESPONSES,
         503: {"model": ErrorResponse, "description": "Temporal is not reachable"},
     },
 )
@@ -55,7 +55,7 @@ class GatewayAlertsOut(BaseModel):
 
 @router.get("", response_model=GatewayAlertsOut)
 async def list_gateway_alerts(
-    _auth: ApiKey,
+    _auth: OpsKey,
     client: TemporalDep,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many")] = 100,
 ) -> GatewayAlertsOut:

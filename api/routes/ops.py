@@ -1,4 +1,4 @@
-"""Ops API: what finance and operations read (API key)."""
+"""Ops API: what finance and operations read (ops API key)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from api.deps import ApiKey, EngineDep
-from api.errors import ERROR_RESPONSES
+from api.deps import EngineDep, OpsKey
+from api.errors import OPS_ERROR_RESPONSES
 from api.schemas import IsoDatetime
 from ledger.posting import Ledger
 
-router = APIRouter(prefix="/v1/ops", tags=["ops"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1/ops", tags=["ops"], responses=OPS_ERROR_RESPONSES)
 
 
 class CurrencyTotalsOut(BaseModel):
@@ -32,7 +32,7 @@ class TrialBalanceOut(BaseModel):
 
 @router.get("/ledger/trial-balance", response_model=TrialBalanceOut)
 async def trial_balance(
-    _auth: ApiKey,
+    _auth: OpsKey,
     engine: EngineDep,
     at: Annotated[IsoDatetime | None, Query(description="Balances as of (UTC)")] = None,
 ) -> TrialBalanceOut:

@@ -1,4 +1,4 @@
-"""Ops API (API key): credit and debit notes on a finalized invoice, issued by hand.
+"""Ops API (ops API key): credit and debit notes on a finalized invoice, issued by hand.
 
 The invoice store's limits apply (a credit never exceeds what remains creditable, per
 line and in total; only open or paid invoices; lines with a positive net), tax comes
@@ -16,9 +16,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
+from sqlalchemy import Connection
 
-from api.deps import ApiKey, EngineDep, SettingsDep
-from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
+from api.audit import AuditTrail, OpsAudit
+from api.deps import EngineDep, SettingsDep
+from api.errors import OPS_ERROR_RESPONSES, ApiError, ErrorResponse
 from ledger.invoices import (
     CreditExceedsRemaining,
     InvalidInvoiceInput,
@@ -34,7 +36,7 @@ router = APIRouter(
     prefix="/v1/ops/invoices",
     tags=["ops"],
     responses={
-        **ERROR_RESPONSES,
+        **OPS_ERROR_RESPONSES,
         404: {"model": ErrorResponse, "description": "No such invoice"},
         409: {"model": ErrorResponse, "description": "The invoice cannot be adjusted"},
     },
@@ -131,9 +133,23 @@ def note_out(issued: OpsNote, kind: NoteKind) -> OpsNoteOut:
 
 
 async def _issue(
-    engine: EngineDep, issuer: str, invoice_id: str, kind: NoteKind, body: NoteIn
+    audit: AuditTrail,
+    engine: EngineDep,
+    issuer: str,
+    invoice_id: str,
+    kind: NoteKind,
+    body: NoteIn,
 ) -> OpsNoteOut:
     store = InvoiceStore(engine, issuer=issuer)
+
+    def audited(conn: Connection, issued: OpsNote) -> None:
+        audit.record(
+            conn,
+            f"invoice.{kind}_note",
+            f"invoice:{invoice_id}",
+            after=note_out(issued, kind).model_dump(mode="json"),
+        )
+
     try:
         issued = await asyncio.to_thread(
             issue_ops_note,
@@ -145,6 +161,7 @@ async def _issue(
             reason=body.reason,
             actor=body.actor,
             at=datetime.now(UTC),
+            also=audited,
         )
     except InvoiceNotFound:
         raise ApiError(404, "unknown_invoice", f"no invoice {invoice_id!r}") from None
@@ -161,15 +178,23 @@ async def _issue(
 
 @router.post("/{invoice_id}/credit-notes", status_code=201, response_model=OpsNoteOut)
 async def issue_credit_note(
-    _auth: ApiKey, engine: EngineDep, settings: SettingsDep, invoice_id: InvoiceId, body: NoteIn
+    audit: OpsAudit,
+    engine: EngineDep,
+    settings: SettingsDep,
+    invoice_id: InvoiceId,
+    body: NoteIn,
 ) -> OpsNoteOut:
     """Credit lines of an invoice at its frozen rates (never more than remains)."""
-    return await _issue(engine, settings.invoice_issuer, invoice_id, "credit", body)
+    return await _issue(audit, engine, settings.invoice_issuer, invoice_id, "credit", body)
 
 
 @router.post("/{invoice_id}/debit-notes", status_code=201, response_model=OpsNoteOut)
 async def issue_debit_note(
-    _auth: ApiKey, engine: EngineDep, settings: SettingsDep, invoice_id: InvoiceId, body: NoteIn
+    audit: OpsAudit,
+    engine: EngineDep,
+    settings: SettingsDep,
+    invoice_id: InvoiceId,
+    body: NoteIn,
 ) -> OpsNoteOut:
     """Charge more on lines of an invoice at its frozen rates."""
-    return await _issue(engine, settings.invoice_issuer, invoice_id, "debit", body)
+    return await _issue(audit, engine, settings.invoice_issuer, invoice_id, "debit", body)

@@ -1,4 +1,4 @@
-"""Ops API for reconciliation (API key): the exceptions queue, payout runs and their
+"""Ops API for reconciliation (ops API key): the exceptions queue, payout runs and their
 reports, and starting a payout's run.
 
 Exceptions move open → acknowledged → resolved (naming the adjusting entry), written
@@ -18,9 +18,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
+from sqlalchemy import Connection
 
-from api.deps import ApiKey, EngineDep, SettingsDep
-from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
+from api.audit import OpsAudit
+from api.deps import EngineDep, OpsKey, SettingsDep
+from api.errors import OPS_ERROR_RESPONSES, ApiError, ErrorResponse
 from api.schemas import ROW_ID_MAX
 from api.services.payout_events import start_or_signal
 from billing.reconciliation.model import ExceptionClass
@@ -43,7 +45,7 @@ router = APIRouter(
     prefix="/v1/ops/recon",
     tags=["ops"],
     responses={
-        **ERROR_RESPONSES,
+        **OPS_ERROR_RESPONSES,
         404: {"model": ErrorResponse, "description": "No such exception or payout run"},
         409: {"model": ErrorResponse, "description": "Refused in the exception's status"},
     },
@@ -140,7 +142,7 @@ def _action(a: Any) -> ActionOut:
 
 @router.get("/exceptions", response_model=list[ExceptionOut])
 async def list_exceptions(
-    _auth: ApiKey,
+    _auth: OpsKey,
     engine: EngineDep,
     status: ExceptionStatus | None = None,
     exception_class: Annotated[ExceptionClass | None, Query(alias="class")] = None,
@@ -162,7 +164,7 @@ async def list_exceptions(
 
 
 @router.get("/exceptions/{exception_id}", response_model=ExceptionOut)
-async def get_exception(_auth: ApiKey, engine: EngineDep, exception_id: int) -> ExceptionOut:
+async def get_exception(_auth: OpsKey, engine: EngineDep, exception_id: int) -> ExceptionOut:
     """One exception with its evidence and everything done to it."""
     try:
         found = await asyncio.to_thread(ExceptionStore(engine).get, exception_id)
@@ -173,10 +175,20 @@ async def get_exception(_auth: ApiKey, engine: EngineDep, exception_id: int) -> 
 
 @router.post("/exceptions/{exception_id}/actions", response_model=ExceptionOut)
 async def act_on_exception(
-    _auth: ApiKey, engine: EngineDep, exception_id: int, body: ExceptionActionIn
+    audit: OpsAudit, engine: EngineDep, exception_id: int, body: ExceptionActionIn
 ) -> ExceptionOut:
     """Acknowledge, resolve (with the adjusting entry's id), write off or ignore."""
     store = ExceptionStore(engine)
+
+    def audited(conn: Connection, before: ExceptionView, after: ExceptionView) -> None:
+        audit.record(
+            conn,
+            f"recon.exception.{body.action}",
+            f"recon_exception:{exception_id}",
+            before=exception_out(before).model_dump(mode="json"),
+            after=exception_out(after).model_dump(mode="json"),
+        )
+
     try:
         done = await asyncio.to_thread(
             store.act,
@@ -186,6 +198,7 @@ async def act_on_exception(
             at=datetime.now(UTC),
             note=body.note,
             adjusting_entry_id=body.adjusting_entry_id,
+            also=audited,
         )
     except ExceptionNotFound as err:
         raise ApiError(404, "exception_not_found", str(err)) from None
@@ -198,7 +211,7 @@ async def act_on_exception(
 
 @router.get("/payouts", response_model=list[RunOut])
 async def list_runs(
-    _auth: ApiKey, engine: EngineDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    _auth: OpsKey, engine: EngineDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> list[RunOut]:
     """Payout runs, latest arrival first."""
     rows = await asyncio.to_thread(read, engine, lambda c: runs.list_runs(c, limit=limit))
@@ -211,7 +224,7 @@ async def list_runs(
     responses={200: {"content": {"text/csv": {}}}},
 )
 async def payout_report(
-    _auth: ApiKey,
+    _auth: OpsKey,
     engine: EngineDep,
     payout_id: str,
     output: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
@@ -241,16 +254,25 @@ def report_csv(body: dict[str, Any]) -> str:
 
 @router.post("/payouts/{payout_id}/run", response_model=RunStarted, status_code=202)
 async def run_payout(
-    _auth: ApiKey, request: Request, settings: SettingsDep, payout_id: str
+    audit: OpsAudit, request: Request, settings: SettingsDep, payout_id: str
 ) -> RunStarted:
     """Reconcile the payout now (joins a run already going)."""
     if not payout_id.startswith("po_") or len(payout_id) > 200:
         raise ApiError(422, "invalid_payout_id", "a payout id starts with po_")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-    await start_or_signal(
-        request.app.state.temporal,
-        settings.task_queue,
-        payout_id,
-        PayoutEvent(f"ops-{stamp}", "ops.run"),
+
+    async def start() -> RunStarted:
+        await start_or_signal(
+            request.app.state.temporal,
+            settings.task_queue,
+            payout_id,
+            PayoutEvent(f"ops-{stamp}", "ops.run"),
+        )
+        return RunStarted(payout_id=payout_id, workflow_id=workflow_id(payout_id))
+
+    return await audit.outcome(
+        "recon.payout.run",
+        f"payout:{payout_id}",
+        start(),
+        after=lambda started: started.model_dump(mode="json"),
     )
-    return RunStarted(payout_id=payout_id, workflow_id=workflow_id(payout_id))

@@ -1,4 +1,4 @@
-"""Ops API for refunds (API key): refund a paid invoice fully or partly, and list
+"""Ops API for refunds (ops API key): refund a paid invoice fully or partly, and list
 refunds (those asked here and those made in the Stripe dashboard, mirrored).
 
 A refund goes through the gateway under an idempotency key (the request's
@@ -21,8 +21,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from api.deps import ApiKey, EngineDep, SettingsDep
-from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
+from api.audit import OpsAudit
+from api.deps import EngineDep, OpsKey, SettingsDep
+from api.errors import OPS_ERROR_RESPONSES, ApiError, ErrorResponse
 from api.schemas import ROW_ID_MAX
 from api.services.refunds import request_refund
 from ledger.invoices import (
@@ -38,7 +39,7 @@ router = APIRouter(
     prefix="/v1/ops",
     tags=["ops"],
     responses={
-        **ERROR_RESPONSES,
+        **OPS_ERROR_RESPONSES,
         404: {"model": ErrorResponse, "description": "No such invoice"},
         409: {"model": ErrorResponse, "description": "Invoice not paid, or key reused"},
     },
@@ -113,7 +114,7 @@ def refusal(err: Exception) -> ApiError:
     responses={202: {"model": RefundOut, "description": "Refund still going"}},
 )
 async def refund_invoice(
-    _auth: ApiKey,
+    audit: OpsAudit,
     request: Request,
     response: Response,
     settings: SettingsDep,
@@ -126,32 +127,46 @@ async def refund_invoice(
         raise ApiError(422, "invalid_reason", f"reason must be one of {', '.join(OPS_REASONS)}")
     if body.amount is not None and body.amount <= 0:
         raise ApiError(422, "invalid_amount", "amount must be a positive number of minor units")
-    try:
-        view = await request_refund(
-            request.app.state.temporal.get,
-            InvoiceStore(engine, issuer=settings.invoice_issuer),
-            settings.task_queue,
-            invoice_id=invoice_id,
-            key=body.idempotency_key,
-            amount=body.amount,
-            reason=body.reason,
-            actor=body.actor,
-            note=body.note,
-        )
-    except (InvoiceNotFound, InvoiceStateError, InvoiceIdempotencyConflict) as err:
-        raise refusal(err) from None
-    except (RefundExceedsRefundable, InvalidInvoiceInput) as err:
-        raise refusal(err) from None
-    if view.status == "failed":
-        raise ApiError(422, "gateway_refused", f"the gateway refused the refund: {view.failure}")
-    if view.status == "requested":
+
+    async def refund() -> RefundOut:
+        try:
+            view = await request_refund(
+                request.app.state.temporal.get,
+                InvoiceStore(engine, issuer=settings.invoice_issuer),
+                settings.task_queue,
+                invoice_id=invoice_id,
+                key=body.idempotency_key,
+                amount=body.amount,
+                reason=body.reason,
+                actor=body.actor,
+                note=body.note,
+            )
+        except (InvoiceNotFound, InvoiceStateError, InvoiceIdempotencyConflict) as err:
+            raise refusal(err) from None
+        except (RefundExceedsRefundable, InvalidInvoiceInput) as err:
+            raise refusal(err) from None
+        if view.status == "failed":
+            raise ApiError(
+                422, "gateway_refused", f"the gateway refused the refund: {view.failure}"
+            )
+        return refund_out(view)
+
+    asked = body.model_dump(mode="json")
+    out = await audit.outcome(
+        "invoice.refund",
+        f"invoice:{invoice_id}",
+        refund(),
+        after=lambda done: {"request": asked, "refund": done.model_dump(mode="json")},
+        request=asked,
+    )
+    if out.status == "requested":
         response.status_code = 202
-    return refund_out(view)
+    return out
 
 
 @router.get("/refunds", response_model=list[RefundOut])
 async def list_refunds(
-    _auth: ApiKey,
+    _auth: OpsKey,
     engine: EngineDep,
     invoice_id: Annotated[str | None, Query(max_length=64)] = None,
     after_id: Annotated[int, Query(ge=0, le=ROW_ID_MAX)] = 0,

@@ -1,5 +1,5 @@
 """Ops API for manual reviews opened when a plan change's proration charge failed
-(API key): read one, retry the change, accept it with a new payment method, write off.
+(ops API key): read one, retry the change, accept it with a new payment method, write off.
 
 Each action is a Temporal update on ``review-<invoice_id>``; the workflow's validators
 decide. 404: no review for the invoice; 409: refused (e.g. already resolved);
@@ -18,8 +18,9 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import ApiKey
-from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
+from api.audit import AuditTrail, OpsAudit
+from api.deps import OpsKey
+from api.errors import OPS_ERROR_RESPONSES, ApiError, ErrorResponse
 from api.temporal_client import TemporalConnection, TemporalUnavailable
 from workflows.manual_review import (
     AcceptPaymentMethodRequest,
@@ -33,7 +34,7 @@ router = APIRouter(
     prefix="/v1/ops/reviews",
     tags=["ops"],
     responses={
-        **ERROR_RESPONSES,
+        **OPS_ERROR_RESPONSES,
         404: {"model": ErrorResponse, "description": "No review for this invoice"},
         409: {"model": ErrorResponse, "description": "Refused in the review's current state"},
         503: {"model": ErrorResponse, "description": "Temporal is not reachable"},
@@ -141,36 +142,63 @@ async def _missing_or_closed(handle: Handle, invoice_id: str) -> ApiError:
 
 
 @router.get("/{invoice_id}", response_model=ReviewOut)
-async def show_review(_auth: ApiKey, client: TemporalDep, invoice_id: str) -> ReviewOut:
+async def show_review(_auth: OpsKey, client: TemporalDep, invoice_id: str) -> ReviewOut:
     """The review of a failed plan change: what failed and how it was resolved."""
     return await _call(client, invoice_id, None)
 
 
+async def _audited(
+    audit: AuditTrail,
+    step: str,
+    client: Client,
+    invoice_id: str,
+    action: Callable[[Handle], Awaitable[object]],
+    request: dict[str, object] | None = None,
+) -> ReviewOut:
+    return await audit.outcome(
+        f"review.{step}",
+        f"invoice:{invoice_id}",
+        _call(client, invoice_id, action),
+        after=lambda out: {"request": request, "state": out.model_dump(mode="json")},
+        request=request,
+    )
+
+
 @router.post("/{invoice_id}/retry", response_model=ReviewOut)
-async def retry_change(_auth: ApiKey, client: TemporalDep, invoice_id: str) -> ReviewOut:
+async def retry_change(audit: OpsAudit, client: TemporalDep, invoice_id: str) -> ReviewOut:
     """Run the plan change again with the payment method on file."""
-    return await _call(client, invoice_id, lambda h: h.execute_update(ManualReviewWorkflow.retry))
+    return await _audited(
+        audit, "retry", client, invoice_id, lambda h: h.execute_update(ManualReviewWorkflow.retry)
+    )
 
 
 @router.post("/{invoice_id}/accept-payment-method", response_model=ReviewOut)
 async def accept_with_payment_method(
-    _auth: ApiKey, client: TemporalDep, invoice_id: str, body: AcceptIn
+    audit: OpsAudit, client: TemporalDep, invoice_id: str, body: AcceptIn
 ) -> ReviewOut:
     """Run the plan change again with a new payment method (a gateway token only)."""
     request = AcceptPaymentMethodRequest(payment_method_id=body.payment_method_id)
-    return await _call(
+    return await _audited(
+        audit,
+        "accept_payment_method",
         client,
         invoice_id,
         lambda h: h.execute_update(ManualReviewWorkflow.accept_with_payment_method, request),
+        body.model_dump(mode="json"),
     )
 
 
 @router.post("/{invoice_id}/write-off", response_model=ReviewOut)
 async def write_off(
-    _auth: ApiKey, client: TemporalDep, invoice_id: str, body: WriteOffIn
+    audit: OpsAudit, client: TemporalDep, invoice_id: str, body: WriteOffIn
 ) -> ReviewOut:
     """Close the review without the change; the subscription stays on its plan."""
     request = WriteOffRequest(note=body.note)
-    return await _call(
-        client, invoice_id, lambda h: h.execute_update(ManualReviewWorkflow.write_off, request)
+    return await _audited(
+        audit,
+        "write_off",
+        client,
+        invoice_id,
+        lambda h: h.execute_update(ManualReviewWorkflow.write_off, request),
+        body.model_dump(mode="json"),
     )

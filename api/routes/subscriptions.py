@@ -1,4 +1,4 @@
-"""Server API: subscriptions and their invoices (API key)."""
+"""Server API: subscriptions and their invoices (server API key)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from api.deps import ApiKey, EngineDep, SettingsDep
+from api.deps import EngineDep, ServerKey, SettingsDep
 from api.routes.customers import IdempotencyKey, responses
 from api.schemas import InvoiceListOut, SubscriptionIn, SubscriptionOut
 from api.services import customers as customer_service
@@ -25,10 +25,10 @@ SubscriptionIdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
     "/subscriptions",
     status_code=201,
     response_model=SubscriptionOut,
-    responses=responses(400, 404, 409, 502, 503),
+    responses=responses(400, 403, 404, 409, 502, 503),
 )
 async def create_subscription(
-    _auth: ApiKey,
+    _auth: ServerKey,
     body: SubscriptionIn,
     engine: EngineDep,
     settings: SettingsDep,
@@ -68,7 +68,7 @@ async def create_subscription(
     responses=responses(404, 503),
 )
 async def get_subscription(
-    _auth: ApiKey,
+    _auth: ServerKey,
     subscription_id: SubscriptionIdPath,
     engine: EngineDep,
     catalog: CatalogDep,
@@ -86,7 +86,7 @@ async def get_subscription(
     responses=responses(404),
 )
 async def list_subscription_invoices(
-    _auth: ApiKey, subscription_id: SubscriptionIdPath, engine: EngineDep
+    _auth: ServerKey, subscription_id: SubscriptionIdPath, engine: EngineDep
 ) -> InvoiceListOut:
     """List a subscription's finalized invoices, oldest first."""
     record = await service.load_subscription(engine=engine, subscription_id=subscription_id)

@@ -1,4 +1,4 @@
-"""Ops API (API key): where the seller stands against each economic-nexus threshold
+"""Ops API (ops API key): where the seller stands against each economic-nexus threshold
 (running totals from the compliance ledger), and the alerts the daily watch raised."""
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from api.deps import ApiKey, EngineDep
-from api.errors import ERROR_RESPONSES
+from api.deps import EngineDep, OpsKey
+from api.errors import OPS_ERROR_RESPONSES
 from ledger.compliance import ComplianceLedger
 from ledger.nexus_watch import NexusPosition, nexus_alerts, nexus_positions
 from tax.nexus import load_thresholds
 
-router = APIRouter(prefix="/v1/ops/tax", tags=["ops"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1/ops/tax", tags=["ops"], responses=OPS_ERROR_RESPONSES)
 
 
 class NexusPositionOut(BaseModel):
@@ -78,7 +78,7 @@ def position_out(p: NexusPosition) -> NexusPositionOut:
 
 @router.get("/nexus-positions", response_model=NexusPositionsOut)
 async def list_nexus_positions(
-    _auth: ApiKey,
+    _auth: OpsKey,
     engine: EngineDep,
     day: Annotated[date | None, Query(description="Default: today (UTC)")] = None,
 ) -> NexusPositionsOut:
@@ -94,7 +94,7 @@ async def list_nexus_positions(
 
 
 @router.get("/nexus-alerts", response_model=NexusAlertsOut)
-async def list_nexus_alerts(_auth: ApiKey, engine: EngineDep) -> NexusAlertsOut:
+async def list_nexus_alerts(_auth: OpsKey, engine: EngineDep) -> NexusAlertsOut:
     """Every alert the nexus watch raised (at 80 % and 100 %, once per threshold)."""
     alerts = await asyncio.to_thread(nexus_alerts, engine)
     return NexusAlertsOut(

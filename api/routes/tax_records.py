@@ -1,4 +1,4 @@
-"""Ops API (API key): the seller's tax registrations and nexus changes, and customers'
+"""Ops API (ops API key): the seller's tax registrations and nexus changes, and customers'
 exemption certificates. Each is appended to the compliance ledger with its actor and
 can be listed; a refused request (422: ``invalid_date_range``,
 ``unknown_jurisdiction``, ``overlapping_registration``, ``invalid_field``, or a
@@ -13,8 +13,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from api.deps import ApiKey, EngineDep
-from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
+from api.audit import OpsAudit
+from api.deps import EngineDep, OpsKey
+from api.errors import OPS_ERROR_RESPONSES, ApiError, ErrorResponse
 from ledger.tax_records import (
     CertificateRecord,
     NexusRecord,
@@ -30,7 +31,7 @@ router = APIRouter(
     prefix="/v1/ops/tax",
     tags=["ops"],
     responses={
-        **ERROR_RESPONSES,
+        **OPS_ERROR_RESPONSES,
         404: {"model": ErrorResponse, "description": "No such customer"},
     },
 )
@@ -163,7 +164,7 @@ def nexus_out(r: NexusRecord) -> NexusOut:
 
 @router.post("/certificates", status_code=201, response_model=CertificateOut)
 async def record_certificate(
-    _auth: ApiKey, engine: EngineDep, body: CertificateIn
+    audit: OpsAudit, engine: EngineDep, body: CertificateIn
 ) -> CertificateOut:
     """Record a customer's exemption certificate; quotes from now on apply it while valid."""
     customer = await asyncio.to_thread(read, engine, lambda c: get_customer(c, body.customer_id))
@@ -180,6 +181,12 @@ async def record_certificate(
             certificate,
             actor=body.actor,
             at=datetime.now(UTC),
+            also=lambda conn, r: audit.record(
+                conn,
+                "tax.certificate.record",
+                f"customer:{r.customer_id}",
+                after=certificate_out(r).model_dump(mode="json"),
+            ),
         )
     except TaxRecordRefused as err:
         raise _refused(err) from None
@@ -188,7 +195,7 @@ async def record_certificate(
 
 @router.get("/certificates", response_model=CertificateListOut)
 async def list_certificates(
-    _auth: ApiKey,
+    _auth: OpsKey,
     engine: EngineDep,
     customer_id: Annotated[str | None, Query(max_length=200)] = None,
 ) -> CertificateListOut:
@@ -199,7 +206,7 @@ async def list_certificates(
 
 @router.post("/registrations", status_code=201, response_model=RegistrationOut)
 async def record_registration(
-    _auth: ApiKey, engine: EngineDep, body: RegistrationIn
+    audit: OpsAudit, engine: EngineDep, body: RegistrationIn
 ) -> RegistrationOut:
     """Record a registration (recording its number again, e.g. with an end, supersedes it)."""
     registration = Registration(
@@ -213,6 +220,12 @@ async def record_registration(
             actor=body.actor,
             at=datetime.now(UTC),
             note=body.note,
+            also=lambda conn, r: audit.record(
+                conn,
+                "tax.registration.record",
+                f"jurisdiction:{r.registration.jurisdiction}",
+                after=registration_out(r).model_dump(mode="json"),
+            ),
         )
     except TaxRecordRefused as err:
         raise _refused(err) from None
@@ -221,7 +234,7 @@ async def record_registration(
 
 @router.get("/registrations", response_model=RegistrationListOut)
 async def list_registrations(
-    _auth: ApiKey,
+    _auth: OpsKey,
     engine: EngineDep,
     jurisdiction: Annotated[str | None, Query(max_length=32)] = None,
 ) -> RegistrationListOut:
@@ -231,7 +244,7 @@ async def list_registrations(
 
 
 @router.post("/nexus", status_code=201, response_model=NexusOut)
-async def record_nexus(_auth: ApiKey, engine: EngineDep, body: NexusIn) -> NexusOut:
+async def record_nexus(audit: OpsAudit, engine: EngineDep, body: NexusIn) -> NexusOut:
     """Record a nexus change: where the seller has nexus, on what basis, from when."""
     records = TaxRecords(engine)
     try:
@@ -244,6 +257,12 @@ async def record_nexus(_auth: ApiKey, engine: EngineDep, body: NexusIn) -> Nexus
             actor=body.actor,
             at=datetime.now(UTC),
             note=body.note,
+            also=lambda conn, r: audit.record(
+                conn,
+                "tax.nexus.record",
+                f"jurisdiction:{r.jurisdiction}",
+                after=nexus_out(r).model_dump(mode="json"),
+            ),
         )
     except TaxRecordRefused as err:
         raise _refused(err) from None
@@ -252,7 +271,7 @@ async def record_nexus(_auth: ApiKey, engine: EngineDep, body: NexusIn) -> Nexus
 
 @router.get("/nexus", response_model=NexusListOut)
 async def list_nexus(
-    _auth: ApiKey,
+    _auth: OpsKey,
     engine: EngineDep,
     jurisdiction: Annotated[str | None, Query(max_length=32)] = None,
 ) -> NexusListOut:

@@ -1,4 +1,4 @@
-"""Ops API: tax liability per jurisdiction and period (API key)."""
+"""Ops API: tax liability per jurisdiction and period (ops API key)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import ApiKey, EngineDep
-from api.errors import ERROR_RESPONSES, ApiError
+from api.deps import EngineDep, OpsKey
+from api.errors import OPS_ERROR_RESPONSES, ApiError
 from ledger.tax_report import TaxReportError, parse_bound, tax_liability
 
-router = APIRouter(prefix="/v1/ops/tax", tags=["ops"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1/ops/tax", tags=["ops"], responses=OPS_ERROR_RESPONSES)
 
 
 class LiabilityRowOut(BaseModel):
@@ -41,7 +41,7 @@ class LiabilityReportOut(BaseModel):
     responses={200: {"content": {"text/csv": {}}}},
 )
 async def tax_liability_report(
-    _auth: ApiKey,
+    _auth: OpsKey,
     engine: EngineDep,
     start: Annotated[str, Query(alias="from", description="ISO date or aware datetime")],
     end: Annotated[str, Query(alias="to", description="Exclusive end, ISO date or datetime")],

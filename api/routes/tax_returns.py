@@ -1,4 +1,4 @@
-"""Ops API (API key): the EU One-Stop-Shop quarterly VAT return (``ledger.oss_return``)."""
+"""Ops API (ops API key): the EU One-Stop-Shop quarterly VAT return (``ledger.oss_return``)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import ApiKey, EngineDep, SettingsDep
-from api.errors import ERROR_RESPONSES, ApiError
+from api.deps import EngineDep, OpsKey, SettingsDep
+from api.errors import OPS_ERROR_RESPONSES, ApiError
 from ledger.oss_return import OssReturnError, Quarter, oss_return
 
-router = APIRouter(prefix="/v1/ops/tax", tags=["ops"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1/ops/tax", tags=["ops"], responses=OPS_ERROR_RESPONSES)
 
 
 class OssRowOut(BaseModel):
@@ -46,7 +46,7 @@ class OssReturnOut(BaseModel):
     responses={200: {"content": {"text/csv": {}}}},
 )
 async def oss_return_report(
-    _auth: ApiKey,
+    _auth: OpsKey,
     engine: EngineDep,
     settings: SettingsDep,
     quarter: Annotated[str, Query(description="e.g. 2026Q3", max_length=8)],

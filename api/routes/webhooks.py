@@ -29,8 +29,8 @@ from sqlalchemy import Engine
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import ApiKey, EngineDep, SettingsDep
-from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
+from api.deps import EngineDep, OpsKey, SettingsDep
+from api.errors import OPS_ERROR_RESPONSES, ApiError, ErrorResponse
 from api.schemas import ROW_ID_MAX
 from api.services import customer_events
 from api.services.disputes import dispute_intake, dispute_of
@@ -316,10 +316,10 @@ class ParkedEventsPage(BaseModel):
     "/v1/ops/parked-events",
     response_model=ParkedEventsPage,
     tags=["ops"],
-    responses=ERROR_RESPONSES,
+    responses=OPS_ERROR_RESPONSES,
 )
 async def parked_events(
-    _auth: ApiKey,
+    _auth: OpsKey,
     engine: EngineDep,
     after: Annotated[
         int, Query(ge=0, le=ROW_ID_MAX, description="Continue after this parked-event id")

@@ -9,7 +9,7 @@ with who took it, when and why.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -304,16 +304,24 @@ class ExceptionStore:
         at: datetime,
         note: str | None = None,
         adjusting_entry_id: int | None = None,
+        also: Callable[[Connection, ExceptionView, ExceptionView], None] | None = None,
     ) -> ExceptionView:
-        return transact(
-            self._engine,
-            lambda c: act(
-                c,
+        """``also`` runs in the same transaction with the exception before and after
+        (the API's audit row)."""
+
+        def work(conn: Connection) -> ExceptionView:
+            before = get_exception(conn, exception_id, lock=True) if also is not None else None
+            after = act(
+                conn,
                 exception_id,
                 action,
                 actor=actor,
                 at=at,
                 note=note,
                 adjusting_entry_id=adjusting_entry_id,
-            ),
-        )
+            )
+            if also is not None and before is not None:
+                also(conn, before, after)
+            return after
+
+        return transact(self._engine, work)

@@ -30,6 +30,7 @@ from tests.support.localstripe import running_localstripe
 from tests.support.worker import dunwell_worker
 
 API_KEY = "dw_api_test_key"
+OPS_KEY = "dw_api_test_ops_key"
 STRIPE_KEY = "sk_test_dunwell_api"
 SESSION_SECRET = "portal-secret-for-api-tests"
 UNREACHABLE_TEMPORAL = "127.0.0.1:1"
@@ -37,6 +38,7 @@ VISA_OK = "4242424242424242"
 # A seller established in Ireland, registered for the EU One-Stop Shop (as the worker is).
 REGISTRATIONS = (Registration("EU", TaxType.VAT, date(2020, 1, 1), None, "EU372000041"),)
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
+OPS_AUTH = {"Authorization": f"Bearer {OPS_KEY}"}
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +62,7 @@ def make_settings(db_url: str, stripe_base: str, **overrides: Any) -> Settings:
         "env": "test",
         "database_url": db_url,
         "api_key": API_KEY,
+        "ops_api_key": OPS_KEY,
         "portal_session_secret": SESSION_SECRET,
         "stripe_api_key": STRIPE_KEY,
         "stripe_api_base": stripe_base,

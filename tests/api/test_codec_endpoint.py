@@ -13,7 +13,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 
 from dunwell.codec import ENCODING, EncryptionCodec, PayloadKeys
 from dunwell.settings import Environment
-from tests.api.conftest import API_KEY, build_app, make_settings, running
+from tests.api.conftest import API_KEY, OPS_KEY, build_app, make_settings, running
 
 KEY = PayloadKeys.generate("ui1")
 OTHER = PayloadKeys.generate("gone")
@@ -71,7 +71,7 @@ async def test_the_ui_decodes_what_the_worker_sealed(api_db_url: str, localstrip
         assert "access-control-allow-origin" not in stranger.headers
 
 
-async def test_outside_dev_the_codec_needs_the_api_key(
+async def test_outside_dev_the_codec_needs_an_ops_key(
     api_db_url: str, localstripe_url: str
 ) -> None:
     (sealed,) = await EncryptionCodec(PayloadKeys.parse(KEY)).encode([_plain(PERSONAL)])
@@ -86,17 +86,27 @@ async def test_outside_dev_the_codec_needs_the_api_key(
         assert PERSONAL not in refused.text
         # The browser can read the refusal (CORS headers on errors too).
         assert refused.headers["access-control-allow-origin"] == origins[0]
-        allowed = await http.post(
+        server_key = await http.post(
             "/codec/decode",
             content=_body(sealed),
             headers={"Authorization": f"Bearer {API_KEY}"},
+        )
+        assert (server_key.status_code, server_key.json()["error"]["code"]) == (
+            403,
+            "ops_key_required",
+        )
+        assert PERSONAL not in server_key.text
+        allowed = await http.post(
+            "/codec/decode",
+            content=_body(sealed),
+            headers={"Authorization": f"Bearer {OPS_KEY}"},
         )
         assert _payloads(allowed) == [_plain(PERSONAL)]
 
 
 async def test_refusals_name_the_problem(api_db_url: str, localstripe_url: str) -> None:
     (foreign,) = await EncryptionCodec(PayloadKeys.parse(OTHER)).encode([_plain(PERSONAL)])
-    auth = {"Authorization": f"Bearer {API_KEY}"}
+    auth = {"Authorization": f"Bearer {OPS_KEY}"}
     async with api(api_db_url, localstripe_url, payload_keys=KEY) as http:
         unknown = await http.post("/codec/decode", content=_body(foreign), headers=auth)
         assert (unknown.status_code, unknown.json()["error"]["code"]) == (

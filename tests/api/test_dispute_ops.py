@@ -21,7 +21,7 @@ from ledger.disputes.store import DisputeStore
 from ledger.errors import UnknownAccountError
 from ledger.invoices import DraftLine, InvoiceStore
 from ledger.posting import Ledger
-from tests.api.conftest import AUTH, build_app, make_settings, running
+from tests.api.conftest import OPS_AUTH, build_app, make_settings, running
 from tests.api.test_refund_ops import refund_event, signed
 from tests.invoices.conftest import issue
 
@@ -70,7 +70,7 @@ async def test_disputes_are_listed_and_shown(
         customer_id=invoice.customer_id, payment_ref=snapshot.payment_intent_id or "", at=AT,
     )  # fmt: skip
     assert fees_of(Ledger(engine)) == fees + 1_500
-    listed = await offline_api.get("/v1/ops/disputes", params={"open": "true"}, headers=AUTH)
+    listed = await offline_api.get("/v1/ops/disputes", params={"open": "true"}, headers=OPS_AUTH)
     assert listed.status_code == 200
     mine = [d for d in listed.json() if d["dispute_id"] == snapshot.id]
     assert len(mine) == 1
@@ -79,11 +79,11 @@ async def test_disputes_are_listed_and_shown(
         invoice.total,
         1_500,
     )
-    shown = await offline_api.get(f"/v1/ops/disputes/{snapshot.id}", headers=AUTH)
+    shown = await offline_api.get(f"/v1/ops/disputes/{snapshot.id}", headers=OPS_AUTH)
     assert shown.json()["status"] == "needs_response"
-    missing = await offline_api.get("/v1/ops/disputes/dp_none", headers=AUTH)
+    missing = await offline_api.get("/v1/ops/disputes/dp_none", headers=OPS_AUTH)
     assert (missing.status_code, missing.json()["error"]["code"]) == (404, "dispute_not_found")
-    bad = await offline_api.get("/v1/ops/disputes", params={"status": "Won!"}, headers=AUTH)
+    bad = await offline_api.get("/v1/ops/disputes", params={"status": "Won!"}, headers=OPS_AUTH)
     assert bad.status_code == 422
     assert (await offline_api.get("/v1/ops/disputes")).status_code == 401
 

@@ -24,10 +24,10 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from dunwell.settings import PLACEHOLDER_API_KEY, Settings
+from dunwell.settings import PLACEHOLDER_OPS_API_KEY, Settings
 from workflows import search_attributes as sa
 
-AUTH = {"Authorization": f"Bearer {PLACEHOLDER_API_KEY}"}
+AUTH = {"Authorization": f"Bearer {PLACEHOLDER_OPS_API_KEY}"}
 
 
 def _attributes(**values: str) -> TypedSearchAttributes:

@@ -12,10 +12,13 @@ PORTAL = "portal session token"
 
 # (method, path): (auth, documented error statuses)
 EXPECTED: dict[tuple[str, str], tuple[str, set[str]]] = {
-    ("post", "/v1/customers"): (SERVER, {"400", "401", "409", "422", "502", "503"}),
+    ("post", "/v1/customers"): (SERVER, {"400", "401", "403", "409", "422", "502", "503"}),
     ("get", "/v1/customers/{customer_id}"): (SERVER, {"401", "404", "422"}),
-    ("post", "/v1/portal-sessions"): (SERVER, {"400", "401", "404", "422"}),
-    ("post", "/v1/subscriptions"): (SERVER, {"400", "401", "404", "409", "422", "502", "503"}),
+    ("post", "/v1/portal-sessions"): (SERVER, {"400", "401", "403", "404", "422"}),
+    ("post", "/v1/subscriptions"): (
+        SERVER,
+        {"400", "401", "403", "404", "409", "422", "502", "503"},
+    ),
     ("get", "/v1/subscriptions/{subscription_id}"): (SERVER, {"401", "404", "422", "503"}),
     ("get", "/v1/subscriptions/{subscription_id}/invoices"): (SERVER, {"401", "404", "422"}),
     ("get", "/v1/portal/session"): (PORTAL, {"401", "404", "422"}),
@@ -104,3 +107,15 @@ def test_document_routes_are_documented_as_html_and_pdf() -> None:
                 schemes = _document()["components"]["securitySchemes"]
                 ((scheme, _),) = operation["security"][0].items()
                 assert schemes[scheme]["description"].lower() == auth
+
+
+def test_ops_routes_name_the_ops_key_and_document_its_403() -> None:
+    document = _document()
+    schemes = document["components"]["securitySchemes"]
+    ops_paths = [p for p in document["paths"] if p.startswith("/v1/ops/")]
+    assert "/v1/ops/audit" in ops_paths
+    for path in ops_paths:
+        for method, operation in document["paths"][path].items():
+            ((scheme, _),) = operation["security"][0].items()
+            assert schemes[scheme]["description"] == "Ops API key", (method, path)
+            assert "403" in operation["responses"], (method, path)

@@ -58,7 +58,7 @@ def test_trial_balance_reports_posted_entries(db_url: str) -> None:
     engine.dispose()
     with client_for(db_url) as client:
         body = client.get(
-            "/v1/ops/ledger/trial-balance", headers={"Authorization": "Bearer dw_dev_api_key"}
+            "/v1/ops/ledger/trial-balance", headers={"Authorization": "Bearer dw_dev_ops_key"}
         ).json()
     assert body["balanced"] is True
     assert body["currencies"] == [{"currency": "JPY", "debits": 500, "credits": 500, "net": 0}]
@@ -69,7 +69,7 @@ def test_trial_balance_rejects_a_naive_timestamp(db_url: str) -> None:
         response = client.get(
             "/v1/ops/ledger/trial-balance",
             params={"at": "2026-01-01T00:00:00"},
-            headers={"Authorization": "Bearer dw_dev_api_key"},
+            headers={"Authorization": "Bearer dw_dev_ops_key"},
         )
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "invalid_request"

@@ -19,6 +19,7 @@ PRODUCTION = {
     "stripe_api_key": "sk_live_" + "x" * 32,
     "stripe_webhook_secret": "whsec_" + "w" * 32,
     "api_key": "k" * 32,
+    "ops_api_key": "o" * 32,
     "portal_session_secret": "s" * 32,
     "relay_secret": "r" * 32,
     "seller_name": "Example Software Ltd",

@@ -24,7 +24,7 @@ from ledger.posting import Ledger
 from ledger.reconciliation import runs
 from ledger.reconciliation.exceptions import ExceptionStore
 from ledger.unit_of_work import transact
-from tests.api.conftest import AUTH, build_app, make_settings, running
+from tests.api.conftest import OPS_AUTH, build_app, make_settings, running
 
 AT = datetime(2026, 4, 1, tzinfo=UTC)
 
@@ -49,7 +49,9 @@ async def test_exceptions_are_listed_shown_and_worked(
     payout = f"po_{uuid.uuid4().hex[:10]}"
     xid = _open(store, payout)
     listed = await offline_api.get(
-        "/v1/ops/recon/exceptions", params={"payout_id": payout, "class": "amount"}, headers=AUTH
+        "/v1/ops/recon/exceptions",
+        params={"payout_id": payout, "class": "amount"},
+        headers=OPS_AUTH,
     )
     assert listed.status_code == 200
     assert [x["id"] for x in listed.json()] == [xid]
@@ -57,15 +59,15 @@ async def test_exceptions_are_listed_shown_and_worked(
 
     url = f"/v1/ops/recon/exceptions/{xid}/actions"
     acked = await offline_api.post(
-        url, json={"action": "acknowledge", "actor": "ana@ops"}, headers=AUTH
+        url, json={"action": "acknowledge", "actor": "ana@ops"}, headers=OPS_AUTH
     )
     assert acked.status_code == 200 and acked.json()["status"] == "acknowledged"
 
     refused = await offline_api.post(
-        url, json={"action": "resolve", "actor": "ana@ops"}, headers=AUTH
+        url, json={"action": "resolve", "actor": "ana@ops"}, headers=OPS_AUTH
     )
     assert refused.status_code == 422 and refused.json()["error"]["code"] == "invalid_action"
-    assert (await offline_api.get(f"/v1/ops/recon/exceptions/{xid}", headers=AUTH)).json()[
+    assert (await offline_api.get(f"/v1/ops/recon/exceptions/{xid}", headers=OPS_AUTH)).json()[
         "status"
     ] == "acknowledged"
 
@@ -85,7 +87,7 @@ async def test_exceptions_are_listed_shown_and_worked(
             "adjusting_entry_id": fix.id,
             "note": "short by 1",
         },
-        headers=AUTH,
+        headers=OPS_AUTH,
     )
     assert resolved.status_code == 200
     body = resolved.json()
@@ -96,7 +98,9 @@ async def test_exceptions_are_listed_shown_and_worked(
     )
     assert [a["action"] for a in body["actions"]] == ["open", "acknowledge", "resolve"]
 
-    late = await offline_api.post(url, json={"action": "ignore", "actor": "ana@ops"}, headers=AUTH)
+    late = await offline_api.post(
+        url, json={"action": "ignore", "actor": "ana@ops"}, headers=OPS_AUTH
+    )
     assert late.status_code == 409 and late.json()["error"]["code"] == "exception_state"
 
 
@@ -119,7 +123,7 @@ async def test_exceptions_are_listed_shown_and_worked(
 async def test_bad_requests_are_refused(
     offline_api: httpx.AsyncClient, path: str, method: str, body: object, status: int
 ) -> None:
-    response = await offline_api.request(method, path, json=body, headers=AUTH)
+    response = await offline_api.request(method, path, json=body, headers=OPS_AUTH)
     assert response.status_code == status
     assert (await offline_api.request(method, path, json=body)).status_code == 401
 
@@ -134,7 +138,7 @@ async def test_bad_action_bodies_change_nothing(
         {"action": "ignore"},
         {"action": "ignore", "actor": ""},
     ):
-        response = await offline_api.post(url, json=body, headers=AUTH)
+        response = await offline_api.post(url, json=body, headers=OPS_AUTH)
         assert response.status_code == 422
     assert store.get(xid).status.value == "open"
 
@@ -147,15 +151,15 @@ async def test_payout_report_as_json_and_csv(
     transact(engine, lambda c: runs.start_run(c, payout, at=AT))
     transact(engine, lambda c: runs.finish_run(c, payout, at=AT, waiting=False))
     url = f"/v1/ops/recon/payouts/{payout.id}/report"
-    body = (await offline_api.get(url, headers=AUTH)).json()
+    body = (await offline_api.get(url, headers=OPS_AUTH)).json()
     assert (body["payout_id"], body["payout_amount"], body["exceptions"]) == (payout.id, 900, 0)
-    csv = await offline_api.get(url, params={"format": "csv"}, headers=AUTH)
+    csv = await offline_api.get(url, params={"format": "csv"}, headers=OPS_AUTH)
     assert csv.headers["content-type"].startswith("text/csv")
     header, row = csv.text.strip().splitlines()
     assert header.startswith("payout_id,currency,payout_amount") and row.startswith(
         f"{payout.id},EUR,900"
     )
-    listed = (await offline_api.get("/v1/ops/recon/payouts", headers=AUTH)).json()
+    listed = (await offline_api.get("/v1/ops/recon/payouts", headers=OPS_AUTH)).json()
     assert payout.id in [r["payout_id"] for r in listed]
 
 

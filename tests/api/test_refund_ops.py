@@ -40,8 +40,9 @@ from ledger.invoices.tables import invoice_notes
 from ledger.models import entries_table
 from ledger.posting import Ledger
 from ledger.reconciliation.exceptions import ExceptionStore
-from tests.api.conftest import AUTH, STRIPE_KEY, VISA_OK
+from tests.api.conftest import OPS_AUTH, STRIPE_KEY, VISA_OK
 from tests.invoices.conftest import issue
+from tests.support.audit import audit_rows
 from workflows import WORKFLOWS
 from workflows.refunds import charge_workflow_id, refund_workflow_id
 
@@ -165,7 +166,7 @@ async def test_ops_refund_partly_then_the_rest(
     assert paid.total == 11_900
     url = f"/v1/ops/invoices/{paid.invoice_id}/refunds"
     first_body = body(amount=5_950)
-    first = await live_api.post(url, json=first_body, headers=AUTH)
+    first = await live_api.post(url, json=first_body, headers=OPS_AUTH)
     assert first.status_code == 201, first.text
     got = first.json()
     assert (got["status"], got["amount"], got["source"]) == ("recorded", 5_950, "ops")
@@ -177,12 +178,12 @@ async def test_ops_refund_partly_then_the_rest(
 
     # The same request again: the same refund, nothing new at the gateway or here.
     before = counts(engine)
-    again = await live_api.post(url, json=first_body, headers=AUTH)
+    again = await live_api.post(url, json=first_body, headers=OPS_AUTH)
     assert again.status_code == 201 and again.json()["refund_id"] == got["refund_id"]
     assert counts(engine) == before
     assert gateway_refunds(localstripe_url, paid.charge) == [5_950]
 
-    rest = await live_api.post(url, json=body(reason="service_issue"), headers=AUTH)
+    rest = await live_api.post(url, json=body(reason="service_issue"), headers=OPS_AUTH)
     assert rest.status_code == 201, rest.text
     assert rest.json()["amount"] == 5_950
     assert gateway_refunds(localstripe_url, paid.charge) == [5_950, 5_950]
@@ -191,9 +192,16 @@ async def test_ops_refund_partly_then_the_rest(
     assert ledger.balance(chart.customer_credit(paid.customer_id, "EUR").code).amount == 0
     assert ledger.trial_balance().balanced
     listed = await live_api.get(
-        "/v1/ops/refunds", params={"invoice_id": paid.invoice_id}, headers=AUTH
+        "/v1/ops/refunds", params={"invoice_id": paid.invoice_id}, headers=OPS_AUTH
     )
     assert [r["amount"] for r in listed.json()] == [5_950, 5_950]
+    # Three accepted requests (the repeat included), each with its outcome.
+    rows = audit_rows(
+        engine.url.render_as_string(hide_password=False), target=f"invoice:{paid.invoice_id}"
+    )
+    assert [(r.actor, r.action, r.outcome) for r in rows] == [("ops", "invoice.refund", "done")] * 3
+    assert rows[0].after["request"] == {**first_body, "note": None}
+    assert rows[0].after["refund"]["refund_id"] == got["refund_id"]
 
 
 @pytest.mark.parametrize(
@@ -235,16 +243,28 @@ async def test_refusals_change_nothing(
         del request["actor"]
     else:
         done = await live_api.post(
-            f"/v1/ops/invoices/{invoice_id}/refunds", json=dict(request, amount=100), headers=AUTH
+            f"/v1/ops/invoices/{invoice_id}/refunds",
+            json=dict(request, amount=100),
+            headers=OPS_AUTH,
         )
         assert done.status_code == 201
     before = counts(engine), gateway_refunds(localstripe_url, paid.charge)
     refused = await live_api.post(
-        f"/v1/ops/invoices/{invoice_id}/refunds", json=request, headers=AUTH
+        f"/v1/ops/invoices/{invoice_id}/refunds", json=request, headers=OPS_AUTH
     )
     assert refused.status_code == status, refused.text
     assert refused.json()["error"]["code"] == code
     assert (counts(engine), gateway_refunds(localstripe_url, paid.charge)) == before
+    if status != 422 or code == "amount_exceeds_refundable":
+        # Refused by the store: recorded as the request's outcome (bad input is not).
+        (last,) = audit_rows(
+            engine.url.render_as_string(hide_password=False), target=f"invoice:{invoice_id}"
+        )[-1:]
+        assert (last.action, last.outcome, last.after) == (
+            "invoice.refund",
+            code,
+            {"request": {**request, "amount": request.get("amount"), "note": None}},
+        )
     unauthorized = await live_api.post(f"/v1/ops/invoices/{invoice_id}/refunds", json=request)
     assert unauthorized.status_code == 401
 
@@ -316,7 +336,7 @@ async def test_dashboard_refund_is_mirrored_once(
 
     # An ops refund is reported by its own webhook too: still booked once.
     ops = await live_api.post(
-        f"/v1/ops/invoices/{paid.invoice_id}/refunds", json=body(amount=1_190), headers=AUTH
+        f"/v1/ops/invoices/{paid.invoice_id}/refunds", json=body(amount=1_190), headers=OPS_AUTH
     )
     assert ops.status_code == 201
     before = counts(engine)
@@ -473,7 +493,7 @@ async def test_a_refund_the_gateway_refuses_fails_and_frees_its_amount(
     )
     notes_before = counts(engine)[1:]
     refused = await live_api.post(
-        f"/v1/ops/invoices/{invoice.id}/refunds", json=body(amount=300), headers=AUTH
+        f"/v1/ops/invoices/{invoice.id}/refunds", json=body(amount=300), headers=OPS_AUTH
     )
     assert refused.status_code == 422, refused.text
     assert refused.json()["error"]["code"] == "gateway_refused"

@@ -16,11 +16,13 @@ with workflow.unsafe.imports_passed_through():
     import httpx
 
     from api.app import create_app
-    from dunwell.settings import PLACEHOLDER_API_KEY, Settings
+    from dunwell.settings import PLACEHOLDER_OPS_API_KEY, Settings
+    from ledger.migrate import upgrade
+    from tests.support.audit import audit_rows
     from tests.support.worker import dunwell_worker
     from workflows.manual_review import ManualReviewWorkflow, ReviewInput, ReviewResolution
 
-AUTH = {"Authorization": f"Bearer {PLACEHOLDER_API_KEY}"}
+AUTH = {"Authorization": f"Bearer {PLACEHOLDER_OPS_API_KEY}"}
 
 
 @workflow.defn(name="ReviewParentProbe")
@@ -87,9 +89,9 @@ async def review(
 def api(
     tmp_path: Path, env: WorkflowEnvironment | None, temporal: str = "127.0.0.1:1"
 ) -> httpx.AsyncClient:
-    settings = Settings(
-        env="test", database_url=f"sqlite+pysqlite:///{tmp_path}/api.db", temporal_address=temporal
-    )
+    url = f"sqlite+pysqlite:///{tmp_path}/api.db"
+    upgrade(url)  # the audit log
+    settings = Settings(env="test", database_url=url, temporal_address=temporal)
     app = create_app(settings, temporal_client=env.client if env else None)
     transport = httpx.ASGITransport(app=app)
     client = httpx.AsyncClient(transport=transport, base_url="http://api")
@@ -123,6 +125,17 @@ async def test_write_off_resolves_once_and_tells_the_subscription(
     again = await http.post(f"/v1/ops/reviews/{invoice_id}/retry", headers=AUTH)
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "review_already_resolved"
+
+    written_off, retried = audit_rows(http.app.state.settings.database_url)  # type: ignore[attr-defined]
+    assert (written_off.actor, written_off.action, written_off.target, written_off.outcome) == (
+        "ops",
+        "review.write_off",
+        f"invoice:{invoice_id}",
+        "done",
+    )
+    assert written_off.after["request"] == {"note": "customer declined"}
+    assert written_off.after["state"]["resolution"] == "write_off"
+    assert (retried.action, retried.outcome) == ("review.retry", "review_already_resolved")
 
     parent = temporal_dev_env.client.get_workflow_handle(f"subscription-{subscription_id}")
     await parent.result()

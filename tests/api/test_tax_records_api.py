@@ -10,14 +10,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import AUTH, create_customer, portal_headers
+from tests.api.conftest import OPS_AUTH, create_customer, portal_headers
 from tests.api.test_subscription_api import subscribe
 
 BASE = "/v1/ops/tax"
 
 
 async def listed(http: httpx.AsyncClient, what: str, **params: str) -> list[dict[str, Any]]:
-    response = await http.get(f"{BASE}/{what}", params=params, headers=AUTH)
+    response = await http.get(f"{BASE}/{what}", params=params, headers=OPS_AUTH)
     assert response.status_code == 200, response.text
     items: list[dict[str, Any]] = response.json()["items"]
     return items
@@ -27,7 +27,7 @@ async def refused(
     http: httpx.AsyncClient, what: str, body: dict[str, Any], status: int, code: str
 ) -> None:
     before = await listed(http, what)
-    response = await http.post(f"{BASE}/{what}", json=body, headers=AUTH)
+    response = await http.post(f"{BASE}/{what}", json=body, headers=OPS_AUTH)
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert error["code"] == code and error["message"]
@@ -46,7 +46,7 @@ async def test_registrations_are_recorded_listed_and_refused(
         "actor": "ops@example.test",
         "note": "VAT on e-services",
     }
-    created = await offline_api.post(f"{BASE}/registrations", json=body, headers=AUTH)
+    created = await offline_api.post(f"{BASE}/registrations", json=body, headers=OPS_AUTH)
     assert created.status_code == 201, created.text
     out = created.json()
     assert (out["jurisdiction"], out["actor"], out["valid_to"]) == ("IS", "ops@example.test", None)
@@ -76,7 +76,7 @@ async def test_nexus_changes_are_recorded_listed_and_refused(
         "valid_from": "2026-02-01",
         "actor": "ops",
     }
-    created = await offline_api.post(f"{BASE}/nexus", json=body, headers=AUTH)
+    created = await offline_api.post(f"{BASE}/nexus", json=body, headers=OPS_AUTH)
     assert created.status_code == 201, created.text
     assert created.json() in await listed(offline_api, "nexus", jurisdiction="US-SD")
     await refused(
@@ -100,7 +100,7 @@ async def test_certificates_are_recorded_listed_and_refused(
         "document_ref": "doc://ex-api-1",
         "actor": "ops@example.test",
     }
-    created = await offline_api.post(f"{BASE}/certificates", json=body, headers=AUTH)
+    created = await offline_api.post(f"{BASE}/certificates", json=body, headers=OPS_AUTH)
     assert created.status_code == 201, created.text
     assert created.json()["actor"] == "ops@example.test"
     assert await listed(offline_api, "certificates", customer_id=customer["id"]) == [created.json()]
@@ -137,7 +137,7 @@ async def test_a_recorded_certificate_reaches_the_preview(
         "document_ref": "doc://preview",
         "actor": "ops",
     }
-    recorded = await live_api.post(f"{BASE}/certificates", json=certificate, headers=AUTH)
+    recorded = await live_api.post(f"{BASE}/certificates", json=certificate, headers=OPS_AUTH)
     assert recorded.status_code == 201, recorded.text
     after = await live_api.post(preview_url, json={"plan_id": "business-monthly"}, headers=portal)
     assert after.status_code == 200, after.text

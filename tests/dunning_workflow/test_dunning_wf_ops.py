@@ -11,10 +11,11 @@ import pytest
 
 from api.app import create_app
 from billing.dunning import EndAction, InvoiceEndAction
-from dunwell.settings import PLACEHOLDER_API_KEY, Settings
+from dunwell.settings import PLACEHOLDER_OPS_API_KEY, Settings
 from tests.dunning_workflow.harness import Dunning, decline_of
+from tests.support.audit import audit_rows
 
-AUTH = {"Authorization": f"Bearer {PLACEHOLDER_API_KEY}"}
+AUTH = {"Authorization": f"Bearer {PLACEHOLDER_OPS_API_KEY}"}
 
 
 @pytest.fixture
@@ -81,6 +82,27 @@ async def test_pause_resume_retry_now_and_end_through_the_api(
     assert over.status_code == 409 and over.json()["error"]["code"] == "dunning_finished"
     bad = await http.post(f"{base}/end", headers=AUTH, json={"action": "explode"})
     assert bad.status_code == 422
+
+    # Each accepted action is in the audit log with its outcome; the malformed one is not.
+    url = dunning.engine.url.render_as_string(hide_password=False)
+    written = audit_rows(url, target=f"invoice:{invoice.id}")
+    assert [(r.action, r.outcome) for r in written] == [
+        ("dunning.resume", "not_paused"),
+        ("dunning.pause", "done"),
+        ("dunning.pause", "already_paused"),
+        ("dunning.retry_now", "paused"),
+        ("dunning.resume", "done"),
+        ("dunning.retry_now", "done"),
+        ("dunning.end", "done"),
+        ("dunning.pause", "dunning_finished"),
+    ]
+    assert {r.actor for r in written} == {"ops"}
+    ended_row = written[6]
+    assert ended_row.after["request"] == {
+        "action": "mark_unpaid",
+        "invoice_action": "void_via_credit_note",
+    }
+    assert ended_row.after["state"]["phase"] == "stopped"
 
 
 async def test_unknown_invoice_is_404(dunning: Dunning, http: httpx.AsyncClient) -> None:

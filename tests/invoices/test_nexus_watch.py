@@ -136,7 +136,7 @@ def test_the_ops_routes_and_the_cli(engine: Engine) -> None:
     install_error_handlers(app)
     app.include_router(router)
     app.state.engine = engine
-    app.state.settings = Settings(env="test", api_key=API_KEY)
+    app.state.settings = Settings(env="test", ops_api_key=API_KEY)
     client = TestClient(app)
     auth = {"Authorization": f"Bearer {API_KEY}"}
     assert client.get("/v1/ops/tax/nexus-positions").status_code == 401

@@ -22,6 +22,7 @@ from ledger.invoices import DraftLine, InvoiceStore, InvoiceView
 from ledger.models import JournalEntry
 from ledger.ops_notes import note_actor
 from ledger.posting import Ledger
+from stores import audit
 from tests.invoices.conftest import fresh, issue
 
 API_KEY = "test-api-key-for-ops-notes-0123456789"
@@ -34,7 +35,7 @@ def _client(engine: Engine) -> TestClient:
     install_error_handlers(app)
     app.include_router(router)
     app.state.engine = engine
-    app.state.settings = Settings(env="test", api_key=API_KEY)
+    app.state.settings = Settings(env="test", ops_api_key=API_KEY)
     return TestClient(app)
 
 
@@ -48,7 +49,13 @@ def snapshot(engine: Engine, invoice: InvoiceView) -> tuple[Any, ...]:
         store.notes_for_invoice(invoice.id),
         entries,
         len(ComplianceLedger(engine).tax_line_records(invoice_id=invoice.id)),
+        _audited(engine, invoice.id),
     )
+
+
+def _audited(engine: Engine, invoice_id: str) -> list[audit.AuditRow]:
+    with engine.connect() as conn:
+        return audit.list_entries(conn, target=f"invoice:{invoice_id}")
 
 
 def test_ops_credit_and_debit_notes_through_the_api(engine: Engine) -> None:
@@ -98,6 +105,14 @@ def test_ops_credit_and_debit_notes_through_the_api(engine: Engine) -> None:
     )
     after = store.get(invoice.id)
     assert after.amount_remaining == invoice.total - 2_975 + 1_190
+    # Each accepted request is in the audit log under the ops key's id, with the note.
+    rows = _audited(engine, invoice.id)
+    assert [(r.actor, r.action, r.after["id"]) for r in rows] == [
+        ("ops", "invoice.credit_note", note["id"]),
+        ("ops", "invoice.credit_note", note["id"]),
+        ("ops", "invoice.debit_note", debit.json()["id"]),
+    ]
+    assert rows[0].after == note
 
 
 def test_every_refusal_changes_nothing(engine: Engine) -> None:

@@ -111,7 +111,7 @@ def _client(engine: Engine) -> TestClient:
     install_error_handlers(app)
     app.include_router(router)
     app.state.engine = engine
-    app.state.settings = Settings(env="test", api_key=API_KEY, seller_country="IE")
+    app.state.settings = Settings(env="test", ops_api_key=API_KEY, seller_country="IE")
     return TestClient(app)
 
 

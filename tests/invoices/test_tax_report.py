@@ -81,7 +81,7 @@ def _client(engine: Engine) -> TestClient:
     app = FastAPI()
     install_error_handlers(app)
     app.include_router(router)
-    app.state.settings = Settings(env="test", api_key=API_KEY)
+    app.state.settings = Settings(env="test", ops_api_key=API_KEY)
     app.state.engine = engine
     return TestClient(app)
 

@@ -21,6 +21,7 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
 from dunwell.codec import EncryptionCodec, PayloadKeys
+from dunwell.settings import PLACEHOLDER_API_KEY, PLACEHOLDER_OPS_API_KEY
 
 DUNWELL = str(Path(sys.executable).parent / "dunwell")
 
@@ -113,6 +114,15 @@ def test_dev_stack_starts_everything_and_stops_cleanly(
 
     api = stack_env["DUNWELL_PUBLIC_BASE_URL"]
     ui_port = stack_env["DUNWELL_TEMPORAL_UI_PORT"]
+    # Both development keys are printed, and each opens what its role may.
+    assert f"Server API key       {PLACEHOLDER_API_KEY}  (key id server)" in output
+    assert f"Ops API key          {PLACEHOLDER_OPS_API_KEY}  (key id ops)" in output
+    ops_auth = {"Authorization": f"Bearer {PLACEHOLDER_OPS_API_KEY}"}
+    audit = httpx.get(f"{api}/v1/ops/audit", headers=ops_auth, timeout=10)
+    assert audit.status_code == 200, audit.text
+    server_auth = {"Authorization": f"Bearer {PLACEHOLDER_API_KEY}"}
+    refused = httpx.get(f"{api}/v1/ops/audit", headers=server_auth, timeout=10)
+    assert refused.status_code == 403
     assert httpx.get(f"http://127.0.0.1:{ui_port}/", timeout=10).status_code == 200
     assert httpx.get(f"{api}/healthz", timeout=10).json() == {"status": "ok"}
     ready = httpx.get(f"{api}/readyz", timeout=10)

@@ -33,6 +33,7 @@ from tests.conftest import create_database, drop_database
 WEBHOOK_SECRET = "whsec_webhooks_test"
 RELAY_SECRET = "relay-webhooks-test"
 API_KEY = "dw_webhooks_test_key"
+OPS_API_KEY = "dw_webhooks_test_ops_key"
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +55,7 @@ def settings(events_db_url: str) -> Settings:
         stripe_webhook_secret=WEBHOOK_SECRET,
         relay_secret=RELAY_SECRET,
         api_key=API_KEY,
+        ops_api_key=OPS_API_KEY,
         task_queue="dunwell-webhooks-test",
     )
 

@@ -27,7 +27,7 @@ from stores.customers import (
     insert_subscription,
 )
 from tests.webhooks.conftest import (
-    API_KEY,
+    OPS_API_KEY,
     delivered_row,
     new_id,
     post_stripe,
@@ -140,7 +140,7 @@ async def test_event_of_a_customer_without_subscriptions_is_parked(api, director
     answers = [await post_stripe(api, unknown), await post_stripe(api, without)]
     assert [a.json()["status"] for a in answers] == ["parked", "parked"]
     listed = await api.get(
-        "/v1/ops/parked-events?limit=500", headers={"Authorization": f"Bearer {API_KEY}"}
+        "/v1/ops/parked-events?limit=500", headers={"Authorization": f"Bearer {OPS_API_KEY}"}
     )
     reasons = {i["event_id"]: i["reason"] for i in listed.json()["items"]}
     assert reasons[unknown["id"]] == reasons[without["id"]] == "no_subscription"

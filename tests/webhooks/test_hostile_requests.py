@@ -8,11 +8,11 @@ import time
 import pytest
 
 from api.routes.relay import SIGNATURE_HEADER
-from tests.webhooks.conftest import API_KEY, WEBHOOK_SECRET, hmac_header
+from tests.webhooks.conftest import OPS_API_KEY, WEBHOOK_SECRET, hmac_header
 
 pytestmark = [pytest.mark.postgres, pytest.mark.temporal]
 
-AUTH = {"Authorization": f"Bearer {API_KEY}"}
+AUTH = {"Authorization": f"Bearer {OPS_API_KEY}"}
 
 
 @pytest.mark.parametrize(

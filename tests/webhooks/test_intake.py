@@ -13,7 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 from api.temporal_client import TemporalConnection
 from dunwell.settings import Settings
 from tests.webhooks.conftest import (
-    API_KEY,
+    OPS_API_KEY,
     RELAY_SECRET,
     build_app,
     count_rows,
@@ -346,7 +346,9 @@ async def test_unroutable_events_are_parked_and_listed_for_ops(
     unauthorised = await api.get("/v1/ops/parked-events")
     assert unauthorised.status_code == 401
 
-    listed = await api.get("/v1/ops/parked-events", headers={"Authorization": f"Bearer {API_KEY}"})
+    listed = await api.get(
+        "/v1/ops/parked-events", headers={"Authorization": f"Bearer {OPS_API_KEY}"}
+    )
     assert listed.status_code == 200
     by_id = {item["event_id"]: item for item in listed.json()["items"]}
     assert by_id[no_subscription["id"]]["reason"] == "no_subscription"
@@ -360,7 +362,7 @@ async def test_unroutable_events_are_parked_and_listed_for_ops(
 async def test_parked_listing_pages(api):
     for _ in range(3):
         await post_stripe(api, stripe_event("product.created", subscription_id=new_id("sub")))
-    auth = {"Authorization": f"Bearer {API_KEY}"}
+    auth = {"Authorization": f"Bearer {OPS_API_KEY}"}
 
     first = (await api.get("/v1/ops/parked-events?limit=2", headers=auth)).json()
     second = (
