@@ -25,6 +25,7 @@ from activities.gateway_reconciler import GatewayReconciler
 from activities.ledger import LedgerActivities
 from activities.nexus import NexusActivities
 from activities.notifications import Notifier
+from activities.outbound import OutboundActivities
 from activities.reconciliation import ReconciliationActivities
 from activities.refunds import RefundActivities
 from activities.settlement_stripe import StripeSettlementSource
@@ -124,6 +125,7 @@ def build_activities(
         refunds.sync_charge,
         disputes.sync,
         *NexusActivities(engine, load_thresholds()).all(),
+        OutboundActivities(engine).record_events,
     ]
 
 

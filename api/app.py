@@ -24,6 +24,7 @@ from api.routes import (
     docs,
     documents,
     dunning_ops,
+    endpoints,
     gateway_alerts,
     health,
     ops,
@@ -111,6 +112,7 @@ def create_app(
     app.include_router(customers.router)
     app.include_router(subscriptions.router)
     app.include_router(access.router)
+    app.include_router(endpoints.router)
     app.include_router(portal.router)
     app.include_router(portal_notifications.router)
     app.include_router(documents.server)

@@ -76,6 +76,7 @@ TESTS_FOR: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("billing/reconciliation/", ("tests/reconciliation",)),
     ("billing/payment_verification.py", ("tests/billing/test_payment_verification.py",)),
     ("billing/disputes.py", ("tests/billing/test_disputes.py",)),
+    ("billing/outbound.py", ("tests/billing/test_outbound_rules.py",)),
     ("tax/", ("tests/tax",)),
     ("ledger/posting.py", ("tests/ledger",)),
 )

@@ -3,7 +3,8 @@
 The engine and the issuer; one retried transaction per call (``_transact``) or one
 read (``_read``); posting a document's ledger entry (``_post``) through a cache of
 accounts that only committed transactions fill; moving an invoice's status
-(``_set_status``); taking the next number of a series (``_next_number``).
+(``_set_status``); taking the next number of a series (``_next_number``); writing the
+outbound event of a change in its transaction (``_emit``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ledger.invoices.tables import (
 )
 from ledger.invoices.types import InvoiceStatus
 from ledger.journal import post_entries
+from ledger.outbound import OutboxEvent, outbox
 from ledger.unit_of_work import MAX_ATTEMPTS
 from tax.rates import load_rate_table
 
@@ -109,6 +111,27 @@ class StoreBase:
             UPDATE_INVOICE,
             {"b_invoice": invoice_id, "status": status.value, "status_changed_at": at},
         )
+
+    @staticmethod
+    def _emit(
+        conn: Connection,
+        event_type: str,
+        key: str,
+        row: Any,
+        at: datetime,
+        data: Mapping[str, Any],
+    ) -> None:
+        """Write the outbound event of a change to invoice ``row`` in this transaction;
+        ``key`` names the change, so a retried transaction writes the event once."""
+        event = OutboxEvent(
+            key=key,
+            type=event_type,
+            occurred_at=at,
+            data=data,
+            subscription_id=row.subscription_id,
+            customer_id=row.customer_id,
+        )
+        outbox.record(conn, [event], at=at)
 
     def _read(self, work: Callable[[Connection], T]) -> T:
         return unit_of_work.read(self.engine, work)

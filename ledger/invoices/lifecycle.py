@@ -389,9 +389,20 @@ class Lifecycle(StoreBase):
                 ],
                 metadata={"invoice_id": invoice_id},
             )
+            status = InvoiceStatus.OPEN if total > 0 else InvoiceStatus.PAID
+            event = {
+                "id": invoice_id,
+                "subscription_id": row.subscription_id,
+                "customer_id": row.customer_id,
+                "currency": row.currency,
+                "total": total,
+                "status": status.value,
+            }
+            self._emit(conn, "invoice.finalized", f"invoice.finalized:{invoice_id}", row, at, event)
+            if status is InvoiceStatus.PAID:
+                self._emit(conn, "invoice.paid", f"invoice.paid:{invoice_id}", row, at, event)
             # The counter row is the one lock every finalization shares: take it last.
             number = self._next_number(conn, "invoice", at)
-            status = InvoiceStatus.OPEN if total > 0 else InvoiceStatus.PAID
             conn.execute(
                 UPDATE_INVOICE,
                 {

@@ -381,6 +381,17 @@ class Notes(StoreBase):
             ],
         )
         compliance.insert_tax_line_records(conn, records)
+        if draft.kind == "credit":
+            issued = {
+                "id": note_id,
+                "number": number,
+                "invoice_id": invoice_id,
+                "customer_id": row.customer_id,
+                "currency": row.currency,
+                "total": total,
+                "reason": reason,
+            }
+            self._emit(conn, "credit_note.issued", f"credit_note.issued:{note_id}", row, at, issued)
         status = InvoiceStatus(row.status)
         if draft.purpose == "void":
             self._set_status(conn, invoice_id, InvoiceStatus.VOID, at)

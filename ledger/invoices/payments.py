@@ -140,6 +140,17 @@ class Payments(StoreBase):
             )
             if amount == remaining and status is not InvoiceStatus.PAID:
                 self._set_status(conn, invoice_id, InvoiceStatus.PAID, at)
+                paid = {
+                    "id": invoice_id,
+                    "number": row.number,
+                    "subscription_id": row.subscription_id,
+                    "customer_id": row.customer_id,
+                    "currency": row.currency,
+                    "total": int(row.total),
+                    "status": InvoiceStatus.PAID.value,
+                    "payment_ref": payment_ref,
+                }
+                self._emit(conn, "invoice.paid", f"invoice.paid:{invoice_id}", row, at, paid)
 
         return record
 

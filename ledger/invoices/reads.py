@@ -65,7 +65,12 @@ _INVOICE = select(_inv).where(_inv.c.id == bindparam("invoice_id"))
 _INVOICE_FOR_UPDATE = _INVOICE.with_for_update()
 # What recording a payment needs of the invoice (the full row is some 35 columns).
 _PAYABLE = select(
-    _inv.c.status, _inv.c.total, _inv.c.currency, _inv.c.customer_id, _inv.c.number
+    _inv.c.status,
+    _inv.c.total,
+    _inv.c.currency,
+    _inv.c.customer_id,
+    _inv.c.number,
+    _inv.c.subscription_id,
 ).where(_inv.c.id == bindparam("invoice_id"))
 _PAYABLE_FOR_UPDATE = _PAYABLE.with_for_update()
 _LINES = (
@@ -100,8 +105,9 @@ def invoice_row(conn: Connection, invoice_id: str, *, lock: bool = False) -> Row
     return row
 
 
-def payable_row(conn: Connection, invoice_id: str) -> Row[Any, Any, Any, Any, Any]:
-    """The invoice's status, total, currency, customer and number, locked for a payment."""
+def payable_row(conn: Connection, invoice_id: str) -> Row[Any, Any, Any, Any, Any, Any]:
+    """The invoice's status, total, currency, customer, number and subscription, locked
+    for a payment."""
     query = _PAYABLE_FOR_UPDATE if conn.dialect.name == "postgresql" else _PAYABLE
     row = conn.execute(query, {"invoice_id": invoice_id}).first()
     if row is None:

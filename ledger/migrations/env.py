@@ -21,6 +21,7 @@ import ledger.disputes.tables
 import ledger.invoices.refund_tables
 import ledger.invoices.tables
 import ledger.models
+import ledger.outbound.tables
 import ledger.reconciliation.tables
 from ledger.db import make_engine
 from ledger.schema import Base

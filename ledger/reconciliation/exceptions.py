@@ -21,6 +21,7 @@ from billing.reconciliation.model import ExceptionClass, Finding
 from ledger.db import insert_or_ignore
 from ledger.entries import require_aware_utc
 from ledger.models import entries_table
+from ledger.outbound import OutboxEvent, outbox
 from ledger.reconciliation.errors import (
     ExceptionNotFound,
     ExceptionStateError,
@@ -142,7 +143,34 @@ def open_findings(
                 for id_ in new_ids
             ],
         )
+        _emit_opened(conn, new_ids, at)
     return len(new_ids)
+
+
+def _emit_opened(conn: Connection, ids: list[int], at: datetime) -> None:
+    """``reconciliation.exception_opened`` for each new exception, in this transaction."""
+    opened = conn.execute(select(_x).where(_x.c.id.in_(ids)).order_by(_x.c.id))
+    outbox.record(
+        conn,
+        [
+            OutboxEvent(
+                key=f"reconciliation.exception_opened:{row.key}",
+                type="reconciliation.exception_opened",
+                occurred_at=at,
+                data={
+                    "id": int(row.id),
+                    "key": row.key,
+                    "class": row._mapping["class"],
+                    "payout_id": row.payout_id,
+                    "gateway_ref": row.gateway_ref,
+                    "currency": row.currency,
+                    "amount": None if row.amount is None else int(row.amount),
+                },
+            )
+            for row in opened
+        ],
+        at=at,
+    )
 
 
 def _view(row: Any, actions: tuple[ActionView, ...] = ()) -> ExceptionView:

@@ -64,3 +64,5 @@ def test_a_renewals_local_activities_are_one_action_per_workflow_task() -> None:
     # continue-as-new command itself is billed as the next run's start.
     assert actions("subscription_renewal_generation3") == 3
     assert actions("subscription_renewal_generation4") == 3
+    # Generation 5 records outbound events; a plain renewal changes nothing they report.
+    assert actions("subscription_renewal_generation5") == 3

@@ -3,7 +3,7 @@ gateway transaction, the exceptions queue and its audit trail, the schema as des
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from billing.reconciliation.model import ExceptionClass, Finding, PostingKind, SettlementPosting
 from ledger import chart
 from ledger.errors import UnknownEntryError
+from ledger.outbound import reads
 from ledger.posting import Ledger
 from ledger.reconciliation import tables
 from ledger.reconciliation.errors import (
@@ -133,6 +134,14 @@ def test_findings_open_once(engine: Engine) -> None:
     assert [(a.action, a.actor) for a in store.get(row.id).actions] == [
         ("open", "recon-payout-po_1")
     ]
+    opened = [
+        e
+        for e in reads.list_events(engine, since=AT, until=AT + timedelta(seconds=1), limit=10_000)
+        if e.type == "reconciliation.exception_opened" and e.data["object"]["key"] == key
+    ]
+    assert [(e.data["object"]["id"], e.data["object"]["class"]) for e in opened] == [
+        (row.id, "amount")
+    ], "one outbound event per exception opened, in the same transaction"
 
 
 def _opened(store: ExceptionStore) -> int:

@@ -52,6 +52,11 @@ EXPECTED = {
     "subscription_first_run_generation4",
     "subscription_renewal_generation4",
     "subscription_plan_change_generation4",
+    # Generation 5 (outbound events: recorded with the change, access timers):
+    "subscription_first_run_generation5",
+    "subscription_renewal_generation5",
+    "subscription_plan_change_generation5",
+    "subscription_outbound_cancel",
     # Since the portal-upgrade-on-session patch (3-D Secure on portal upgrades):
     "subscription_upgrade_authenticated",
     "subscription_upgrade_authentication_failed",

@@ -108,7 +108,7 @@ async def test_leap_february_upgrade_then_downgrade_at_period_end(billing: Billi
     await record_history(handle, "subscription_plan_change")
     # The run with the upgrade, the scheduled downgrade and the renewal applying it.
     await record_history(
-        await previous_run(billing.client, handle), "subscription_plan_change_generation4"
+        await previous_run(billing.client, handle), "subscription_plan_change_generation5"
     )
 
 

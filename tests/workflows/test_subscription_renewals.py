@@ -15,7 +15,7 @@ from tests.workflows.harness import (
     record_history,
 )
 from workflows import search_attributes as sa
-from workflows.subscription import CHANGE_VERSION, PATCH_GENERATION_4, SubscriptionWorkflow
+from workflows.subscription import CHANGE_VERSION, PATCH_GENERATION_5, SubscriptionWorkflow
 
 PRO_EUR = 2900
 DE_VAT_ON_PRO = 551  # 19 % of 29.00 EUR, half-up
@@ -60,7 +60,7 @@ async def test_a_year_of_monthly_renewals_keeps_the_ledger_balanced(billing: Bil
         # Ops see the new period (carried by continue-as-new, not upserted before it).
         shown = (await handle.describe()).typed_search_attributes
         assert (shown.get(sa.STATUS), shown.get(sa.PERIOD_END)) == ("active", period.end)
-        assert shown.get(CHANGE_VERSION) == [PATCH_GENERATION_4], "still names the version"
+        assert shown.get(CHANGE_VERSION) == [PATCH_GENERATION_5], "still names the version"
         now = balances(billing, customer_id)
         assert now["receivable"] == 0, "every renewal was charged and paid"
         assert now["revenue"] - before["revenue"] == -PRO_EUR * (n - 1)
@@ -82,13 +82,13 @@ async def test_a_year_of_monthly_renewals_keeps_the_ledger_balanced(billing: Bil
     await record_history(
         billing.client.get_workflow_handle(handle.id, run_id=first_run), "subscription_renewal"
     )
-    # Whole runs of this version: the first (generation-4 marker) and one continued as
+    # Whole runs of this version: the first (generation-5 marker) and one continued as
     # new (its generation carried in state, no marker).
     await record_history(
-        await first_run_of(billing.client, handle), "subscription_first_run_generation4"
+        await first_run_of(billing.client, handle), "subscription_first_run_generation5"
     )
     await record_history(
-        await previous_run(billing.client, handle), "subscription_renewal_generation4"
+        await previous_run(billing.client, handle), "subscription_renewal_generation5"
     )
 
 

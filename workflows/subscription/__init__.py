@@ -36,6 +36,7 @@ from workflows.subscription.generations import (
     PATCH_GENERATION_2,
     PATCH_GENERATION_3,
     PATCH_GENERATION_4,
+    PATCH_GENERATION_5,
 )
 from workflows.subscription.workflow import SubscriptionRunInput, SubscriptionWorkflow
 
@@ -45,6 +46,7 @@ __all__ = [
     "PATCH_GENERATION_2",
     "PATCH_GENERATION_3",
     "PATCH_GENERATION_4",
+    "PATCH_GENERATION_5",
     "SubscriptionRunInput",
     "SubscriptionWorkflow",
 ]

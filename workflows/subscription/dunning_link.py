@@ -22,6 +22,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, FailureError
 
+from workflows.subscription import outbound
 from workflows.subscription.generations import PATCH_DUNNING_CHILD
 from workflows.subscription.run import DB_TIMEOUT, GATEWAY_READ_TIMEOUT, RETRY, Run
 
@@ -100,6 +101,7 @@ async def hand_to_dunning(run: Run, unpaid: UnpaidInvoice) -> None:
     grace = unpaid.recorded_at + policy.grace_period
     state.grace_until = max(state.grace_until or grace, grace)
     state.last_event = f"invoice {unpaid.invoice_id} handed to dunning ({policy.key})"
+    outbound.dunning_event(run, "dunning.started", unpaid.invoice_id, policy=policy.key)
     run.publish_now()
 
 

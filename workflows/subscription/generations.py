@@ -24,6 +24,9 @@ Generations:
        (``billing.bill``): one activation and one marker fewer per renewal. Anything
        that attempt leaves undecided is finished by the steps of generation 3 (issue,
        then the charge activity), which find under their keys what it did.
+    5  the run emits outbound events (``outbound.py``): subscription and access
+       changes, payment failures and dunning runs, recorded in state with the change
+       and written to the outbox by an activity; access timers at each known change.
 
 A first run learns its generation from a patch marker (one per run: the newest it
 knows); a run continued as new reads it from the carried state, so it records no marker
@@ -62,10 +65,16 @@ PATCH_BASELINE = "baseline-2026-11"
 PATCH_GENERATION_2 = "generation-2"
 PATCH_GENERATION_3 = "generation-3"
 PATCH_GENERATION_4 = "generation-4"
+PATCH_GENERATION_5 = "generation-5"
 
-GENERATION = 4
+GENERATION = 5
 # The marker a first run of each generation records (TemporalChangeVersion shows it).
-GENERATION_MARKERS = {2: PATCH_GENERATION_2, 3: PATCH_GENERATION_3, 4: PATCH_GENERATION_4}
+GENERATION_MARKERS = {
+    2: PATCH_GENERATION_2,
+    3: PATCH_GENERATION_3,
+    4: PATCH_GENERATION_4,
+    5: PATCH_GENERATION_5,
+}
 CHANGE_VERSION = SearchAttributeKey.for_keyword_list("TemporalChangeVersion")
 
 
@@ -84,6 +93,8 @@ class Generation:
         them: the carried generation, else the newest patch marker this run has."""
         if carried is not None and carried.generation:
             return cls(carried.generation, marked=False)
+        if workflow.patched(PATCH_GENERATION_5):
+            return cls(5, marked=True)
         if workflow.patched(PATCH_GENERATION_4):
             return cls(4, marked=True)
         if workflow.patched(PATCH_GENERATION_3):
@@ -95,6 +106,11 @@ class Generation:
     @property
     def baseline(self) -> bool:
         return self.number >= 1
+
+    @property
+    def emits_events(self) -> bool:
+        """Generation 5 on: the run emits outbound events."""
+        return self.number >= 5
 
     def patched(self, patch_id: str) -> bool:
         """Whether a behaviour added by ``patch_id`` applies: always from the baseline

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 
-from workflows.subscription import authentication, dunning_link, payments
+from workflows.subscription import authentication, dunning_link, outbound, payments
 from workflows.subscription.generations import PATCH_ACTION_REQUIRED, PATCH_DUNNING_CHILD
 from workflows.subscription.run import Run
 
@@ -202,6 +202,9 @@ async def _record_unpaid(
     if run.patched(PATCH_DUNNING_CHILD):
         unpaid.first_decline = decline
     state.unpaid_invoices.append(unpaid)
+    outbound.payment_failed(
+        run, unpaid.invoice_id, unpaid.amount, unpaid.currency, unpaid.decline_reason or ""
+    )
     state.last_event = (
         f"invoice {invoice.number} unpaid ({unpaid.decline_family or '—'}/{unpaid.decline_reason})"
     )

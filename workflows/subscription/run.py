@@ -41,6 +41,10 @@ class Run:
         self.watchers: list[asyncio.Task[None]] = []
         self.live_children: set[str] = set()  # dunning children this run started
         self.continue_due = False  # a period boundary passed while children ran
+        # Decides the outbound events of a change (``outbound.observe``, generation 5
+        # on), and the instants its access timers are armed for.
+        self.on_change: Callable[[datetime], None] | None = None
+        self.access_timers: set[datetime] = set()
 
     def patched(self, patch_id: str) -> bool:
         return self.generation.patched(patch_id)
@@ -56,12 +60,19 @@ class Run:
         state.transitions.append(record)
         state.last_event = f"{record.from_status} → {record.to_status} ({trigger})"
         self.publisher.publish_now()
+        self.changed(at)
+
+    def changed(self, at: datetime | None = None) -> None:
+        """The subscription changed (at ``at``, default now): decide its events."""
+        if self.on_change is not None:
+            self.on_change(at or workflow.now())
 
     def publish(self, next_timer: str) -> None:
         self.publisher.publish(next_timer)
 
     def publish_now(self) -> None:
         self.publisher.publish_now()
+        self.changed()
 
     async def step(
         self, activity: Callable[[Any, _Param], Awaitable[_Result]], arg: _Param

@@ -172,6 +172,30 @@ class Notice:
     portal_path: str = "/portal"
 
 
+EventValue = str | int | bool | None
+
+
+@dataclass(frozen=True)
+class OutboundEvent:
+    """An event for the SaaS product, decided with the change it reports; ``key`` (the
+    subscription and the run's event count) makes the outbox keep it once."""
+
+    key: str
+    type: str
+    at: datetime
+    data: dict[str, EventValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ToldState:
+    """What the subscription's events have told the product so far."""
+
+    status: SubscriptionStatus
+    plan_id: str | None
+    cancel_at_period_end: bool
+    has_access: bool
+
+
 ActionStatus = Literal["waiting", "confirmed", "expired"]
 
 
@@ -314,6 +338,11 @@ class SubscriptionState:
     upgrade_authentication: UpgradeAuthentication | None = None
     # The infrastructure failure a charge is being retried through (the ops alert), if any.
     gateway_alert: str | None = None
+    # Outbound events decided but not yet in the outbox, how many were ever decided (the
+    # next key), and what they told the product (workflows/subscription/outbound.py).
+    outbound_pending: list[OutboundEvent] = field(default_factory=list)
+    outbound_count: int = 0
+    told: ToldState | None = None
 
     @classmethod
     def from_input(cls, start: SubscriptionInput) -> SubscriptionState:

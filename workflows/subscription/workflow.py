@@ -25,6 +25,7 @@ from workflows.subscription import (
     dunning_link,
     gateway_events,
     notices,
+    outbound,
     plan_change,
     renewal,
     upgrade_payment,
@@ -138,8 +139,13 @@ class SubscriptionWorkflow:
         run.publish("none: the subscription has ended")
         # A dunning run closes on its own (a cancellation stops it at the grace end, after
         # its invoice end action); the subscription's run ends after it.
+        # Its last events (subscription.canceled, access.revoked) reach the outbox first.
         await workflow.wait_condition(
-            lambda: workflow.all_handlers_finished() and not run.live_children
+            lambda: (
+                workflow.all_handlers_finished()
+                and not run.live_children
+                and not outbound.unrecorded(state)
+            )
         )
         return state
 
@@ -157,6 +163,9 @@ class SubscriptionWorkflow:
             run.watch(dunning_link.watch(run))
         if run.patched(PATCH_CUSTOMER_NOTICES):
             run.watch(notices.watch(run))
+        if run.generation.emits_events:
+            run.on_change = lambda at: outbound.observe(run, at)
+            run.watch(outbound.watch(run))
 
     async def _activated(self) -> bool:
         """An event-started workflow waits for its subscription; False when none came."""
@@ -195,7 +204,11 @@ class SubscriptionWorkflow:
                 return False
 
     def _ready_to_continue(self) -> bool:
-        return workflow.all_handlers_finished() and not notices.unsent(self._state)
+        return (
+            workflow.all_handlers_finished()
+            and not notices.unsent(self._state)
+            and not outbound.unrecorded(self._state)
+        )
 
     def _may_continue_as_new(self) -> bool:
         wanted = self._run.continue_due or workflow.info().is_continue_as_new_suggested()
@@ -230,6 +243,7 @@ class SubscriptionWorkflow:
         if not self._state.activated:
             self._state.activate(start)
             self._state.last_event = "subscription created"
+            self._run.changed()
 
     @activate.validator
     def _validate_activate(self, start: SubscriptionInput) -> None:
@@ -345,6 +359,14 @@ class SubscriptionWorkflow:
     def dunning_finished(self, result: DunningResult) -> None:
         """A dunning child's result; applied by ``dunning_link.watch``."""
         dunning_link.receive(self._state, result, workflow.now())
+        recovered = result.outcome == "recovered"
+        outbound.dunning_event(
+            self._run,
+            "dunning.recovered" if recovered else "dunning.ended",
+            result.invoice_id,
+            reason=result.reason,
+            attempts=result.attempts,
+        )
 
     @workflow.signal(name=disputes.DISPUTE_SIGNAL)
     async def dispute_update(self, notice: disputes.DisputeNotice) -> None:
