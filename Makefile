@@ -4,12 +4,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint typecheck unit install browser clean mutation
+.PHONY: dev test lint typecheck unit install browser clean mutation lock
 
-$(STAMP): pyproject.toml
+# Every install comes from a lock file with hashes: requirements/dev.lock here (runtime,
+# dev and local extras), requirements/runtime.lock in the Dockerfile. `make lock` writes
+# both from pyproject.toml, keeping the pins it can; `make lock LOCK_ARGS=--upgrade`
+# moves every pin to the newest allowed version.
+$(STAMP): pyproject.toml requirements/dev.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -50,5 +54,16 @@ $(MUTATION_STAMP): $(STAMP)
 mutation: $(MUTATION_STAMP)
 	nice -n 19 $(BIN)/python bench/mutation.py $(ARGS)
 
+LOCK_VENV := .venv-lock
+LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --all-build-deps --strip-extras \
+	--no-emit-index-url --no-emit-find-links $(LOCK_ARGS)
+
+lock:
+	@test -x $(LOCK_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_VENV) && \
+		$(LOCK_VENV)/bin/python -m pip install --quiet 'pip-tools==7.6.2'; }
+	$(LOCK_VENV)/bin/pip-compile $(LOCK_FLAGS) -o requirements/runtime.lock pyproject.toml
+	$(LOCK_VENV)/bin/pip-compile $(LOCK_FLAGS) --extra dev --extra local \
+		-c requirements/runtime.lock -o requirements/dev.lock pyproject.toml
+
 clean:
-	rm -rf $(VENV) .dunwell .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache
+	rm -rf $(VENV) $(LOCK_VENV) .dunwell .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache

@@ -5,7 +5,8 @@
 keys by role they hold (``api_keys``), the factories the worker and the API
 both build from settings (``components``), the Temporal client and payload converter
 (``temporal``, ``converter``), log redaction, and the local stack (``devstack``,
-``fake_gateway``, ``smtp_sink``, ``demo``).
+``fake_gateway``, ``smtp_sink``, ``demo``; ``local_stack`` says which packages of the
+``local`` extra they need, absent from a production install).
 
 May import every Dunwell package: it is the command that serves the API and runs the
 worker, and the only package besides the API itself that may import ``api``.

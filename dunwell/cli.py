@@ -174,8 +174,13 @@ def payload_key(
 def localstripe(host: str = "127.0.0.1", port: int = 8420) -> None:
     """Run localstripe, the fake Stripe API and Stripe.js (development and tests only)."""
     from dunwell.fake_gateway import serve
+    from dunwell.local_stack import LocalStackMissing
 
-    serve(port, host)
+    try:
+        serve(port, host)
+    except LocalStackMissing as err:
+        typer.echo(f"dunwell localstripe: {err}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command(
@@ -198,9 +203,14 @@ def smtp_sink(
     directory: Annotated[Path, typer.Option("--dir")] = Path(".dunwell/mail"),
 ) -> None:
     """Run a local SMTP server that keeps every message as a file (development only)."""
+    from dunwell.local_stack import LocalStackMissing
     from dunwell.smtp_sink import SmtpSink
 
-    sink = SmtpSink(directory, host, port)
+    try:
+        sink = SmtpSink(directory, host, port)
+    except LocalStackMissing as err:
+        typer.echo(f"dunwell smtp-sink: {err}", err=True)
+        raise typer.Exit(2) from None
     sink.start()
     typer.echo(f"SMTP sink on {host}:{port}, messages in {directory}")
     stop = threading.Event()

@@ -26,6 +26,7 @@ import httpx
 
 from dunwell.api_keys import Role
 from dunwell.codec import ensure_dev_keys
+from dunwell.local_stack import INSTALL_HINT, missing_local_packages
 from dunwell.settings import PLACEHOLDER_API_KEY, PLACEHOLDER_OPS_API_KEY, Settings
 from workflows import search_attributes
 
@@ -383,6 +384,14 @@ def seed_dev_registrations(database_url: str) -> list[str]:
 
 
 def run_dev(settings: Settings) -> int:
+    missing = missing_local_packages()
+    if missing:
+        print(
+            f"dunwell dev: {', '.join(missing)} not installed (a production install); "
+            f"{INSTALL_HINT}",
+            file=sys.stderr,
+        )
+        return 2
     stack = DevStack(settings)
     stopping = False
 

@@ -29,8 +29,11 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from dunwell.local_stack import require_local_stack
+
 
 def serve(port: int, host: str = "127.0.0.1") -> None:
+    require_local_stack("localstripe")
     from aiohttp import web
     from localstripe import resources, server
 

@@ -1,6 +1,8 @@
 """A local SMTP sink for development and tests: every message is kept as an .eml file.
 
-Production uses a real SMTP relay; nothing here is used there.
+Production uses a real SMTP relay; nothing here is used there. Reading the caught messages
+(the dev mail view) needs nothing more; serving needs ``aiosmtpd``, from the ``local`` extra,
+so it is imported only when a sink starts.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiosmtpd.controller import Controller
+from dunwell.local_stack import require_local_stack
 
 
 class FolderHandler:
@@ -39,6 +41,9 @@ class SmtpSink:
         self.directory = directory
         self.host = host
         self.port = port
+        require_local_stack("aiosmtpd")
+        from aiosmtpd.controller import Controller
+
         self._controller = Controller(FolderHandler(directory), hostname=host, port=port)
 
     def start(self) -> None:
