@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 
-from api.deps import EngineDep, SettingsDep, require_api_key
+from api.deps import EngineDep, SettingsDep, require_server_key
 from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
 from api.services.endpoints import check_endpoint_url
 from billing.outbound import EVENT_TYPES, RefusedUrl, UnknownEventType
@@ -25,7 +25,7 @@ from ledger.outbound import Endpoint, EndpointNotFound, endpoints
 router = APIRouter(
     prefix="/v1/webhook-endpoints",
     tags=["endpoints"],
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(require_server_key)],
     responses={
         **ERROR_RESPONSES,
         404: {"model": ErrorResponse, "description": "No such endpoint"},
@@ -33,6 +33,13 @@ router = APIRouter(
 )
 
 EndpointId = Annotated[str, Path(min_length=1, max_length=40)]
+# Writes take a server key; an ops key may read endpoints (api.deps).
+WRITE: dict[int | str, dict[str, Any]] = {
+    403: {
+        "model": ErrorResponse,
+        "description": "An ops key writing through the server API (server_key_required)",
+    }
+}
 
 
 class EndpointIn(BaseModel):
@@ -88,7 +95,7 @@ def _not_found(endpoint_id: str) -> ApiError:
     return ApiError(404, "endpoint_not_found", f"no endpoint {endpoint_id!r}")
 
 
-@router.post("", status_code=201, response_model=CreatedEndpointOut)
+@router.post("", status_code=201, response_model=CreatedEndpointOut, responses=WRITE)
 async def register_endpoint(
     body: EndpointIn, engine: EngineDep, settings: SettingsDep
 ) -> CreatedEndpointOut:
@@ -126,7 +133,7 @@ async def get_endpoint(endpoint_id: EndpointId, engine: EngineDep) -> EndpointOu
         raise _not_found(endpoint_id) from exc
 
 
-@router.post("/{endpoint_id}/rotate-secret", response_model=RotatedOut)
+@router.post("/{endpoint_id}/rotate-secret", response_model=RotatedOut, responses=WRITE)
 async def rotate_secret(endpoint_id: EndpointId, body: RotateIn, engine: EngineDep) -> RotatedOut:
     """A new secret; the previous one keeps signing until the overlap ends."""
     try:
@@ -154,7 +161,7 @@ async def _move(
     return _out(moved)
 
 
-@router.post("/{endpoint_id}/disable", response_model=EndpointOut)
+@router.post("/{endpoint_id}/disable", response_model=EndpointOut, responses=WRITE)
 async def disable_endpoint(
     endpoint_id: EndpointId, body: StatusIn, engine: EngineDep
 ) -> EndpointOut:
@@ -162,7 +169,7 @@ async def disable_endpoint(
     return await _move(engine, endpoint_id, "disabled", body.reason)
 
 
-@router.post("/{endpoint_id}/enable", response_model=EndpointOut)
+@router.post("/{endpoint_id}/enable", response_model=EndpointOut, responses=WRITE)
 async def enable_endpoint(
     endpoint_id: EndpointId, body: StatusIn, engine: EngineDep
 ) -> EndpointOut:

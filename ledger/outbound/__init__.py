@@ -1,6 +1,6 @@
 """Outbound events: the outbox written with each change (``outbox``), reading it back
 (``reads``), the endpoints that receive events and their signing secrets
-(``endpoints``), and the tables (``tables``, revision ``0014_outbound``).
+(``endpoints``), and the tables (``tables``, revision ``0015_outbound``).
 
 May import what the rest of ``ledger`` may: ``billing`` (pure) and SQLAlchemy.
 """

@@ -1,5 +1,5 @@
 """Outbound tables: endpoints and their secrets, the outbox of events, deliveries and
-their attempts. The schema is made by revision ``0014_outbound``.
+their attempts. The schema is made by revision ``0015_outbound``.
 
 - ``outbound_endpoints``: where the SaaS product receives events, the types it wants,
   and its state (``enabled``, ``disabled`` by ops, ``failing`` after deliveries were

@@ -14,7 +14,7 @@ from billing.outbound import RefusedUrl
 from dunwell.settings import Environment, Settings
 from ledger.db import make_engine
 from ledger.outbound import endpoints
-from tests.api.conftest import AUTH
+from tests.api.conftest import AUTH, OPS_AUTH
 
 BASE = "/v1/webhook-endpoints"
 BODY = {"url": "http://127.0.0.1:8765/hooks", "event_types": ["invoice.paid", "access.revoked"]}
@@ -118,6 +118,13 @@ async def test_unknown_endpoints_are_404(offline_api: httpx.AsyncClient) -> None
 async def test_the_api_key_is_required(offline_api: httpx.AsyncClient) -> None:
     assert (await offline_api.get(BASE)).status_code == 401
     assert (await offline_api.post(BASE, json=BODY)).status_code == 401
+    # An ops key reads endpoints but registers none (a server key's job).
+    assert (await offline_api.get(BASE, headers=OPS_AUTH)).status_code == 200
+    before = await listed(offline_api)
+    refused = await offline_api.post(BASE, json=BODY, headers=OPS_AUTH)
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "server_key_required"
+    assert await listed(offline_api) == before
 
 
 async def test_production_refuses_loopback_and_plain_http() -> None:

@@ -55,15 +55,21 @@ EXPECTED: dict[tuple[str, str], tuple[str, set[str]]] = {
         PORTAL,
         {"400", "401", "404", "409", "422", "502", "503"},
     ),
-    ("post", "/v1/webhook-endpoints"): (SERVER, {"401", "404", "422"}),
+    ("post", "/v1/webhook-endpoints"): (SERVER, {"401", "403", "404", "422"}),
     ("get", "/v1/webhook-endpoints"): (SERVER, {"401", "404", "422"}),
     ("get", "/v1/webhook-endpoints/{endpoint_id}"): (SERVER, {"401", "404", "422"}),
     ("post", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret"): (
         SERVER,
-        {"401", "404", "422"},
+        {"401", "403", "404", "422"},
     ),
-    ("post", "/v1/webhook-endpoints/{endpoint_id}/disable"): (SERVER, {"401", "404", "422"}),
-    ("post", "/v1/webhook-endpoints/{endpoint_id}/enable"): (SERVER, {"401", "404", "422"}),
+    ("post", "/v1/webhook-endpoints/{endpoint_id}/disable"): (
+        SERVER,
+        {"401", "403", "404", "422"},
+    ),
+    ("post", "/v1/webhook-endpoints/{endpoint_id}/enable"): (
+        SERVER,
+        {"401", "403", "404", "422"},
+    ),
     ("get", "/v1/portal/invoices"): (PORTAL, {"401", "422"}),
     ("get", "/v1/portal/credit-notes"): (PORTAL, {"401", "422"}),
 }

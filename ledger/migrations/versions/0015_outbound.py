@@ -1,7 +1,7 @@
 """Outbound events: endpoints and their secrets, the outbox, deliveries and attempts.
 
-Revision ID: 0014_outbound
-Revises: 0013_nexus_alerts
+Revision ID: 0015_outbound
+Revises: 0014_audit_log
 Create Date: 2026-12-08
 
 Tables described in ``ledger.outbound.tables``. An event and its deliveries are written
@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0014_outbound"
-down_revision: str | Sequence[str] | None = "0013_nexus_alerts"
+revision: str = "0015_outbound"
+down_revision: str | Sequence[str] | None = "0014_audit_log"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
