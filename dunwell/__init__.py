@@ -9,5 +9,7 @@ both build from settings (``components``), the Temporal client and payload conve
 ``local`` extra they need, absent from a production install).
 
 May import every Dunwell package: it is the command that serves the API and runs the
-worker, and the only package besides the API itself that may import ``api``.
+worker, and the only package besides the API itself that may import ``api``. The
+exception is ``dunwell.client``, the typed client a SaaS backend installs: it imports
+httpx, pydantic, standardwebhooks and the standard library only (its own docstring).
 """
