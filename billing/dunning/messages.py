@@ -100,6 +100,7 @@ def planned_notifications(
             add(NotificationKind.RETRY_REMINDER, reminder, attempts + 1, message)
         is_last = (
             decision.reason not in IMMEDIATE_TRIGGERS
+            and not state.outage_budget_left  # an outage retry leaves the others
             and state.scheduled_retries + 1 >= policy.max_retries
         )
         if is_last:

@@ -66,6 +66,19 @@ class Policy:
     revoke_access: RevokeAccess
     reminder_before_retry_hours: int
     final_notice_before_end_hours: int
+    # Since standard@v3 (the defaults keep every earlier version's behaviour):
+    # a hard decline blocks the card and the run waits for a new one until the window ends
+    hard_decline_waits_for_new_card: bool = False
+    # issuer-outage retries (issuer unavailable, processing error) spend their own budget,
+    # spaced first_delay, 2x, 4x ... up to max_delay, not the scheduled retries (0: they
+    # spend scheduled retries, 1-3 h apart)
+    outage_budget: int = 0
+    outage_first_delay_minutes: int = 0
+    outage_max_delay_minutes: int = 0
+    # background retries (scheduled, outage, card updater) only in the customer's local
+    # [start, end) hours; None: at any hour
+    daytime_start_hour: int | None = None
+    daytime_end_hour: int | None = None
 
     @property
     def window(self) -> timedelta:
@@ -90,6 +103,7 @@ class _Assignment:
     segment: str
     policy_id: str
     version: int
+    generation: int = 1  # assignments a run of this generation or later uses
 
     def specificity(self, plan_id: str, segment: str) -> int | None:
         if self.plan_id not in ("*", plan_id) or self.segment not in ("*", segment):
@@ -119,6 +133,20 @@ def _check(policy: Policy) -> None:
         raise ValueError(f"policy {policy.key}: local morning hours are invalid")
     if any(not 1 <= day <= 28 for day in policy.pay_days_of_month):
         raise ValueError(f"policy {policy.key}: pay days must be 1..28")
+    if policy.outage_budget < 0 or (
+        policy.outage_budget
+        and not 0 < policy.outage_first_delay_minutes <= policy.outage_max_delay_minutes
+    ):
+        raise ValueError(f"policy {policy.key}: outage budget spacing is invalid")
+    daytime = (policy.daytime_start_hour, policy.daytime_end_hour)
+    if daytime != (None, None) and not (
+        daytime[0] is not None and daytime[1] is not None and 0 <= daytime[0] < daytime[1] <= 24
+    ):
+        raise ValueError(f"policy {policy.key}: daytime hours are invalid")
+    if policy.daytime_start_hour is not None and policy.daytime_end_hour is not None:
+        inside = policy.daytime_start_hour <= policy.local_morning_start_hour
+        if not (inside and policy.local_morning_end_hour <= policy.daytime_end_hour):
+            raise ValueError(f"policy {policy.key}: the local morning must lie in the daytime")
 
 
 DEFAULT_SEGMENT = "default"
@@ -158,17 +186,27 @@ def load_policy(policy_id: str, version: int) -> Policy:
         raise UnknownPolicyError(f"no policy {policy_id}@v{version}") from None
 
 
-def policy_for(plan_id: str, segment: str) -> Policy:
+def assignment_generation() -> int:
+    """The newest generation of assignments (what a new subscription run uses)."""
+    return max(a.generation for a in _catalog()[1])
+
+
+def policy_for(plan_id: str, segment: str, generation: int | None = None) -> Policy:
     """The policy a new dunning run for this plan and customer segment starts with.
 
     The most specific assignment wins: plan and segment, then plan, then segment, then
-    the default (``*``/``*``).
+    the default (``*``/``*``); for each, the newest generation not after ``generation``
+    (default: the newest), so a workflow started before a generation keeps its policies.
     """
-    best: tuple[int, _Assignment] | None = None
+    newest = assignment_generation() if generation is None else generation
+    best: tuple[tuple[int, int], _Assignment] | None = None
     for assignment in _catalog()[1]:
         score = assignment.specificity(plan_id, segment)
-        if score is not None and (best is None or score > best[0]):
-            best = (score, assignment)
+        if score is None or assignment.generation > newest:
+            continue
+        rank = (score, assignment.generation)
+        if best is None or rank > best[0]:
+            best = (rank, assignment)
     if best is None:
         raise UnknownPolicyError(f"no policy assigned for plan {plan_id!r}, segment {segment!r}")
     return load_policy(best[1].policy_id, best[1].version)

@@ -15,6 +15,16 @@ Rules it keeps, in order of precedence:
    yields exactly one retry (right away, or at the first instant the network allows),
    up to ``max_immediate_retries`` per invoice; they do not use up scheduled retries.
 
+Since ``standard@v3`` (policy fields; earlier versions keep their behaviour):
+
+5. A hard decline blocks the card, not the run: the run waits for a new payment method
+   or a card-updater event until the window ends (``hard_decline_waits_for_new_card``).
+6. Issuer-outage declines (family ``gateway_unavailable``) spend ``outage_budget``
+   retries spaced with a widening delay; they never use up scheduled retries.
+7. Background retries (scheduled, outage, card updater) happen in the customer's local
+   daytime (``daytime_start_hour``..``daytime_end_hour``), moved to the next allowed
+   instant with jitter; a new card from the customer and an ops retry run at once.
+
 The workflow feeds one event at a time. Events that arrive while a charge is in flight
 may be fed at once: the answer is ``AwaitingOutcome`` (or ``Paused``), a card update is
 remembered and its one retry follows the outcome. Network caps are counted over the
@@ -63,6 +73,7 @@ from billing.dunning.network_rules import (
 )
 from billing.dunning.policy import EndAction, InvoiceEndAction, RevokeAccess
 from billing.dunning.state import (
+    BACKGROUND_TRIGGERS,
     IMMEDIATE_TRIGGERS,
     Attempt,
     DunningState,
@@ -70,12 +81,24 @@ from billing.dunning.state import (
     Phase,
     Trigger,
 )
-from billing.dunning.timing import backoff_delay, lean_to_pay_date, outage_delay, split_rand
+from billing.dunning.timing import (
+    backoff_delay,
+    has_daytime,
+    last_daytime,
+    lean_to_pay_date,
+    next_daytime,
+    outage_delay,
+    outage_spacing,
+    split_rand,
+    third_rand,
+)
 
 Step = tuple[DunningState, Decision]
 
 CANCELLED = "customer_cancelled"
 OPS_PAUSE = "ops_pause"
+HARD_DECLINE = "hard_decline"
+ISSUER_OUTAGE = "issuer_outage"
 
 
 def decide(state: DunningState | None, event: DunningEvent, now: datetime, rand: float) -> Step:
@@ -95,11 +118,11 @@ def decide(state: DunningState | None, event: DunningEvent, now: datetime, rand:
         case AttemptFailed():
             return _failed(state, event, now, rand)
         case PaymentMethodUpdated():
-            return _card_event(state, event.card, Trigger.PAYMENT_METHOD_UPDATED, now)
+            return _card_event(state, event.card, Trigger.PAYMENT_METHOD_UPDATED, now, rand)
         case CardUpdaterEvent():
-            return _card_event(state, event.card or state.card, Trigger.CARD_UPDATER, now)
+            return _card_event(state, event.card or state.card, Trigger.CARD_UPDATER, now, rand)
         case OpsRetryNow():
-            return _ops_retry(state, now)
+            return _ops_retry(state, now, rand)
         case CustomerCancelled():
             return _cancelled(state, event, now)
         case CancellationUndone():
@@ -111,7 +134,7 @@ def decide(state: DunningState | None, event: DunningEvent, now: datetime, rand:
         case OpsEnd():
             return _stop(state, now, "ops_ended", event.action, event.invoice_action)
         case TimerFired():
-            return _timer(state, now)
+            return _timer(state, now, rand)
     raise TypeError(f"unknown dunning event {event!r}")
 
 
@@ -223,13 +246,15 @@ def _plan(state: DunningState, now: datetime, rand: float) -> Step:
     if state.owed_immediate is not None:
         trigger = state.owed_immediate
         state = replace(state, owed_immediate=None)
-        step = _try_immediate(state, now, trigger)
+        step = _try_immediate(state, now, trigger, rand)
         if step is not None:
             return step
     if now > state.window_end:
         return _stop(state, now, "window_elapsed")
     if state.card.fingerprint in state.blocked_cards:
-        return _stop(state, now, "hard_decline")
+        if state.policy.hard_decline_waits_for_new_card:
+            return _wait(state, now, HARD_DECLINE)
+        return _stop(state, now, HARD_DECLINE)
     if state.last_family in (DeclineFamily.FIX_DATA, DeclineFamily.AUTHENTICATION_REQUIRED):
         assert state.last_family is not None
         return _wait(state, now, state.last_family.value)
@@ -260,41 +285,67 @@ def _network_earliest(state: DunningState, card: CardRef, not_before: datetime) 
 
 def _schedule(state: DunningState, now: datetime, rand: float) -> Step:
     policy = state.policy
-    if state.scheduled_retries >= policy.max_retries:
+    outage = state.outage_budget_left
+    if not outage and state.scheduled_retries >= policy.max_retries:
         return _stop(state, now, "retries_exhausted")
     jitter_rand, minute_rand = split_rand(rand)
     last_at = _last_attempt_at(state) or now
     lower = max(now, last_at + timedelta(minutes=policy.min_gap_minutes))
     earliest = _network_earliest(state, state.card, lower)
     if earliest is None:
-        return _stop(state, now, "hard_decline")
+        return _stop(state, now, HARD_DECLINE)
     if earliest > state.window_end:
         return _stop(state, now, "network_cap" if earliest > lower else "window_elapsed")
-    if state.last_family is DeclineFamily.GATEWAY_UNAVAILABLE:
-        target, reason = last_at + outage_delay(policy, jitter_rand), "issuer_outage"
+    if outage:
+        delay = outage_spacing(policy, state.outage_retries, jitter_rand)
+        target, reason = last_at + delay, ISSUER_OUTAGE
+    elif state.last_family is DeclineFamily.GATEWAY_UNAVAILABLE:
+        target, reason = last_at + outage_delay(policy, jitter_rand), ISSUER_OUTAGE
     else:
         delay = backoff_delay(policy, state.scheduled_retries, jitter_rand)
         target, reason = last_at + delay, "backoff"
     if target < earliest:
-        target, reason = earliest, ("network_delay" if earliest > lower else reason)
+        pushed = earliest > lower and not outage
+        target, reason = earliest, ("network_delay" if pushed else reason)
     if state.last_reason == "insufficient_funds":
         target, reason = lean_to_pay_date(
             policy, target, earliest, state.window_end, state.utc_offset_minutes, minute_rand
         )
+    target = _in_daytime(state, target, rand)
     if target > state.window_end:
-        target, reason = state.window_end, "window_end"
+        target, reason = _last_chance(state), "window_end"
+        if target < earliest:
+            return _stop(state, now, "window_elapsed")
     state = replace(state, phase=Phase.SCHEDULED, due_at=target, due_reason=reason)
     return standing(state)
 
 
-def _try_immediate(state: DunningState, now: datetime, trigger: Trigger) -> Step | None:
-    """One retry for one event, as soon as the network allows; None when not possible."""
+def _in_daytime(state: DunningState, instant: datetime, rand: float) -> datetime:
+    return next_daytime(state.policy, instant, state.utc_offset_minutes, third_rand(rand))
+
+
+def _last_chance(state: DunningState) -> datetime:
+    """The last instant a background retry may happen: the window's end, in daytime."""
+    return last_daytime(state.policy, state.window_end, state.utc_offset_minutes)
+
+
+def _try_immediate(
+    state: DunningState, now: datetime, trigger: Trigger, rand: float
+) -> Step | None:
+    """One retry for one event, as soon as the network allows (and, for a background
+    trigger, the daytime window); None when not possible."""
     if state.immediate_retries >= state.policy.max_immediate_retries:
         return None
     lower = max(now, _last_attempt_at(state) or now)
     earliest = _network_earliest(state, state.card, lower)
     if earliest is None or earliest > state.window_end:
         return None
+    if trigger in BACKGROUND_TRIGGERS and has_daytime(state.policy):
+        earliest = _in_daytime(state, earliest, rand)
+        if earliest > state.window_end:
+            earliest = _last_chance(state)
+            if earliest < lower:
+                return None
     state = replace(state, immediate_retries=state.immediate_retries + 1)
     if earliest <= now:
         return _attempt_now(state, trigger)
@@ -314,21 +365,23 @@ def _attempt_now(state: DunningState, trigger: Trigger) -> Step:
     return state, RetryNow(trigger.value)
 
 
-def _card_event(state: DunningState, card: CardRef, trigger: Trigger, now: datetime) -> Step:
+def _card_event(
+    state: DunningState, card: CardRef, trigger: Trigger, now: datetime, rand: float
+) -> Step:
     state = replace(state, card=card)
     if state.cancelled_at is not None:
         return standing(state)
     if state.in_flight is not None or state.paused_by_ops:
         return standing(replace(state, owed_immediate=trigger))
-    return _try_immediate(state, now, trigger) or standing(state)
+    return _try_immediate(state, now, trigger, rand) or standing(state)
 
 
-def _ops_retry(state: DunningState, now: datetime) -> Step:
+def _ops_retry(state: DunningState, now: datetime, rand: float) -> Step:
     if state.cancelled_at is not None or state.paused_by_ops or state.in_flight is not None:
         return standing(state)
     if now > state.window_end or state.card.fingerprint in state.blocked_cards:
         return standing(state)
-    return _try_immediate(state, now, Trigger.OPS) or standing(state)
+    return _try_immediate(state, now, Trigger.OPS, rand) or standing(state)
 
 
 def _cancelled(state: DunningState, event: CustomerCancelled, now: datetime) -> Step:
@@ -381,11 +434,12 @@ def _resume(state: DunningState, now: datetime, rand: float) -> Step:
     return _plan(state, now, rand)
 
 
-def _timer(state: DunningState, now: datetime) -> Step:
+def _timer(state: DunningState, now: datetime, rand: float) -> Step:
     if state.due_at is None or now < state.due_at or state.in_flight is not None:
         return standing(state)
     if state.phase is Phase.WAITING_FOR_CUSTOMER:
-        return _stop(state, now, "customer_did_not_act")
+        reason = HARD_DECLINE if state.due_reason == HARD_DECLINE else "customer_did_not_act"
+        return _stop(state, now, reason)
     if state.phase is Phase.PAUSED:
         return _stop_cancelled(state, now) if state.cancelled_at is not None else standing(state)
     if state.phase is not Phase.SCHEDULED:
@@ -393,18 +447,23 @@ def _timer(state: DunningState, now: datetime) -> Step:
     if now > state.window_end:
         return _stop(state, now, "window_elapsed")
     immediate = next((t for t in IMMEDIATE_TRIGGERS if t.value == state.due_reason), None)
-    trigger = immediate or Trigger.SCHEDULED
-    if not immediate and state.scheduled_retries >= state.policy.max_retries:
+    outage = immediate is None and state.due_reason == ISSUER_OUTAGE and state.outage_budget_left
+    trigger = immediate or (Trigger.OUTAGE if outage else Trigger.SCHEDULED)
+    if trigger is Trigger.SCHEDULED and state.scheduled_retries >= state.policy.max_retries:
         return _stop(state, now, "retries_exhausted")
     earliest = _network_earliest(state, state.card, max(now, _last_attempt_at(state) or now))
     if earliest is None:
-        return _stop(state, now, "hard_decline")
+        return _stop(state, now, HARD_DECLINE)
     if earliest > now:
+        if trigger in BACKGROUND_TRIGGERS:
+            earliest = _in_daytime(state, earliest, rand)
         if earliest > state.window_end:
             return _stop(state, now, "network_cap")
         return standing(replace(state, due_at=earliest))
-    if not immediate:
+    if trigger is Trigger.SCHEDULED:
         state = replace(state, scheduled_retries=state.scheduled_retries + 1)
+    elif trigger is Trigger.OUTAGE:
+        state = replace(state, outage_retries=state.outage_retries + 1)
     return _attempt_now(state, trigger)
 
 

@@ -30,10 +30,14 @@ class Trigger(StrEnum):
     PAYMENT_METHOD_UPDATED = "payment_method_updated"
     CARD_UPDATER = "card_updater"
     OPS = "ops_retry"
+    OUTAGE = "outage_retry"  # under a policy's outage budget: not a scheduled retry
     OUTSIDE = "outside_dunning"  # an outcome reported with no charge decided (e.g. on-session)
 
 
 IMMEDIATE_TRIGGERS = frozenset({Trigger.PAYMENT_METHOD_UPDATED, Trigger.CARD_UPDATER, Trigger.OPS})
+# Retries nobody asked for in person: they keep to the policy's daytime window. A new card
+# in the portal and an ops retry run at once.
+BACKGROUND_TRIGGERS = frozenset({Trigger.SCHEDULED, Trigger.OUTAGE, Trigger.CARD_UPDATER})
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class DunningState:
     attempts: tuple[Attempt, ...] = ()
     scheduled_retries: int = 0
     immediate_retries: int = 0
+    outage_retries: int = 0  # spent from the policy's outage budget
     due_at: datetime | None = None  # the timer the workflow keeps
     due_reason: str | None = None  # RetryAt / WaitForCustomer / Paused reason
     in_flight: Trigger | None = None
@@ -103,6 +108,14 @@ class DunningState:
     @property
     def finished(self) -> bool:
         return self.phase in (Phase.RECOVERED, Phase.STOPPED)
+
+    @property
+    def outage_budget_left(self) -> bool:
+        """The last decline was an issuer outage and the policy's outage budget has room."""
+        return (
+            self.last_family is DeclineFamily.GATEWAY_UNAVAILABLE
+            and self.outage_retries < self.policy.outage_budget
+        )
 
     def attempts_on(self, card: CardRef) -> tuple[Attempt, ...]:
         return tuple(a for a in self.attempts if a.card.fingerprint == card.fingerprint)

@@ -115,3 +115,79 @@ def lean_to_pay_date(
     if morning <= upper:
         return morning, "local_morning"
     return max(target, lower), "backoff"
+
+
+def outage_spacing(policy: Policy, outage_retry_index: int, jitter_rand: float) -> timedelta:
+    """Delay before issuer-outage retry number ``outage_retry_index`` (0-based) under an
+    outage budget: first delay, doubling, capped, jittered by up to ``jitter_percent``
+    either way. Widening keeps a long outage at a few attempts a day."""
+    base = policy.outage_first_delay_minutes * 2.0 ** min(outage_retry_index, 16)
+    base = min(base, float(policy.outage_max_delay_minutes))
+    factor = 1.0 + (policy.jitter_percent / 100.0) * (2.0 * jitter_rand - 1.0)
+    return timedelta(minutes=round(base * factor))
+
+
+# Jitter for a retry moved to the start of the daytime: spread over its first hours, so
+# retries moved out of the night do not all arrive at 08:00 sharp.
+_DAYTIME_JITTER_MINUTES = 180
+
+
+def has_daytime(policy: Policy) -> bool:
+    return policy.daytime_start_hour is not None and policy.daytime_end_hour is not None
+
+
+def in_daytime(policy: Policy, instant: datetime, utc_offset_minutes: int) -> bool:
+    """True when the policy has no daytime window or ``instant`` is inside it."""
+    if policy.daytime_start_hour is None or policy.daytime_end_hour is None:
+        return True
+    local = instant + timedelta(minutes=utc_offset_minutes)
+    minute = local.hour * 60 + local.minute
+    return policy.daytime_start_hour * 60 <= minute < policy.daytime_end_hour * 60
+
+
+def next_daytime(
+    policy: Policy, not_before: datetime, utc_offset_minutes: int, minute_rand: float
+) -> datetime:
+    """``not_before`` if it is in the customer's local daytime, otherwise a jittered
+    instant early in the next daytime."""
+    start, end = policy.daytime_start_hour, policy.daytime_end_hour
+    if start is None or end is None or in_daytime(policy, not_before, utc_offset_minutes):
+        return not_before
+    offset = timedelta(minutes=utc_offset_minutes)
+    span = min(_DAYTIME_JITTER_MINUTES, (end - start) * 60)
+    minute = min(int(span * minute_rand), span - 1)
+    local_day = (not_before + offset).date()
+    for days in range(2):
+        day = local_day + timedelta(days=days)
+        candidate = (
+            datetime(day.year, day.month, day.day, tzinfo=UTC)
+            + timedelta(hours=start, minutes=minute)
+            - offset
+        )
+        if candidate >= not_before:
+            return candidate
+    raise AssertionError("a daytime starts within two days")  # pragma: no cover
+
+
+def last_daytime(policy: Policy, not_after: datetime, utc_offset_minutes: int) -> datetime:
+    """The latest instant not after ``not_after`` that is in the customer's daytime."""
+    start, end = policy.daytime_start_hour, policy.daytime_end_hour
+    if start is None or end is None or in_daytime(policy, not_after, utc_offset_minutes):
+        return not_after
+    offset = timedelta(minutes=utc_offset_minutes)
+    local_day = (not_after + offset).date()
+    for days in range(2):
+        day = local_day - timedelta(days=days)
+        candidate = (
+            datetime(day.year, day.month, day.day, tzinfo=UTC)
+            + timedelta(hours=end, minutes=-1)
+            - offset
+        )
+        if candidate <= not_after:
+            return candidate
+    raise AssertionError("a daytime ended within two days")  # pragma: no cover
+
+
+def third_rand(rand: float) -> float:
+    """A third value in [0, 1) from the caller's one (the daytime jitter)."""
+    return (rand * 104729.0) % 1.0

@@ -36,7 +36,6 @@ from billing.dunning import (
     WaitForCustomer,
     decide,
     load_policy,
-    policy_for,
 )
 
 VISA = CardRef("fp_visa", "visa")
@@ -225,7 +224,7 @@ def test_hard_declines_stop_with_the_policy_end_actions_and_never_retry(
 
 def test_a_policy_that_revokes_at_the_end_action_revokes_at_once() -> None:
     at = datetime(2026, 1, 5, 16, 0, tzinfo=UTC)
-    policy = policy_for("starter_monthly", "smb")
+    policy = load_policy("self_serve_short", 1)
     _, decision = start(fail_with("fraudulent"), at, policy=policy)
     assert decision == Stop(
         EndAction.MARK_UNPAID, InvoiceEndAction.MARK_UNCOLLECTIBLE, "hard_decline", at
@@ -329,7 +328,7 @@ def test_mastercard_retry_after_advice_sets_the_earliest_next_attempt(
 
 def test_advice_beyond_the_window_ends_dunning_on_the_network_cap() -> None:
     at = datetime(2026, 1, 5, 16, 0, tzinfo=UTC)
-    short = policy_for("starter_monthly", "smb")  # 7-day window
+    short = load_policy("self_serve_short", 1)  # 7-day window
     _, decision = start(
         fail_with("do_not_honor", network_advice_code="29"), at, card=MASTERCARD, policy=short
     )

@@ -32,11 +32,18 @@ VISA = CardRef("fp_visa", "visa")
 
 
 def test_lookup_prefers_the_most_specific_assignment() -> None:
-    assert policy_for("pro_monthly", "smb").key == "standard@v2"
-    assert policy_for("pro_monthly", "enterprise").key == "enterprise@v1"
-    assert policy_for("starter_monthly", "smb").key == "self_serve_short@v1"
+    assert policy_for("pro_monthly", "smb").key == "standard@v3"
+    assert policy_for("pro_monthly", "enterprise").key == "enterprise@v2"
+    assert policy_for("starter_monthly", "smb").key == "self_serve_short@v2"
     # plan beats segment
-    assert policy_for("starter_monthly", "enterprise").key == "self_serve_short@v1"
+    assert policy_for("starter_monthly", "enterprise").key == "self_serve_short@v2"
+
+
+def test_a_run_of_an_older_generation_keeps_the_policies_it_knew() -> None:
+    assert policy_for("pro_monthly", "smb", generation=1).key == "standard@v2"
+    assert policy_for("pro_monthly", "enterprise", generation=1).key == "enterprise@v1"
+    assert policy_for("starter_monthly", "enterprise", generation=1).key == "self_serve_short@v1"
+    assert policy_for("pro_monthly", "smb", generation=2).key == "standard@v3"
 
 
 def test_every_published_version_stays_loadable() -> None:

@@ -159,7 +159,9 @@ def test_attempts_stay_inside_the_policy_window_and_counts(script) -> None:
     assert reasons.count("scheduled_retry") <= policy.max_retries
     immediate = [r for r in reasons if r in IMMEDIATE]
     assert len(immediate) <= min(run.card_events, policy.max_immediate_retries)
-    assert set(reasons) <= IMMEDIATE | {"scheduled_retry"}
+    assert set(reasons) <= IMMEDIATE | {"scheduled_retry", "outage_retry"}
+    assert reasons.count("outage_retry") <= policy.outage_budget
+    assert run.states[-1].outage_retries == reasons.count("outage_retry")
     assert run.states[-1].scheduled_retries == reasons.count("scheduled_retry")
 
 

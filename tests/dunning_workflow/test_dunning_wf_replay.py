@@ -25,6 +25,7 @@ EXPECTED = {
     "dunning_new_card",
     "dunning_child_reports_to_parent",  # since the dunning-result-to-parent patch
     "dunning_cancel_undone",  # the parent's undo-resumes-dunning signal
+    "dunning_v3_hard_decline_new_card",  # standard@v3: the run outlives a hard decline
 }
 
 

@@ -28,7 +28,7 @@ from workflows.subscription import SubscriptionWorkflow
 from workflows.subscription.state import SetPaymentMethodRequest, SubscriptionState
 
 # Plans other than starter_monthly get the default assignment (billing/dunning/data).
-STANDARD = load_policy("standard", 2)
+STANDARD = load_policy("standard", 3)  # new hand-overs: the generation-2 assignments
 
 
 def dunning_charges(billing: Billing, invoice_id: str) -> list[tuple[str, str]]:
@@ -205,7 +205,7 @@ async def test_undoing_a_cancellation_resumes_dunning_where_it_paused(billing: B
 
 async def test_the_customer_segment_picks_the_dunning_policy(billing: Billing) -> None:
     _handle, state, view = await in_dunning(billing, segment="enterprise")
-    enterprise = load_policy("enterprise", 1)
+    enterprise = load_policy("enterprise", 2)
     assert state.customer is not None and state.customer.segment == "enterprise"
     assert view.state.policy_key == enterprise.key != STANDARD.key
     (unpaid,) = state.unpaid_invoices

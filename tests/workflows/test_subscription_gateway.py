@@ -187,7 +187,7 @@ async def renewal_needing(
     return latest, past_due, boundary
 
 
-async def test_card_updater_updates_details_and_retries_at_once(billing: Billing) -> None:
+async def test_card_updater_updates_details_and_retries_once_in_daytime(billing: Billing) -> None:
     handle, past_due, boundary = await renewal_needing(billing, FAILS_WHEN_CHARGED)
     (unpaid,) = past_due.unpaid_invoices
     assert past_due.payment_method is not None and past_due.payment_method.last4 == "0341"
@@ -210,6 +210,12 @@ async def test_card_updater_updates_details_and_retries_at_once(billing: Billing
         boundary,
     )
     await handle.signal(SubscriptionWorkflow.gateway_event, event)
+    # standard@v3: an updater retry waits for the customer's local daytime (08:00-20:00),
+    # at most a night and its jitter away.
+    await eventually(
+        handle, lambda s: s.payment_method is not None and s.payment_method.id == refreshed
+    )
+    await billing.sleep_until(await billing.env.get_current_time() + timedelta(hours=16))
     recovered = await eventually(handle, lambda s: s.status is SubscriptionStatus.ACTIVE)
     card = recovered.payment_method
     assert card is not None

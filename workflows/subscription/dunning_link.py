@@ -23,7 +23,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, FailureError
 
 from workflows.subscription import outbound
-from workflows.subscription.generations import PATCH_DUNNING_CHILD
+from workflows.subscription.generations import PATCH_DUNNING_CHILD, PATCH_DUNNING_POLICY_V3
 from workflows.subscription.run import DB_TIMEOUT, GATEWAY_READ_TIMEOUT, RETRY, Run
 
 with workflow.unsafe.imports_passed_through():
@@ -59,7 +59,10 @@ async def hand_to_dunning(run: Run, unpaid: UnpaidInvoice) -> None:
     if not state.payment_method_id:
         state.last_event = f"invoice {unpaid.invoice_id} waits for a payment method"
         return
-    policy = policy_for(state.plan_id, state.customer.segment)
+    # Runs that handed invoices to dunning before the v3 policies keep assigning the
+    # policies they knew (a marker per hand-over, so their histories replay as recorded).
+    assignments = 2 if workflow.patched(PATCH_DUNNING_POLICY_V3) else 1
+    policy = policy_for(state.plan_id, state.customer.segment, assignments)
     card = await card_ref(run, state.payment_method_id)
     offset = await workflow.execute_activity_method(
         DunningActivities.utc_offset_minutes,

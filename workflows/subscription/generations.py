@@ -61,6 +61,10 @@ PATCH_GATEWAY_OUTAGE = "gateway-outage-retry"
 # the PaymentIntent matches the invoice (gateway_events.verify); checked with
 # workflow.patched() itself, so only runs that received such an event record it.
 PATCH_VERIFY_PAYMENTS = "verify-payment-events"
+# New dunning runs get the generation-2 policy assignments (standard@v3: a hard decline
+# waits for a new card, outage budget, daytime retries). Checked with workflow.patched()
+# itself, at each hand-over to dunning.
+PATCH_DUNNING_POLICY_V3 = "dunning-policy-v3"
 PATCH_BASELINE = "baseline-2026-11"
 PATCH_GENERATION_2 = "generation-2"
 PATCH_GENERATION_3 = "generation-3"
