@@ -16,6 +16,7 @@ from billing.dunning.decisions import (
 )
 from billing.dunning.events import (
     AttemptFailed,
+    AttemptRefused,
     AttemptSucceeded,
     CancellationUndone,
     CardRef,
@@ -55,6 +56,7 @@ __all__ = [
     "DEFAULT_SEGMENT",
     "Attempt",
     "AttemptFailed",
+    "AttemptRefused",
     "AttemptSucceeded",
     "AwaitingOutcome",
     "CancellationUndone",

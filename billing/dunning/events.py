@@ -51,6 +51,18 @@ class AttemptSucceeded:
 
 
 @dataclass(frozen=True)
+class AttemptRefused:
+    """The card's attempt ledger refused the charge before it reached the gateway: not an
+    attempt. ``not_before`` None: the card is blocked (a hard decline on any invoice);
+    else the network caps, counted over every invoice on the card, allow the next attempt
+    only then (another run took the last one)."""
+
+    at: datetime
+    not_before: datetime | None = None
+    kind: Literal["attempt_refused"] = "attempt_refused"
+
+
+@dataclass(frozen=True)
 class PaymentMethodUpdated:
     """The customer attached a new default payment method: one immediate retry."""
 
@@ -124,6 +136,7 @@ DunningEvent = (
     Started
     | AttemptFailed
     | AttemptSucceeded
+    | AttemptRefused
     | PaymentMethodUpdated
     | CardUpdaterEvent
     | CustomerCancelled

@@ -27,9 +27,10 @@ Since ``standard@v3`` (policy fields; earlier versions keep their behaviour):
 
 The workflow feeds one event at a time. Events that arrive while a charge is in flight
 may be fed at once: the answer is ``AwaitingOutcome`` (or ``Paused``), a card update is
-remembered and its one retry follows the outcome. Network caps are counted over the
-attempts this state has seen (one invoice); the card's attempts for other invoices are
-not visible here.
+remembered and its one retry follows the outcome. Network caps are counted here over the
+attempts this state has seen (one invoice); the card's attempts for every invoice are
+checked by the card's attempt ledger before each charge, and a refusal comes back as
+``AttemptRefused`` (not an attempt: the retry it spent is given back).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from billing.dunning.decisions import (
 )
 from billing.dunning.events import (
     AttemptFailed,
+    AttemptRefused,
     AttemptSucceeded,
     CancellationUndone,
     CardRef,
@@ -98,6 +100,7 @@ Step = tuple[DunningState, Decision]
 CANCELLED = "customer_cancelled"
 OPS_PAUSE = "ops_pause"
 HARD_DECLINE = "hard_decline"
+NETWORK_CAP = "network_cap"
 ISSUER_OUTAGE = "issuer_outage"
 
 
@@ -117,6 +120,8 @@ def decide(state: DunningState | None, event: DunningEvent, now: datetime, rand:
             return _succeeded(state, event)
         case AttemptFailed():
             return _failed(state, event, now, rand)
+        case AttemptRefused():
+            return _refused(state, event, now, rand)
         case PaymentMethodUpdated():
             return _card_event(state, event.card, Trigger.PAYMENT_METHOD_UPDATED, now, rand)
         case CardUpdaterEvent():
@@ -238,6 +243,44 @@ def _failed(state: DunningState, event: AttemptFailed, now: datetime, rand: floa
             return _stop_cancelled(state, now)
         return standing(state)
     return _plan(state, now, rand)
+
+
+def _refused(state: DunningState, event: AttemptRefused, now: datetime, rand: float) -> Step:
+    """The card ledger refused the charge: nothing reached the gateway, so the retry it
+    spent is given back; a blocked card is blocked here too, a capped one waits."""
+    trigger = state.in_flight
+    if trigger is None:
+        return standing(state)
+    card = state.in_flight_card or state.card
+    state = _give_back(replace(state, in_flight=None, in_flight_card=None), trigger)
+    if event.not_before is None:
+        if card.fingerprint not in state.blocked_cards:
+            state = replace(state, blocked_cards=(*state.blocked_cards, card.fingerprint))
+    if state.phase is Phase.PAUSED:
+        if state.cancelled_at is not None and state.due_at is not None and state.due_at <= now:
+            return _stop_cancelled(state, now)
+        return standing(state)
+    if event.not_before is None:
+        return _plan(state, now, rand)
+    due = max(event.not_before, now)
+    if trigger in BACKGROUND_TRIGGERS or trigger is Trigger.INITIAL:
+        due = _in_daytime(state, due, rand)
+    if due > state.window_end:
+        return _stop(state, now, "network_cap")
+    if trigger in IMMEDIATE_TRIGGERS:
+        reason = trigger.value
+    else:
+        reason = ISSUER_OUTAGE if trigger is Trigger.OUTAGE else NETWORK_CAP
+    state = replace(state, phase=Phase.SCHEDULED, due_at=due, due_reason=reason)
+    return standing(state)
+
+
+def _give_back(state: DunningState, trigger: Trigger) -> DunningState:
+    if trigger is Trigger.SCHEDULED:
+        return replace(state, scheduled_retries=max(0, state.scheduled_retries - 1))
+    if trigger is Trigger.OUTAGE:
+        return replace(state, outage_retries=max(0, state.outage_retries - 1))
+    return state  # an immediate retry stays owed: its timer retries without counting again
 
 
 def _plan(state: DunningState, now: datetime, rand: float) -> Step:
