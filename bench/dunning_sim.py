@@ -1,70 +1,73 @@
-"""Recovery simulation: Dunwell's dunning scheduler against a fixed retry schedule.
+"""Recovery simulation: Dunwell's dunning against two baselines, in three settings.
 
-10,000 synthetic failed renewals are replayed twice on the same simulated world: once
-driven by the real ``billing.dunning.decide`` (policy ``standard`` latest version) and
-once by a fixed schedule (retry every 3 days, 4 times, whatever the decline). The
-world is drawn up front from one seeded RNG, so both strategies meet the same
-customers, issuers and events, and the run is deterministic.
+The world (``bench/_dunning_world.py``: customers, cards, issuers, pay dates, card
+updaters, new cards, with its sources and assumptions) is drawn up front from one
+seeded RNG per setting, so every strategy meets the same customers and events; the
+rules (``bench/_dunning_rules.py``) re-count every charge per card, across invoices,
+independently of the scheduler.
 
-The world (per invoice)
------------------------
-- Failure instant uniform over 120 days from 2026-01-01, any hour; customer UTC offset
-  from {-480, -300, 0, 60, 330, 540} minutes; amount log-uniform 5.00-500.00 (integer
-  minor units); card brand Visa 55 %, Mastercard 35 %, Amex 10 %.
-- Decline mix of the first failure: insufficient_funds 40 %, do_not_honor /
-  generic_decline 20 %, expired_card 10 %, processing_error / issuer_not_available 8 %,
-  hard (lost, stolen, fraudulent, revocation, Visa R1, Mastercard MAC 03) 7 %,
-  authentication_required 4 %, incorrect_cvc 3 %, card_velocity_exceeded 3 %, other
-  soft 5 %. A third of Mastercard soft declines carry MAC 24-30 (retry after 1 h ... 10 d).
-- insufficient_funds: on each pay date after the failure (1st, 15th, last business day
-  of the month, customer's local calendar) money arrives with probability 0.6, at a
-  local hour in [0, 8), and stays for 1-6 days. A charge succeeds with p 0.9 while money
-  is there in the local morning (05:00-12:00), 0.75 at other hours, 0.03 otherwise.
-- do_not_honor and other soft declines: p = 0.22 * exp(-days since failure / 8), plus
-  0.08 in the first three local days after the 1st or the 15th.
-- card_velocity_exceeded: p 0.05 within 24 h of the failure, 0.5 after.
-- Issuer outage: the issuer is unreachable for 0.5-8 h (charges fail with
-  processing_error), then p 0.85.
-- Mastercard retry-after advice: charges before the advised instant fail with the same
-  advice code, after it the underlying cause applies.
-- expired_card / incorrect_cvc: the old card always fails the same way; the card
-  updater refreshes an expired card with p 0.5 within 1-10 days, the customer adds a new
-  card with p 0.3 (expired) / 0.4 (CVC) within 0.5-12 days. A new card succeeds with p 0.95.
-- authentication_required: retries off-session fail the same way; the customer confirms
-  on-session with p 0.45 within 0-5 days (an outside success, available to both).
-- Hard declines never recover on that card.
+Strategies
+----------
+- ``dunwell``: the real ``billing.dunning.decide`` with the policy a new hand-over gets
+  (``policy_for``), one run per invoice, the runs of one card interleaved in time. Each
+  charge first passes the card's attempt ledger as the charge activity does: a blocked
+  card or a network cap counted over every invoice on the card refuses it
+  (``AttemptRefused``). Shown also: ``standard@v2`` (what runs already in dunning keep).
+- ``baseline``: a naive fixed schedule, every 3 days, 4 times, whatever the decline
+  (hard ones included), on the card on file at the time.
+- ``smart baseline``: "8 tries in 2 weeks" on days 1, 2, 3, 5, 7, 9, 11 and 14 after the
+  failure, at its time of day, stopping on a hard decline; a new card the customer adds
+  is tried at once and the schedule goes on with it (as Stripe's default does).
 
-Network-rule violations are counted independently of the scheduler: every charge made
-is re-counted per card against ``billing/dunning/data/network_rules.json`` (rolling caps,
-Visa never-retry codes, Mastercard stop and retry-after advice) and against the decline
-classifier's hard family.
+Every strategy sees the same on-session confirmations (authentication required).
 
-Figures: recovered revenue share (recovered amount / failed amount, integer sums),
-retries per recovered invoice (charges after the first failure, immediate retries
-included, divided by recovered invoices), violations per strategy.
+Figures per setting and strategy: recovered share (recovered amount / failed amount),
+violations (network rules), night share (background charges at 01:00-05:00 local /
+all background charges), attempts per recovery (charges after the renewal's own, divided
+by recovered invoices). Target: Dunwell above both baselines in all three settings,
+0 violations, night share under 2 %.
 
-Run: ``.venv/bin/python bench/dunning_sim.py`` (a few seconds on one core).
+Run: ``.venv/bin/python bench/dunning_sim.py [--seed N] [--accounts N]`` (tens of
+seconds on one core). The last line is JSON for the central setting.
 """
 
 from __future__ import annotations
 
-import bisect
-import calendar
+import argparse
+import heapq
 import json
-import math
 import random
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from billing.declines import DeclineFamily, DeclineInfo, classify_decline
+from bench._dunning_rules import (
+    Charge,
+    at_night,
+    count_violations,
+    is_hard,
+    load_rule_tables,
+)
+from bench._dunning_world import (
+    DAY,
+    SETTINGS,
+    Account,
+    Renewal,
+    Setting,
+    World,
+    make_account,
+    refreshed,
+)
+from billing.declines import DeclineInfo
 from billing.dunning import (
     AttemptFailed,
+    AttemptRefused,
     AttemptSucceeded,
     CardRef,
     CardUpdaterEvent,
@@ -73,266 +76,166 @@ from billing.dunning import (
     DunningState,
     Paused,
     PaymentMethodUpdated,
+    Policy,
     Recovered,
     RetryAt,
     RetryNow,
     Started,
-    Stop,
     TimerFired,
     WaitForCustomer,
     decide,
+    load_policy,
     policy_for,
 )
+from billing.dunning.network_rules import CardAttempt, earliest_allowed, network_rules
 
-SEED = 20261125
-INVOICES = 10_000
-EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
-OFFSETS = (-480, -300, 0, 60, 330, 540)
-RULES_PATH = Path(__file__).resolve().parent.parent / "billing/dunning/data/network_rules.json"
-HOUR = timedelta(hours=1)
-DAY = timedelta(days=1)
+SEED = 20261208
+ACCOUNTS = 8_000
+BACKGROUND = frozenset({"scheduled_retry", "outage_retry", "card_updater"})
+SMART_DAYS = (1, 2, 3, 5, 7, 9, 11, 14)
 
 
 @dataclass
-class Invoice:
-    invoice_id: str
-    amount: int
-    failed_at: datetime
-    offset: int
-    card: CardRef
-    cause: str  # insufficient_funds | soft | velocity | outage | expired | cvc | auth | hard
-    first: DeclineInfo
-    mac_until: datetime | None = None
-    mac_code: str | None = None
-    outage_until: datetime | None = None
-    funds: list[tuple[datetime, datetime]] = field(default_factory=list)
-    updater_at: datetime | None = None
-    new_card_at: datetime | None = None
-    confirm_at: datetime | None = None
-    draws: list[float] = field(default_factory=list)  # per-attempt success draws
+class Result:
+    recovered: set[str] = field(default_factory=set)  # invoice ids
+    charges: list[Charge] = field(default_factory=list)
+    retries: int = 0
 
 
-@dataclass
-class Charge:
-    at: datetime
-    card: CardRef
-    decline: DeclineInfo | None
+# --- the card's attempt ledger, as the charge activity keeps it ---------------------------
 
 
-@dataclass
-class Outcome:
-    recovered: bool
-    charges: list[Charge]
-    retries: int  # charges after the first failure, outside successes excluded
+class CardLedger:
+    def __init__(self) -> None:
+        self.attempts: dict[str, list[CardAttempt]] = {}
+        self.blocked: set[str] = set()
 
+    def refusal(self, card: CardRef, at: datetime) -> AttemptRefused | None:
+        if card.fingerprint in self.blocked:
+            return AttemptRefused(at, None)
+        history = self.attempts.get(card.fingerprint, [])
+        earliest = earliest_allowed(network_rules().for_brand(card.brand), history, at)
+        if earliest is None:
+            return AttemptRefused(at, None)
+        return AttemptRefused(at, earliest) if earliest > at else None
 
-# --- the world --------------------------------------------------------------------------
-
-
-def _pay_dates(first: date, last: date) -> list[date]:
-    days: list[date] = []
-    year, month = first.year, first.month
-    while date(year, month, 1) <= last:
-        candidates = [date(year, month, 1), date(year, month, 15)]
-        candidates.append(date(year, month, calendar.monthrange(year, month)[1]))
-        for day in candidates:
-            while day.weekday() >= 5:
-                day -= timedelta(days=1)
-            if first <= day <= last:
-                days.append(day)
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    return sorted(set(days))
-
-
-def _pick(rng: random.Random, table: list[tuple[float, str]]) -> str:
-    roll = rng.random()
-    for weight, name in table:
-        if roll < weight:
-            return name
-        roll -= weight
-    return table[-1][1]
-
-
-CAUSES = [
-    (0.40, "insufficient_funds"),
-    (0.20, "soft"),
-    (0.10, "expired"),
-    (0.08, "outage"),
-    (0.07, "hard"),
-    (0.04, "auth"),
-    (0.03, "cvc"),
-    (0.03, "velocity"),
-    (0.05, "other_soft"),
-]
-HARD = (
-    DeclineInfo(decline_code="lost_card"),
-    DeclineInfo(decline_code="stolen_card"),
-    DeclineInfo(decline_code="fraudulent"),
-    DeclineInfo(decline_code="revocation_of_authorization"),
-)
-MAC_WAIT = {"24": HOUR, "25": DAY, "26": 2 * DAY, "27": 4 * DAY, "28": 6 * DAY, "29": 8 * DAY}
-
-
-def make_invoice(rng: random.Random, index: int) -> Invoice:
-    failed_at = EPOCH + timedelta(minutes=rng.randrange(120 * 24 * 60))
-    offset = rng.choice(OFFSETS)
-    amount = round(math.exp(rng.uniform(math.log(500), math.log(50_000))))
-    brand = _pick(rng, [(0.55, "visa"), (0.35, "mastercard"), (0.10, "amex")])
-    card = CardRef(f"fp_{index}", brand)
-    cause = _pick(rng, CAUSES)
-    invoice = Invoice(f"in_{index}", amount, failed_at, offset, card, cause, DeclineInfo())
-    if cause == "insufficient_funds":
-        invoice.first = DeclineInfo(decline_code="insufficient_funds")
-        local = (failed_at + timedelta(minutes=offset)).date()
-        for day in _pay_dates(local + DAY, local + timedelta(days=40)):
-            if rng.random() < 0.6:
-                arrive = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(
-                    hours=rng.uniform(0, 8), minutes=-offset
-                )
-                invoice.funds.append((arrive, arrive + timedelta(days=rng.uniform(1, 6))))
-    elif cause in ("soft", "other_soft"):
-        code = "do_not_honor" if rng.random() < 0.5 else "generic_decline"
-        invoice.first = DeclineInfo(decline_code=code if cause == "soft" else "call_issuer")
-    elif cause == "velocity":
-        invoice.first = DeclineInfo(decline_code="card_velocity_exceeded")
-    elif cause == "outage":
-        code = "processing_error" if rng.random() < 0.5 else "issuer_not_available"
-        invoice.first = DeclineInfo(decline_code=code)
-        invoice.outage_until = failed_at + timedelta(hours=rng.uniform(0.5, 8))
-    elif cause == "expired":
-        invoice.first = DeclineInfo(decline_code="expired_card")
-        if rng.random() < 0.5:
-            invoice.updater_at = failed_at + timedelta(days=rng.uniform(1, 10))
-        if rng.random() < 0.3:
-            invoice.new_card_at = failed_at + timedelta(days=rng.uniform(0.5, 12))
-    elif cause == "cvc":
-        invoice.first = DeclineInfo(decline_code="incorrect_cvc")
-        if rng.random() < 0.4:
-            invoice.new_card_at = failed_at + timedelta(days=rng.uniform(0.5, 12))
-    elif cause == "auth":
-        invoice.first = DeclineInfo(code="authentication_required")
-        if rng.random() < 0.45:
-            invoice.confirm_at = failed_at + timedelta(days=rng.uniform(0, 5))
-    else:
-        roll = rng.random()
-        if brand == "visa" and roll < 0.2:
-            invoice.first = DeclineInfo(decline_code="do_not_honor", network_decline_code="R1")
-        elif brand == "mastercard" and roll < 0.2:
-            invoice.first = DeclineInfo(decline_code="do_not_honor", network_advice_code="03")
-        else:
-            invoice.first = rng.choice(HARD)
-    if brand == "mastercard" and cause in ("insufficient_funds", "soft") and rng.random() < 1 / 3:
-        invoice.mac_code = rng.choice(sorted(MAC_WAIT))
-        invoice.mac_until = failed_at + MAC_WAIT[invoice.mac_code]
-        invoice.first = DeclineInfo(
-            decline_code=invoice.first.decline_code, network_advice_code=invoice.mac_code
+    def record(self, card: CardRef, at: datetime, decline: DeclineInfo | None) -> None:
+        attempt = CardAttempt(
+            at,
+            decline.network_decline_code if decline else None,
+            decline.network_advice_code if decline else None,
         )
-    invoice.draws = [rng.random() for _ in range(64)]
-    return invoice
+        self.attempts.setdefault(card.fingerprint, []).append(attempt)
+        table = TABLES.get(card.brand, TABLES["default"])
+        if decline is not None and is_hard(decline, card.brand, table):
+            self.blocked.add(card.fingerprint)
 
 
-class World:
-    """Answers charges for one invoice; the n-th charge uses the n-th pre-drawn number."""
-
-    def __init__(self, invoice: Invoice) -> None:
-        self.invoice = invoice
-        self.charges = 0
-
-    def charge(self, card: CardRef, at: datetime) -> DeclineInfo | None:
-        inv = self.invoice
-        draw = inv.draws[self.charges % len(inv.draws)]
-        self.charges += 1
-        if card.fingerprint != inv.card.fingerprint:  # a new or refreshed card
-            return None if draw < 0.95 else DeclineInfo(decline_code="do_not_honor")
-        if inv.cause in ("expired", "cvc", "auth", "hard"):
-            return inv.first
-        if inv.mac_until is not None and at < inv.mac_until:
-            return inv.first
-        days = (at - inv.failed_at) / DAY
-        local = at + timedelta(minutes=inv.offset)
-        if inv.cause == "insufficient_funds":
-            funded = any(start <= at < end for start, end in inv.funds)
-            morning = 5 <= local.hour < 12
-            p = (0.9 if morning else 0.75) if funded else 0.03
-        elif inv.cause == "velocity":
-            p = 0.5 if days >= 1 else 0.05
-        elif inv.cause == "outage":
-            assert inv.outage_until is not None
-            if at < inv.outage_until:
-                return inv.first
-            p = 0.85
-        else:
-            p = 0.22 * math.exp(-days / 8)
-            if local.day in (1, 2, 3, 15, 16, 17):
-                p += 0.08
-        if draw < p:
-            return None
-        return DeclineInfo(decline_code=inv.first.decline_code or "do_not_honor")
-
-    def customer_events(self) -> list[tuple[datetime, str]]:
-        inv = self.invoice
-        events = [
-            (inv.updater_at, "updater"),
-            (inv.new_card_at, "new_card"),
-            (inv.confirm_at, "confirm"),
-        ]
-        return sorted((at, kind) for at, kind in events if at is not None)
+TABLES = load_rule_tables()
 
 
-def _refreshed(card: CardRef, kind: str) -> CardRef:
-    return CardRef(f"{card.fingerprint}_{kind}", card.brand)
+# --- dunwell --------------------------------------------------------------------------------
 
 
-# --- strategies ---------------------------------------------------------------------------
+@dataclass
+class _Run:
+    renewal: Renewal
+    state: DunningState | None = None
+    decision: Decision | None = None
+    now: datetime | None = None
 
 
-def run_dunwell(invoice: Invoice, rng: random.Random) -> Outcome:
-    world = World(invoice)
-    policy = policy_for("pro_monthly", "smb")
-    now = invoice.failed_at
-    charges = [Charge(now, invoice.card, invoice.first)]
-    started = Started(
-        invoice.invoice_id, invoice.amount, "USD", invoice.card, invoice.offset, now, policy,
-        invoice.first,
-    )  # fmt: skip
-    state, decision = decide(None, started, now, rng.random())
-    pending = world.customer_events()
-    retries = 0
-    while True:
-        if isinstance(decision, Recovered):
-            return Outcome(True, charges, retries)
-        if isinstance(decision, Stop):
-            return Outcome(False, charges, retries)
-        event: DunningEvent
-        if isinstance(decision, RetryNow):
-            card = state.card
-            result = world.charge(card, now)
-            charges.append(Charge(now, card, result))
-            retries += 1
-            event = AttemptSucceeded(now) if result is None else AttemptFailed(now, result)
-        else:
-            due = _due(decision)
-            if pending and (due is None or pending[0][0] < due):
-                now, kind = pending.pop(0)
-                event = _customer_event(state, kind, now)
-                if isinstance(event, AttemptSucceeded):
-                    charges.append(Charge(now, state.card, None))
-            elif due is not None:
-                now = max(now, due)
-                event = TimerFired(now)
-            else:
-                return Outcome(False, charges, retries)
-        state, decision = decide(state, event, now, rng.random())
+def run_dunwell(account: Account, setting: Setting, rng: random.Random, policy: Policy) -> Result:
+    world, ledger, result = World(account, setting), CardLedger(), Result()
+    runs = [_Run(r) for r in account.renewals]
+    pending = account.customer_events()
+    card = account.card
+    # (time, order, kind, run index): a renewal's failure, or a run's next decision time
+    queue: list[tuple[datetime, int, str, int]] = []
+    order = 0
+    for index, run in enumerate(runs):
+        heapq.heappush(queue, (run.renewal.failed_at, order, "renewal", index))
+        order += 1
+    for at, kind in pending:
+        heapq.heappush(queue, (at, order, kind, -1))
+        order += 1
+
+    def feed(index: int, event: DunningEvent, now: datetime) -> None:
+        nonlocal order
+        run = runs[index]
+        run.state, run.decision = decide(run.state, event, now, rng.random())
+        run.now = now
+        if isinstance(run.decision, Recovered):
+            result.recovered.add(run.renewal.invoice_id)
+        due = _due(run.decision)
+        if isinstance(run.decision, RetryNow):
+            heapq.heappush(queue, (now, order, "charge", index))
+        elif due is not None:
+            heapq.heappush(queue, (max(due, now), order, "timer", index))
+        order += 1
+
+    while queue:
+        now, _, kind, index = heapq.heappop(queue)
+        if kind == "renewal":
+            run = runs[index]
+            refused = ledger.refusal(card, now)
+            decline: DeclineInfo | None = None
+            if refused is None:
+                decline = world.charge(card, now)
+                ledger.record(card, now, decline)
+                result.charges.append(Charge(now, card, decline, background=False))
+                if decline is None:  # the renewal went through: never in dunning
+                    result.recovered.add(run.renewal.invoice_id)
+                    continue
+            started = Started(
+                run.renewal.invoice_id, run.renewal.amount, "USD", card, account.offset,
+                now, policy, decline,
+            )  # fmt: skip
+            feed(index, started, now)
+            continue
+        if index == -1:  # a customer event reaches every live run
+            if kind != "confirm":
+                card = refreshed(card, kind)
+            for i, run in enumerate(runs):
+                if run.state is None or run.state.finished:
+                    continue
+                event: DunningEvent
+                if kind == "confirm":
+                    event = AttemptSucceeded(now)
+                elif kind == "updater":
+                    event = CardUpdaterEvent(now, card)
+                else:
+                    event = PaymentMethodUpdated(card, now)
+                feed(i, event, now)
+            continue
+        run = runs[index]
+        assert run.state is not None
+        if run.state.finished or run.now is None or now < run.now:
+            continue
+        if kind == "timer":
+            if _due(run.decision) != now and not (
+                isinstance(run.decision, RetryAt) and run.decision.when <= now
+            ):
+                continue  # a stale timer: the run decided again since
+            feed(index, TimerFired(now), now)
+            continue
+        if not isinstance(run.decision, RetryNow):
+            continue
+        charge_card = run.state.card
+        refused = ledger.refusal(charge_card, now)
+        if refused is not None:
+            feed(index, refused, now)
+            continue
+        decline = world.charge(charge_card, now)
+        ledger.record(charge_card, now, decline)
+        background = run.decision.reason in BACKGROUND
+        result.charges.append(Charge(now, charge_card, decline, background))
+        result.retries += 1
+        feed(index, AttemptSucceeded(now) if decline is None else AttemptFailed(now, decline), now)
+    return result
 
 
-def _customer_event(state: DunningState, kind: str, at: datetime) -> DunningEvent:
-    if kind == "confirm":  # on-session 3-D Secure confirmation by the customer
-        return AttemptSucceeded(at)
-    card = _refreshed(state.card, kind)
-    return CardUpdaterEvent(at, card) if kind == "updater" else PaymentMethodUpdated(card, at)
-
-
-def _due(decision: Decision) -> datetime | None:
+def _due(decision: Decision | None) -> datetime | None:
     if isinstance(decision, RetryAt):
         return decision.when
     if isinstance(decision, WaitForCustomer):
@@ -342,86 +245,84 @@ def _due(decision: Decision) -> datetime | None:
     return None
 
 
-def run_fixed(invoice: Invoice, _rng: random.Random) -> Outcome:
-    """Retry every 3 days, 4 times, on whatever card is on file; no other logic."""
-    world = World(invoice)
-    card = invoice.card
-    charges = [Charge(invoice.failed_at, card, invoice.first)]
-    pending = world.customer_events()
-    retries = 0
-    for k in range(1, 5):
-        at = invoice.failed_at + timedelta(days=3 * k)
-        while pending and pending[0][0] <= at:
-            when, kind = pending.pop(0)
-            if kind == "confirm":
-                charges.append(Charge(when, card, None))
-                return Outcome(True, charges, retries)
-            card = _refreshed(card, kind)
-        result = world.charge(card, at)
-        charges.append(Charge(at, card, result))
-        retries += 1
-        if result is None:
-            return Outcome(True, charges, retries)
-    return Outcome(False, charges, retries)
+# --- baselines ------------------------------------------------------------------------------
 
 
-# --- independent rule check ---------------------------------------------------------------
+def run_fixed(account: Account, setting: Setting, _rng: random.Random) -> Result:
+    """Every 3 days, 4 times, whatever the decline, on the card on file at the time."""
+    return _scheduled(account, setting, (3, 6, 9, 12), stop_on_hard=False, new_card_at_once=False)
 
 
-def load_rule_tables() -> dict[str, dict[str, object]]:
-    raw = json.loads(RULES_PATH.read_text("utf-8"))
-    return dict(raw["brands"])
+def run_smart(account: Account, setting: Setting, _rng: random.Random) -> Result:
+    """8 tries in 2 weeks, stopping on hard declines; a new card is tried at once."""
+    return _scheduled(account, setting, SMART_DAYS, stop_on_hard=True, new_card_at_once=True)
 
 
-def count_violations(charges: list[Charge], tables: dict[str, dict[str, object]]) -> int:
-    """Re-count one invoice's charges per card against the network rule tables."""
-    violations = 0
-    by_card: dict[str, list[Charge]] = {}
-    for charge in charges:
-        by_card.setdefault(charge.card.fingerprint, []).append(charge)
-    for card_charges in by_card.values():
-        brand = card_charges[0].card.brand
-        table = tables.get(brand, tables["default"])
-        never = set(table["never_retry_network_decline_codes"])  # type: ignore[call-overload]
-        stop = set(table["stop_advice_codes"])  # type: ignore[call-overload]
-        waits = table["retry_after_advice_codes_minutes"]
-        blocked_at: datetime | None = None
-        not_before: datetime | None = None
-        for charge in card_charges:
-            if blocked_at is not None or (not_before is not None and charge.at < not_before):
-                violations += 1
-            decline = charge.decline
+def _scheduled(
+    account: Account,
+    setting: Setting,
+    days: tuple[int, ...],
+    *,
+    stop_on_hard: bool,
+    new_card_at_once: bool,
+) -> Result:
+    world, result = World(account, setting), Result()
+    table_of = TABLES.get
+    # One timeline for the account: each invoice's tries, and the customer's events.
+    timeline: list[tuple[datetime, int, str, int]] = []
+    for index, renewal in enumerate(account.renewals):
+        timeline.append((renewal.failed_at, 0, "renewal", index))
+        for n, day in enumerate(days):
+            timeline.append((renewal.failed_at + day * DAY, 2, f"try{n}", index))
+    for at, kind in account.customer_events():
+        timeline.append((at, 1, kind, -1))
+    timeline.sort()
+    card = account.card
+    dead: set[int] = set()  # invoices stopped on a hard decline
+    open_invoices: set[int] = set()
+
+    def attempt(index: int, at: datetime, background: bool) -> None:
+        decline = world.charge(card, at)
+        result.charges.append(Charge(at, card, decline, background))
+        result.retries += 1
+        if decline is None:
+            result.recovered.add(account.renewals[index].invoice_id)
+            open_invoices.discard(index)
+        elif stop_on_hard and is_hard(decline, card.brand, table_of(card.brand, TABLES["default"])):
+            dead.add(index)
+
+    for at, _, kind, index in timeline:
+        if kind == "renewal":
+            decline = world.charge(card, at)
+            result.charges.append(Charge(at, card, decline, background=False))
             if decline is None:
+                result.recovered.add(account.renewals[index].invoice_id)
+            else:
+                open_invoices.add(index)
+                if stop_on_hard and is_hard(
+                    decline, card.brand, table_of(card.brand, TABLES["default"])
+                ):
+                    dead.add(index)
+            continue
+        if index == -1:
+            if kind == "confirm":
+                for i in sorted(open_invoices):
+                    result.recovered.add(account.renewals[i].invoice_id)
+                open_invoices.clear()
                 continue
-            family = classify_decline(replace(decline, card_brand=brand)).family
-            hard = (
-                family is DeclineFamily.HARD
-                or (decline.network_decline_code or "") in never
-                or decline.network_advice_code in stop
-            )
-            if hard and blocked_at is None:
-                blocked_at = charge.at
-            wait = waits.get(decline.network_advice_code or "")  # type: ignore[attr-defined]
-            if wait is not None:
-                not_before = charge.at + timedelta(minutes=wait)
-        times = sorted(c.at for c in card_charges)
-        for cap in table["rolling_caps"]:  # type: ignore[attr-defined]
-            window = timedelta(minutes=cap["window_minutes"])
-            violations += _excess_in_windows(times, window, cap["max_attempts"])
-    return violations
+            card = refreshed(card, kind)
+            dead.clear()  # a new card: the hard decline was the old card's
+            if new_card_at_once and kind == "new_card":
+                for i in sorted(open_invoices):
+                    if at <= account.renewals[i].failed_at + days[-1] * DAY:
+                        attempt(i, at, background=False)
+            continue
+        if index in open_invoices and index not in dead:
+            attempt(index, at, background=True)
+    return result
 
 
-def _excess_in_windows(times: list[datetime], window: timedelta, cap: int) -> int:
-    # Charges that were the (cap+1)-th or later inside some window [s, s + window).
-    excess = 0
-    for end, t in enumerate(times):
-        start = bisect.bisect_right(times, t - window)
-        if end - start + 1 > cap:
-            excess += 1
-    return excess
-
-
-# --- report -------------------------------------------------------------------------------
+# --- report ---------------------------------------------------------------------------------
 
 
 @dataclass
@@ -431,71 +332,102 @@ class Totals:
     recovered: int = 0
     retries: int = 0
     violations: int = 0
-    by_cause: dict[str, list[int]] = field(default_factory=dict)  # cause -> [recovered, total]
+    background: int = 0
+    night: int = 0
 
-    def add(self, invoice: Invoice, outcome: Outcome, violations: int) -> None:
-        counts = self.by_cause.setdefault(invoice.cause, [0, 0])
-        counts[0] += outcome.recovered
-        counts[1] += 1
-        self.amount += invoice.amount
-        self.retries += outcome.retries
-        self.violations += violations
-        if outcome.recovered:
-            self.recovered += 1
-            self.recovered_amount += invoice.amount
+    def add(self, account: Account, result: Result) -> None:
+        for renewal in account.renewals:
+            self.amount += renewal.amount
+            if renewal.invoice_id in result.recovered:
+                self.recovered += 1
+                self.recovered_amount += renewal.amount
+        self.retries += result.retries
+        self.violations += count_violations(result.charges, TABLES)
+        for charge in result.charges:
+            if charge.background:
+                self.background += 1
+                self.night += at_night(charge.at, account.offset)
 
     @property
     def share(self) -> float:
         return self.recovered_amount / self.amount
 
     @property
+    def night_share(self) -> float:
+        return self.night / max(1, self.background)
+
+    @property
     def retries_per_recovery(self) -> float:
         return self.retries / max(1, self.recovered)
 
 
-def simulate(
-    strategy: Callable[[Invoice, random.Random], Outcome],
-    invoices: list[Invoice],
-    tables: dict[str, dict[str, object]],
-) -> Totals:
-    totals = Totals()
-    jitter = random.Random(SEED + 1)
-    for invoice in invoices:
-        outcome = strategy(invoice, jitter)
-        totals.add(invoice, outcome, count_violations(outcome.charges, tables))
+Strategy = Callable[[Account, Setting, random.Random], Result]
+
+
+def strategies() -> dict[str, Strategy]:
+    current = policy_for("pro_monthly", "smb")
+    previous = load_policy("standard", 2)
+    return {
+        f"dunwell {current.key}": lambda a, s, r: run_dunwell(a, s, r, current),
+        f"dunwell {previous.key}": lambda a, s, r: run_dunwell(a, s, r, previous),
+        "baseline 4x3d": run_fixed,
+        "smart 8-in-14": run_smart,
+    }
+
+
+def simulate(setting: Setting, seed: int, accounts: int) -> dict[str, Totals]:
+    world_rng = random.Random(f"{seed}:{setting.name}")
+    drawn = [make_account(world_rng, i, setting) for i in range(accounts)]
+    totals: dict[str, Totals] = {}
+    for name, strategy in strategies().items():
+        jitter = random.Random(seed + 1)
+        total = Totals()
+        for account in drawn:
+            total.add(account, strategy(account, setting, jitter))
+        totals[name] = total
     return totals
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--accounts", type=int, default=ACCOUNTS)
+    args = parser.parse_args(argv)
     began = time.perf_counter()
-    rng = random.Random(SEED)
-    invoices = [make_invoice(rng, i) for i in range(INVOICES)]
-    tables = load_rule_tables()
-    ours = simulate(run_dunwell, invoices, tables)
-    fixed = simulate(run_fixed, invoices, tables)
-    print(f"invoices: {INVOICES}, seed {SEED}, policy {policy_for('pro_monthly', 'smb').key}")
-    for name, totals in (("dunwell", ours), ("fixed 4x3d", fixed)):
-        print(
-            f"{name:>11}: recovered {totals.recovered:5d} invoices, "
-            f"revenue share {totals.share:.4f}, retries/recovery {totals.retries_per_recovery:.2f}, "
-            f"network-rule violations {totals.violations}"
-        )
-    print("recovered invoices by first-decline cause (dunwell / fixed of total):")
-    for cause in sorted(ours.by_cause):
-        (won, total), (base, _) = ours.by_cause[cause], fixed.by_cause[cause]
-        print(f"  {cause:>18}: {won:5d} / {base:5d} of {total:5d}")
-    print(f"elapsed: {time.perf_counter() - began:.1f} s")
-    print(
-        json.dumps(
-            {
-                "recovered_share": round(ours.share, 4),
-                "baseline_recovered_share": round(fixed.share, 4),
-                "attempts_per_recovery": round(ours.retries_per_recovery, 3),
-                "violations": ours.violations,
-                "baseline_violations": fixed.violations,
-            }
-        )
+    names = list(strategies())
+    ours, _previous, fixed, smart = names
+    print(f"accounts: {args.accounts} per setting, seed {args.seed}")
+    print(f"{'setting':<12} {'strategy':<28} {'recovered':>9} {'violations':>10} "
+          f"{'night':>7} {'att/rec':>7}")  # fmt: skip
+    by_setting: dict[str, dict[str, Totals]] = {}
+    for setting in SETTINGS:
+        totals = simulate(setting, args.seed, args.accounts)
+        by_setting[setting.name] = totals
+        for name in names:
+            t = totals[name]
+            print(
+                f"{setting.name:<12} {name:<28} {t.share:>9.4f} {t.violations:>10d} "
+                f"{t.night_share:>7.2%} {t.retries_per_recovery:>7.2f}"
+            )
+    met = all(
+        t[ours].share > max(t[fixed].share, t[smart].share)
+        and t[ours].violations == 0
+        and t[ours].night_share < 0.02
+        for t in by_setting.values()
     )
+    print(f"target (above both baselines, 0 violations, night < 2 %) in all settings: {met}")
+    print(f"elapsed: {time.perf_counter() - began:.1f} s")
+    central = by_setting["central"]
+    figures = {
+        "recovered_share": round(central[ours].share, 4),
+        "baseline_recovered_share": round(central[fixed].share, 4),
+        "smart_baseline_recovered_share": round(central[smart].share, 4),
+        "violations": central[ours].violations,
+        "night_attempt_share": round(central[ours].night_share, 4),
+        "attempts_per_recovery": round(central[ours].retries_per_recovery, 3),
+    }
+    print(json.dumps(figures))
+    return figures
 
 
 if __name__ == "__main__":
