@@ -11,7 +11,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from temporalio.client import Client
 
-from api.errors import install_error_handlers
+from api.errors import ErrorResponse, install_error_handlers
+from api.openapi import install_openapi
 from api.pan_guard import PanGuard
 from api.rate_limit import RateLimit
 from api.routes import (
@@ -92,6 +93,9 @@ def create_app(
         redoc_url=None,
     )
     install_error_handlers(app)
+    install_openapi(
+        app, ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+    )
     # First: the gateways' deliveries are most of the traffic, and routes match in order.
     app.include_router(webhooks.router)
     app.include_router(relay.router)

@@ -8,7 +8,7 @@ Amounts are integer minor units of the named ISO 4217 currency.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -39,6 +39,21 @@ def _not_a_number(value: object) -> object:
 
 # A date-time with a time zone, written in ISO 8601 (as the OpenAPI schema says).
 IsoDatetime = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date(value: object) -> object:
+    """Pydantic reads ``0`` or ``"1700000000"`` as a date too; the API documents ISO 8601."""
+    if isinstance(value, str) and not _DATE.fullmatch(value):
+        raise ValueError("expected an ISO 8601 date such as 2026-03-31")
+    if isinstance(value, int | float):
+        raise ValueError("expected an ISO 8601 date such as 2026-03-31, not a number")
+    return value
+
+
+# A calendar date written YYYY-MM-DD (as the OpenAPI schema says).
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 
 PlanId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,99}$")]
 Currency = Annotated[

@@ -54,7 +54,8 @@ class NoteIn(BaseModel):
     lines: list[NoteLineIn] = Field(min_length=1, max_length=500)
     reason: str = Field(min_length=1, max_length=2000)
     actor: str = Field(min_length=1, max_length=200)
-    idempotency_key: str = Field(min_length=1, max_length=200)
+    # The note's key is ``ops:<kind>:`` and this, at most 200 characters in all.
+    idempotency_key: str = Field(min_length=1, max_length=180)
 
 
 class NoteTaxOut(BaseModel):

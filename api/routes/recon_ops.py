@@ -15,7 +15,7 @@ import io
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection
@@ -164,7 +164,9 @@ async def list_exceptions(
 
 
 @router.get("/exceptions/{exception_id}", response_model=ExceptionOut)
-async def get_exception(_auth: OpsKey, engine: EngineDep, exception_id: int) -> ExceptionOut:
+async def get_exception(
+    _auth: OpsKey, engine: EngineDep, exception_id: Annotated[int, Path(ge=1, le=ROW_ID_MAX)]
+) -> ExceptionOut:
     """One exception with its evidence and everything done to it."""
     try:
         found = await asyncio.to_thread(ExceptionStore(engine).get, exception_id)
@@ -175,7 +177,10 @@ async def get_exception(_auth: OpsKey, engine: EngineDep, exception_id: int) -> 
 
 @router.post("/exceptions/{exception_id}/actions", response_model=ExceptionOut)
 async def act_on_exception(
-    audit: OpsAudit, engine: EngineDep, exception_id: int, body: ExceptionActionIn
+    audit: OpsAudit,
+    engine: EngineDep,
+    exception_id: Annotated[int, Path(ge=1, le=ROW_ID_MAX)],
+    body: ExceptionActionIn,
 ) -> ExceptionOut:
     """Acknowledge, resolve (with the adjusting entry's id), write off or ignore."""
     store = ExceptionStore(engine)
@@ -252,9 +257,15 @@ def report_csv(body: dict[str, Any]) -> str:
     return out.getvalue()
 
 
+PAYOUT_ID = r"^po_[A-Za-z0-9_]{1,197}$"
+
+
 @router.post("/payouts/{payout_id}/run", response_model=RunStarted, status_code=202)
 async def run_payout(
-    audit: OpsAudit, request: Request, settings: SettingsDep, payout_id: str
+    audit: OpsAudit,
+    request: Request,
+    settings: SettingsDep,
+    payout_id: Annotated[str, Path(pattern=PAYOUT_ID)],
 ) -> RunStarted:
     """Reconcile the payout now (joins a run already going)."""
     if not payout_id.startswith("po_") or len(payout_id) > 200:

@@ -48,9 +48,14 @@ router = APIRouter(
 
 class RefundIn(BaseModel):
     amount: int | None = Field(
-        default=None, description="Minor units, tax included; omitted: all that remains"
+        default=None,
+        description="Minor units, tax included; omitted: all that remains",
+        json_schema_extra={"minimum": 1},
     )
-    reason: str = Field(description=f"One of {', '.join(OPS_REASONS)}")
+    reason: str = Field(
+        description=f"One of {', '.join(OPS_REASONS)}",
+        json_schema_extra={"enum": list(OPS_REASONS)},
+    )
     actor: str = Field(min_length=1, max_length=200)
     note: str | None = Field(default=None, min_length=1, max_length=2000)
     idempotency_key: str = Field(min_length=8, max_length=120, pattern=r"^[A-Za-z0-9_.:-]+$")

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from api.deps import EngineDep, OpsKey
 from api.errors import OPS_ERROR_RESPONSES
+from api.schemas import IsoDate
 from ledger.compliance import ComplianceLedger
 from ledger.nexus_watch import NexusPosition, nexus_alerts, nexus_positions
 from tax.nexus import load_thresholds
@@ -80,7 +81,7 @@ def position_out(p: NexusPosition) -> NexusPositionOut:
 async def list_nexus_positions(
     _auth: OpsKey,
     engine: EngineDep,
-    day: Annotated[date | None, Query(description="Default: today (UTC)")] = None,
+    day: Annotated[IsoDate | None, Query(description="Default: today (UTC)")] = None,
 ) -> NexusPositionsOut:
     """Per threshold in force: running sales and transactions, percent, registered or not."""
     on = day or datetime.now(UTC).date()

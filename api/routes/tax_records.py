@@ -1,7 +1,7 @@
 """Ops API (ops API key): the seller's tax registrations and nexus changes, and customers'
 exemption certificates. Each is appended to the compliance ledger with its actor and
-can be listed; a refused request (422: ``invalid_date_range``,
-``unknown_jurisdiction``, ``overlapping_registration``, ``invalid_field``, or a
+can be listed; a refused request (409: ``overlapping_registration``; 422:
+``invalid_date_range``, ``unknown_jurisdiction``, ``invalid_field``, or a
 malformed body) writes nothing. A certificate for an unknown customer is a 404."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from api.audit import OpsAudit
 from api.deps import EngineDep, OpsKey
 from api.errors import OPS_ERROR_RESPONSES, ApiError, ErrorResponse
+from api.schemas import IsoDate
 from ledger.tax_records import (
     CertificateRecord,
     NexusRecord,
@@ -33,6 +34,7 @@ router = APIRouter(
     responses={
         **OPS_ERROR_RESPONSES,
         404: {"model": ErrorResponse, "description": "No such customer"},
+        409: {"model": ErrorResponse, "description": "Overlaps a registration in force"},
     },
 )
 
@@ -43,8 +45,8 @@ class CertificateIn(BaseModel):
     customer_id: str = Field(min_length=1, max_length=200)
     jurisdiction: str = Field(min_length=2, max_length=32, examples=["US-TX"])
     number: str = Field(min_length=1, max_length=100)
-    valid_from: date
-    valid_to: date | None = None
+    valid_from: IsoDate
+    valid_to: IsoDate | None = None
     document_ref: str = Field(min_length=1, max_length=2000)
     actor: Actor
 
@@ -65,8 +67,8 @@ class RegistrationIn(BaseModel):
     jurisdiction: str = Field(min_length=2, max_length=32, examples=["EU", "US-NY"])
     tax_type: TaxType | None = None
     registration_number: str = Field(min_length=1, max_length=100)
-    valid_from: date
-    valid_to: date | None = None
+    valid_from: IsoDate
+    valid_to: IsoDate | None = None
     note: str = Field(default="", max_length=2000)
     actor: Actor
 
@@ -86,8 +88,8 @@ class RegistrationOut(BaseModel):
 class NexusIn(BaseModel):
     jurisdiction: str = Field(min_length=2, max_length=32, examples=["US-TX"])
     basis: Literal["economic", "physical"]
-    valid_from: date
-    valid_to: date | None = None
+    valid_from: IsoDate
+    valid_to: IsoDate | None = None
     note: str = Field(default="", max_length=2000)
     actor: Actor
 
@@ -115,8 +117,12 @@ class NexusListOut(BaseModel):
     items: list[NexusOut]
 
 
+# A request that conflicts with what is recorded, not a malformed one.
+CONFLICTS = frozenset({"overlapping_registration"})
+
+
 def _refused(err: TaxRecordRefused) -> ApiError:
-    return ApiError(422, err.code, err.message)
+    return ApiError(409 if err.code in CONFLICTS else 422, err.code, err.message)
 
 
 def certificate_out(r: CertificateRecord) -> CertificateOut:

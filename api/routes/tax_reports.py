@@ -35,6 +35,10 @@ class LiabilityReportOut(BaseModel):
     rows: list[LiabilityRowOut]
 
 
+# A date, or a datetime with its offset: what ``parse_bound`` reads.
+ISO_BOUND = r"^[1-9]\d{3}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2}))?$"
+
+
 @router.get(
     "/liability",
     response_model=LiabilityReportOut,
@@ -43,8 +47,15 @@ class LiabilityReportOut(BaseModel):
 async def tax_liability_report(
     _auth: OpsKey,
     engine: EngineDep,
-    start: Annotated[str, Query(alias="from", description="ISO date or aware datetime")],
-    end: Annotated[str, Query(alias="to", description="Exclusive end, ISO date or datetime")],
+    start: Annotated[
+        str, Query(alias="from", description="ISO date or aware datetime", pattern=ISO_BOUND)
+    ],
+    end: Annotated[
+        str,
+        Query(
+            alias="to", description="Exclusive end, ISO date or aware datetime", pattern=ISO_BOUND
+        ),
+    ],
     output: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
 ) -> LiabilityReportOut | Response:
     """Tax per jurisdiction, type, currency and rate for documents issued in [from, to)."""

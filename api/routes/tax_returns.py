@@ -49,7 +49,7 @@ async def oss_return_report(
     _auth: OpsKey,
     engine: EngineDep,
     settings: SettingsDep,
-    quarter: Annotated[str, Query(description="e.g. 2026Q3", max_length=8)],
+    quarter: Annotated[str, Query(description="e.g. 2026Q3", pattern=r"^[1-9]\d{3}Q[1-4]$")],
     output: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
 ) -> OssReturnOut | Response:
     """Per member state and rate, taxable amount and VAT; corrections of earlier quarters apart."""

@@ -53,7 +53,7 @@ async def test_registrations_are_recorded_listed_and_refused(
     assert out in await listed(offline_api, "registrations", jurisdiction="IS")
 
     other = {**body, "registration_number": f"IS-{uuid.uuid4().hex[:8]}"}
-    await refused(offline_api, "registrations", other, 422, "overlapping_registration")
+    await refused(offline_api, "registrations", other, 409, "overlapping_registration")
     backwards = {**other, "valid_from": "2026-05-01", "valid_to": "2026-04-01"}
     await refused(offline_api, "registrations", backwards, 422, "invalid_date_range")
     await refused(

@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,21 +104,22 @@ def e2e_localstripe() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
-async def e2e_stack(
-    temporal_dev_env: WorkflowEnvironment, e2e_db_url: str, e2e_localstripe: str
+@asynccontextmanager
+async def served_stack(
+    temporal_env: WorkflowEnvironment, db_url: str, localstripe_url: str, prefix: str = "e2e"
 ) -> AsyncIterator[Stack]:
-    engine = make_engine(e2e_db_url)
-    gateway = StripeGateway(STRIPE_KEY, e2e_localstripe, timeout_seconds=10)
-    task_queue = f"e2e-{uuid.uuid4().hex[:10]}"
+    """The API served by uvicorn on a free port, over a worker on its own task queue."""
+    engine = make_engine(db_url)
+    gateway = StripeGateway(STRIPE_KEY, localstripe_url, timeout_seconds=10)
+    task_queue = f"{prefix}-{uuid.uuid4().hex[:10]}"
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     settings = make_settings(
-        e2e_db_url,
-        e2e_localstripe,
+        db_url,
+        localstripe_url,
         task_queue=task_queue,
         public_base_url=base_url,
-        temporal_address=temporal_dev_env.client.service_client.config.target_host,
+        temporal_address=temporal_env.client.service_client.config.target_host,
     )
     # No client handed over: the server's own event loop connects to Temporal lazily.
     app = build_app(settings)
@@ -127,10 +129,10 @@ async def e2e_stack(
             recorder.wrap(app), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
         )
     )
-    thread = threading.Thread(target=server.run, name="e2e-uvicorn", daemon=True)
+    thread = threading.Thread(target=server.run, name=f"{prefix}-uvicorn", daemon=True)
     # No dunning activities, so no ``notify`` (see tests/api/notifying_worker.py).
     async with dunwell_worker(
-        temporal_dev_env.client,
+        temporal_env.client,
         settings,
         task_queue=task_queue,
         engine=engine,
@@ -145,12 +147,20 @@ async def e2e_stack(
                 raise RuntimeError("the API server did not start")
             await asyncio.sleep(0.05)
         try:
-            yield Stack(base_url, e2e_localstripe, recorder, app)
+            yield Stack(base_url, localstripe_url, recorder, app)
         finally:
             server.should_exit = True
             thread.join(timeout=10)
     gateway.close()
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def e2e_stack(
+    temporal_dev_env: WorkflowEnvironment, e2e_db_url: str, e2e_localstripe: str
+) -> AsyncIterator[Stack]:
+    async with served_stack(temporal_dev_env, e2e_db_url, e2e_localstripe) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")
