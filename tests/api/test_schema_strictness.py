@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import AUTH
+from tests.api.conftest import OPS_AUTH as AUTH
 
 pytestmark = pytest.mark.postgres
 

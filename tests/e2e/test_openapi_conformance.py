@@ -19,7 +19,7 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from tests.api.conftest import API_KEY
+from tests.api.conftest import API_KEY, OPS_KEY
 from tests.conftest import create_database, drop_database
 from tests.e2e.conftest import Stack, served_stack
 from tests.e2e.support import subscriber
@@ -55,6 +55,7 @@ async def test_every_operation_answers_as_the_openapi_document_says(
     env = {
         **os.environ,
         "DUNWELL_SERVER_KEY": API_KEY,
+        "DUNWELL_OPS_KEY": OPS_KEY,
         "DUNWELL_PORTAL_TOKEN": portal["Authorization"].removeprefix("Bearer "),
         "HOME": str(tmp_path),  # schemathesis keeps nothing of its own in the real home
     }
@@ -125,7 +126,7 @@ async def test_a_row_id_beyond_bigint_is_refused_not_a_server_error(
     async with httpx.AsyncClient(base_url=conformance_stack.base_url) as http:
         response = await http.get(
             "/v1/ops/recon/exceptions/215139085321684484096",
-            headers={"Authorization": f"Bearer {API_KEY}"},
+            headers={"Authorization": f"Bearer {OPS_KEY}"},
         )
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "invalid_request"
