@@ -101,7 +101,12 @@ class AuditTrail:
 async def _request_id(
     request_id: Annotated[
         str | None,
-        Header(alias="X-Request-Id", description="Kept on the audit row this request writes"),
+        Header(
+            alias="X-Request-Id",
+            description="Kept on the audit row this request writes",
+            # Stated for clients; checked below, so that a bad one keeps its own code.
+            json_schema_extra={"pattern": REQUEST_ID.pattern},
+        ),
     ] = None,
 ) -> str | None:
     if request_id is not None and not REQUEST_ID.match(request_id):

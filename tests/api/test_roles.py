@@ -215,7 +215,7 @@ async def test_a_tax_record_and_its_audit_row_commit_together(
     refused = await offline_api.post(
         "/v1/ops/tax/registrations", json=overlapping, headers=OPS_AUTH
     )
-    assert refused.status_code == 422
+    assert refused.status_code == 409  # overlapping_registration: a conflict
     assert audit_count(api_db_url) == before  # a refused write writes no audit row either
     rows = [
         r

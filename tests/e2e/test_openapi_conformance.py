@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -73,8 +74,11 @@ async def test_every_operation_answers_as_the_openapi_document_says(
     result = await asyncio.to_thread(
         subprocess.run, command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600
     )
+    print(result.stdout)  # the whole report, shown by pytest when this test fails
     summary = result.stdout[-6000:]
-    assert result.returncode == 0, summary
+    failing = re.findall(r"^_{3,} ((?:GET|POST|PUT|PATCH|DELETE) \S+) _+$", result.stdout, re.M)
+    answers = re.findall(r"^\[(\d{3})\] [^\n]*:\n\n    `([^`]{0,300})", result.stdout, re.M)
+    assert result.returncode == 0, (failing, answers[:20], summary)
     assert " passed" in summary and "failures" not in summary.split("SUMMARY")[-1], summary
 
 
