@@ -26,6 +26,7 @@ from activities.ledger import LedgerActivities
 from activities.nexus import NexusActivities
 from activities.notifications import Notifier
 from activities.outbound import OutboundActivities
+from activities.outbound_delivery import OutboundDeliveryActivities
 from activities.reconciliation import ReconciliationActivities
 from activities.refunds import RefundActivities
 from activities.settlement_stripe import StripeSettlementSource
@@ -39,8 +40,9 @@ from dunwell.converter import warm_type_adapters
 from dunwell.heap import freeze_startup_heap
 from dunwell.logs import install_redaction
 from dunwell.nexus_schedule import ensure_nexus_schedule
+from dunwell.outbound_start import ensure_delivery_workflows
 from dunwell.recon_schedule import ensure_sweep_schedule
-from dunwell.settings import Settings
+from dunwell.settings import Environment, Settings
 from ledger.compliance import ComplianceLedger
 from ledger.db import make_engine
 from ledger.disputes.store import DisputeStore
@@ -126,6 +128,9 @@ def build_activities(
         disputes.sync,
         *NexusActivities(engine, load_thresholds()).all(),
         OutboundActivities(engine).record_events,
+        OutboundDeliveryActivities(
+            engine, allow_loopback=settings.env is not Environment.PRODUCTION
+        ).deliver_due,
     ]
 
 
@@ -176,5 +181,11 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
     async with build_worker(client, settings):
+        # Endpoints registered while Temporal was unreachable get their workflow here.
+        engine = make_engine(settings.database_url)
+        try:
+            await ensure_delivery_workflows(client, settings.task_queue, engine)
+        finally:
+            engine.dispose()
         freeze_startup_heap()
         await stop.wait()

@@ -30,6 +30,7 @@ from api.routes import (
     health,
     ops,
     ops_notes,
+    outbound_ops,
     portal,
     portal_notifications,
     recon_ops,
@@ -107,6 +108,7 @@ def create_app(
     app.include_router(tax_records.router)
     app.include_router(tax_nexus.router)
     app.include_router(ops_notes.router)
+    app.include_router(outbound_ops.router)
     app.include_router(dunning_ops.router)
     app.include_router(review_ops.router)
     app.include_router(recon_ops.router)

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from dunwell.audit_cli import audit_command
 from dunwell.dispute_cli import disputes_command
 from dunwell.dunning_cli import dunning_app
+from dunwell.events_cli import events_app
 from dunwell.gateway_cli import gateway_app
 from dunwell.invoice_cli import invoice_app
 from dunwell.ledger_cli import ledger_app
@@ -32,6 +33,7 @@ app.add_typer(dunning_app, name="dunning", help="Dunning runs: show, pause, resu
 app.add_typer(review_app, name="review", help="Manual reviews of failed plan changes.")
 app.add_typer(recon_app, name="recon", help="Reconciliation: exceptions, payout runs, backfill.")
 app.add_typer(gateway_app, name="gateway", help="Gateway outage alerts.")
+app.add_typer(events_app, name="events", help="Outbound events: endpoints, deliveries, replay.")
 app.command("refund")(refund_command)
 app.command("refunds")(refunds_command)
 app.command("disputes")(disputes_command)
@@ -218,6 +220,27 @@ def smtp_sink(
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
     sink.stop()
+
+
+@app.command("demo-receiver")
+def demo_receiver(
+    host: str = "127.0.0.1",
+    port: int = 8426,
+    secret_file: Annotated[Path, typer.Option()] = Path(".dunwell/demo-receiver.secret"),
+) -> None:
+    """Run the demo receiver: verify and log Dunwell's signed events (development only)."""
+    import uvicorn
+
+    from dunwell.demo_receiver import create_app
+
+    typer.echo(f"demo receiver on http://{host}:{port}/events, secrets in {secret_file}")
+    uvicorn.run(
+        create_app(secret_file, out=lambda line: print(line, flush=True)),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 def main() -> None:

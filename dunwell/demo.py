@@ -190,6 +190,9 @@ def _tour(
     echo("Where to look:")
     echo(f"  Temporal UI: {ui}/workflows (filter: DunwellCustomerId or DunwellPlan)")
     echo("  Ledger:      dunwell ledger trial-balance")
+    receiver_log = settings.state_dir / "logs" / "demo-receiver.log"
+    echo(f"  Events:      tail -f {receiver_log} (signed events as the product receives them)")
+    echo("               dunwell events deliveries (each delivery, its attempts and answers)")
     for key, sub_id in subscriptions.items():
         echo(
             f"  Invoices ({key}): GET {settings.public_base_url}/v1/subscriptions/{sub_id}/invoices"

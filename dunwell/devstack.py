@@ -3,8 +3,9 @@
 Starts, in order: the Temporal dev server (SQLite file under the state folder, UI,
 Dunwell's search attributes registered), localstripe (its webhook pointed at our
 API), the settlement simulator beside it (unless ``DUNWELL_SETTLEMENT_API_BASE`` is
-empty), the SMTP sink, the API and the worker. Applies migrations first and prints
-every URL. Each child runs in its own process group; on Ctrl-C or SIGTERM the stack
+empty), the SMTP sink, the demo receiver (the SaaS product's side of outbound events;
+its endpoint is registered through the API once the API answers), the API and the
+worker. Applies migrations first and prints every URL. Each child runs in its own process group; on Ctrl-C or SIGTERM the stack
 stops them in reverse order (SIGTERM, then SIGKILL after a grace period) so nothing
 is left behind.
 """
@@ -24,6 +25,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from billing.outbound import EVENT_TYPES
 from dunwell.api_keys import Role
 from dunwell.codec import ensure_dev_keys
 from dunwell.local_stack import INSTALL_HINT, missing_local_packages
@@ -185,6 +187,22 @@ class DevStack:
                 urls=[("SMTP sink", f"smtp://{s.smtp_host}:{s.smtp_port}")],
             ),
             Service(
+                "demo-receiver",
+                [
+                    dunwell,
+                    "demo-receiver",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(s.demo_receiver_port),
+                    "--secret-file",
+                    str(self.demo_secret_file),
+                ],
+                "127.0.0.1",
+                s.demo_receiver_port,
+                urls=[("Demo receiver log", str(self.log_dir / "demo-receiver.log"))],
+            ),
+            Service(
                 "api",
                 [dunwell, "api"],
                 s.api_host,
@@ -194,6 +212,7 @@ class DevStack:
                     ("API docs", f"{s.public_base_url}/docs"),
                     ("Mail sink (web)", f"{s.public_base_url}/dev/mail"),
                 ],
+                after_start=self._register_demo_endpoint,
             ),
             Service("worker", [dunwell, "worker"], "", 0),
         ]
@@ -234,6 +253,40 @@ class DevStack:
             timeout=10,
         )
         response.raise_for_status()
+
+    @property
+    def demo_secret_file(self) -> Path:
+        return self.state_dir / "demo-receiver.secret"
+
+    def _register_demo_endpoint(self) -> None:
+        """The demo receiver's endpoint, for every event type, registered once per state
+        folder; its secret goes to the file the receiver reads."""
+        s = self.settings
+        url = f"http://127.0.0.1:{s.demo_receiver_port}/events"
+        headers = {"Authorization": f"Bearer {s.api_key.get_secret_value()}"}
+        api = f"{s.public_base_url.rstrip('/')}/v1/webhook-endpoints"
+        listed = httpx.get(api, headers=headers, timeout=10)
+        listed.raise_for_status()
+        known = [e for e in listed.json()["items"] if e["url"] == url]
+        if known and self.demo_secret_file.is_file():
+            return
+        if known:  # the secret file was lost: a new secret, the old one ends now
+            response = httpx.post(
+                f"{api}/{known[0]['id']}/rotate-secret",
+                json={"overlap_seconds": 0},
+                headers=headers,
+                timeout=10,
+            )
+        else:
+            response = httpx.post(
+                api,
+                json={"url": url, "event_types": list(EVENT_TYPES), "description": "demo"},
+                headers=headers,
+                timeout=10,
+            )
+        response.raise_for_status()
+        self.demo_secret_file.write_text(response.json()["secret"] + "\n")
+        self.demo_secret_file.chmod(0o600)
 
     def check_ports(self) -> None:
         taken = [

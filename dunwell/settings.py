@@ -158,6 +158,8 @@ class Settings(BaseSettings):
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=8025, ge=1, le=65535)
+    # The demo receiver ``dunwell dev`` starts on 127.0.0.1 (outbound events).
+    demo_receiver_port: int = Field(default=8426, ge=1, le=65535)
     mail_from: str = "billing@dunwell.localhost"
 
     @field_validator("stripe_api_base", "settlement_api_base", mode="before")

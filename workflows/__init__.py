@@ -10,6 +10,7 @@ from workflows.disputes import DisputeWorkflow
 from workflows.dunning import DunningWorkflow
 from workflows.manual_review import ManualReviewWorkflow
 from workflows.nexus_watch import NexusWatchWorkflow
+from workflows.outbound_delivery import OutboundDeliveryWorkflow
 from workflows.recon_sweep import ReconSweepWorkflow
 from workflows.reconcile_payout import ReconcilePayoutWorkflow
 from workflows.refunds import ChargeRefundsWorkflow, RefundWorkflow
@@ -25,6 +26,7 @@ WORKFLOWS: tuple[type, ...] = (
     ChargeRefundsWorkflow,
     DisputeWorkflow,
     NexusWatchWorkflow,
+    OutboundDeliveryWorkflow,
 )
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "DunningWorkflow",
     "ManualReviewWorkflow",
     "NexusWatchWorkflow",
+    "OutboundDeliveryWorkflow",
     "ReconSweepWorkflow",
     "ReconcilePayoutWorkflow",
     "RefundWorkflow",

@@ -32,6 +32,8 @@ RECON_STATUS = SearchAttributeKey.for_keyword("DunwellReconStatus")
 # Set while a charge is retried through a gateway outage: the infrastructure failure
 # (authentication, permission, connection, rate_limit, server_error); unset once it ends.
 GATEWAY_ALERT = SearchAttributeKey.for_keyword("DunwellGatewayAlert")
+# ``failing`` while an endpoint's deliveries are given up on (workflows/outbound_delivery.py).
+OUTBOUND_ALERT = SearchAttributeKey.for_keyword("DunwellOutboundAlert")
 
 ALL: tuple[SearchAttributeKey[Any], ...] = (
     STATUS,
@@ -48,6 +50,7 @@ ALL: tuple[SearchAttributeKey[Any], ...] = (
     GATEWAY_ALERT,
     PAYOUT_ID,
     RECON_STATUS,
+    OUTBOUND_ALERT,
 )
 
 # Names used by `temporal server start-dev --search-attribute Name=Type`.

@@ -13,12 +13,12 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from api.deps import EngineDep, SettingsDep, require_server_key
 from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
-from api.services.endpoints import check_endpoint_url
+from api.services.endpoints import check_endpoint_url, wake_endpoints
 from billing.outbound import EVENT_TYPES, RefusedUrl, UnknownEventType
 from ledger.outbound import Endpoint, EndpointNotFound, endpoints
 
@@ -97,7 +97,7 @@ def _not_found(endpoint_id: str) -> ApiError:
 
 @router.post("", status_code=201, response_model=CreatedEndpointOut, responses=WRITE)
 async def register_endpoint(
-    body: EndpointIn, engine: EngineDep, settings: SettingsDep
+    request: Request, body: EndpointIn, engine: EngineDep, settings: SettingsDep
 ) -> CreatedEndpointOut:
     """Register an endpoint; the answer carries its signing secret."""
     try:
@@ -114,13 +114,17 @@ async def register_endpoint(
         raise ApiError(422, exc.code, str(exc)) from exc
     except UnknownEventType as exc:
         raise ApiError(422, "unknown_event_type", str(exc)) from exc
+    await wake_endpoints(request.app.state.temporal, settings.task_queue, [endpoint.id])
     return CreatedEndpointOut(**endpoint.__dict__, secret=secret)
 
 
 @router.get("", response_model=EndpointList)
-async def list_endpoints(engine: EngineDep) -> EndpointList:
-    """Every endpoint, oldest first (secrets are not shown)."""
-    found = await asyncio.to_thread(endpoints.list_endpoints, engine)
+async def list_endpoints(
+    engine: EngineDep,
+    status: Annotated[Literal["enabled", "disabled", "failing"] | None, Query()] = None,
+) -> EndpointList:
+    """Endpoints, oldest first, optionally in one state (secrets are not shown)."""
+    found = await asyncio.to_thread(endpoints.list_endpoints, engine, status)
     return EndpointList(items=[_out(e) for e in found])
 
 
@@ -171,7 +175,13 @@ async def disable_endpoint(
 
 @router.post("/{endpoint_id}/enable", response_model=EndpointOut, responses=WRITE)
 async def enable_endpoint(
-    endpoint_id: EndpointId, body: StatusIn, engine: EngineDep
+    request: Request,
+    endpoint_id: EndpointId,
+    body: StatusIn,
+    engine: EngineDep,
+    settings: SettingsDep,
 ) -> EndpointOut:
     """Deliver to the endpoint again (a failing one is re-armed)."""
-    return await _move(engine, endpoint_id, "enabled", body.reason)
+    moved = await _move(engine, endpoint_id, "enabled", body.reason)
+    await wake_endpoints(request.app.state.temporal, settings.task_queue, [endpoint_id])
+    return moved

@@ -1,11 +1,13 @@
 """Outbound events: the outbox written with each change (``outbox``), reading it back
 (``reads``), the endpoints that receive events and their signing secrets
-(``endpoints``), and the tables (``tables``, revision ``0015_outbound``).
+(``endpoints``), what each delivery round sends and records (``delivery``), ops'
+listing and replay (``ops``), and the tables (``tables``, revisions ``0015_outbound``
+and ``0016_outbound_ordering``).
 
 May import what the rest of ``ledger`` may: ``billing`` (pure) and SQLAlchemy.
 """
 
-from ledger.outbound import endpoints, outbox, reads
+from ledger.outbound import delivery, endpoints, ops, outbox, reads
 from ledger.outbound.endpoints import (
     Endpoint,
     EndpointNotFound,
@@ -22,7 +24,9 @@ __all__ = [
     "EndpointStatus",
     "OutboxEvent",
     "SigningSecret",
+    "delivery",
     "endpoints",
+    "ops",
     "outbox",
     "reads",
     "record",

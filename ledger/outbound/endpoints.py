@@ -4,8 +4,8 @@ A secret is generated here (``whsec_`` + base64 of 24 random bytes, the Standard
 Webhooks format). Rotating makes a new current secret and keeps the old one signing
 until the overlap ends, so a receiver can switch at its own pace: during the overlap
 every delivery carries a signature by each valid secret. Ops disable and enable an
-endpoint; deliveries given up mark it ``failing`` (``mark_failing``) and enabling it
-again is how ops re-arm it.
+endpoint; deliveries given up mark it ``failing`` (``ledger.outbound.delivery``), and
+enabling it again is how ops re-arm it: its pending deliveries are due at once.
 
 Each function is one short transaction on the engine it is given.
 """
@@ -24,6 +24,7 @@ from sqlalchemy import Connection, Engine, or_, select, update
 from billing.outbound import check_event_types
 from ledger import unit_of_work
 from ledger.entries import require_aware_utc
+from ledger.outbound.tables import outbound_deliveries as _deliveries
 from ledger.outbound.tables import outbound_endpoint_secrets as _secrets
 from ledger.outbound.tables import outbound_endpoints as _endpoints
 
@@ -117,10 +118,13 @@ def get(engine: Engine, endpoint_id: str) -> Endpoint:
     return unit_of_work.read(engine, lambda conn: _endpoint(_row(conn, endpoint_id)))
 
 
-def list_endpoints(engine: Engine) -> list[Endpoint]:
+def list_endpoints(engine: Engine, status: EndpointStatus | None = None) -> list[Endpoint]:
+    query = select(_endpoints).order_by(_endpoints.c.created_at, _endpoints.c.id)
+    if status is not None:
+        query = query.where(_endpoints.c.status == status)
+
     def work(conn: Connection) -> list[Endpoint]:
-        rows = conn.execute(select(_endpoints).order_by(_endpoints.c.created_at, _endpoints.c.id))
-        return [_endpoint(row) for row in rows]
+        return [_endpoint(row) for row in conn.execute(query)]
 
     return unit_of_work.read(engine, work)
 
@@ -200,6 +204,13 @@ def set_status(
             .where(_endpoints.c.id == endpoint_id)
             .values(status=status, status_changed_at=at, status_reason=reason)
         )
+        if status == "enabled":
+            # Everything that waited is due at once, with a fresh three days.
+            conn.execute(
+                update(_deliveries)
+                .where(_deliveries.c.endpoint_id == endpoint_id, _deliveries.c.status == "pending")
+                .values(next_attempt_at=at, first_failed_at=None)
+            )
         return _endpoint(_row(conn, endpoint_id))
 
     return unit_of_work.transact(engine, work)

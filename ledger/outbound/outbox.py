@@ -40,50 +40,61 @@ class OutboxEvent:
 
 
 def record(conn: Connection, events: Sequence[OutboxEvent], *, at: datetime) -> list[str]:
-    """Write the events not written yet, with their deliveries; the ids written."""
+    """Write the events not written yet, with their deliveries; the ids written.
+
+    One multi-row INSERT for the events (a taken id is skipped) and one for their
+    deliveries, whatever the number of events."""
     require_aware_utc(at, "at")
-    written: list[str] = []
-    wanting: list[tuple[str, frozenset[str]]] | None = None
+    if not events:
+        return []
     for event in events:
         if event.type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {event.type!r}")
         require_aware_utc(event.occurred_at, "occurred_at")
-        insert = insert_or_ignore(conn, _events).values(
-            id=event.id,
-            type=event.type,
-            subscription_id=event.subscription_id,
-            customer_id=event.customer_id,
-            occurred_at=event.occurred_at,
-            recorded_at=at,
-            data={"object": dict(event.data)},
-        )
-        seq = conn.execute(
-            insert.on_conflict_do_nothing(index_elements=["id"]).returning(_events.c.seq)
-        ).scalar()
-        if seq is None:
-            continue  # recorded by an earlier attempt of the same step
-        written.append(event.id)
-        if wanting is None:
-            wanting = [
-                (row.id, frozenset(row.event_types))
-                for row in conn.execute(
-                    select(_endpoints.c.id, _endpoints.c.event_types).where(
-                        _endpoints.c.status != "disabled"
-                    )
-                )
-            ]
-        rows = [
+    by_id = {event.id: event for event in events}
+    insert = (
+        insert_or_ignore(conn, _events)
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(_events.c.seq, _events.c.id, sort_by_parameter_order=True)
+    )
+    written = conn.execute(
+        insert,
+        [
             {
-                "endpoint_id": endpoint_id,
-                "event_seq": seq,
-                "ordering_key": event.subscription_id or event.id,
-                "status": "pending",
-                "attempts": 0,
-                "next_attempt_at": event.occurred_at,
+                "id": event.id,
+                "type": event.type,
+                "subscription_id": event.subscription_id,
+                "customer_id": event.customer_id,
+                "occurred_at": event.occurred_at,
+                "recorded_at": at,
+                "data": {"object": dict(event.data)},
             }
-            for endpoint_id, types in wanting
-            if event.type in types
-        ]
-        if rows:
-            conn.execute(_deliveries.insert(), rows)
-    return written
+            for event in by_id.values()
+        ],
+    ).all()
+    if not written:
+        return []  # recorded by an earlier attempt of the same step
+    wanting = [
+        (row.id, frozenset(row.event_types))
+        for row in conn.execute(
+            select(_endpoints.c.id, _endpoints.c.event_types).where(
+                _endpoints.c.status != "disabled"
+            )
+        )
+    ]
+    rows = [
+        {
+            "endpoint_id": endpoint_id,
+            "event_seq": seq,
+            "ordering_key": by_id[event_id].subscription_id or event_id,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": by_id[event_id].occurred_at,
+        }
+        for seq, event_id in written
+        for endpoint_id, types in wanting
+        if by_id[event_id].type in types
+    ]
+    if rows:
+        conn.execute(_deliveries.insert(), rows)
+    return [event_id for _seq, event_id in written]

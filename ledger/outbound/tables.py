@@ -97,6 +97,8 @@ outbound_deliveries = Table(
     UniqueConstraint("endpoint_id", "event_seq"),
     CheckConstraint(_in("status", DELIVERY_STATUSES), name="status"),
     Index("ix_outbound_deliveries_due", "endpoint_id", "status", "next_attempt_at"),
+    # revision 0016_outbound_ordering: the head of each subscription's queue
+    Index("ix_outbound_deliveries_ordering", "endpoint_id", "ordering_key", "status", "event_seq"),
 )
 
 outbound_attempts = Table(

@@ -99,6 +99,39 @@ def test_webhooks_bench_prints_its_figures_and_loses_nothing() -> None:
     assert figures["double_applied"] == 0
 
 
+def test_outbound_bench_prints_its_figures_and_loses_nothing() -> None:
+    figures = run_bench(
+        "outbound.py",
+        "--runs",
+        "1",
+        "--events",
+        "60",
+        "--subscriptions",
+        "6",
+        "--baseline-posts",
+        "50",
+        "--rate",
+        "20",
+        "--latency-seconds",
+        "1",
+    )
+    assert set(figures) == {
+        "delivered_per_s",
+        "baseline_posts_per_s",
+        "ratio",
+        "p99_ms",
+        "lost",
+        "duplicated",
+    }
+    assert all(finite(v) for v in figures.values())
+    assert figures["delivered_per_s"] > 0 and figures["baseline_posts_per_s"] > 0
+    assert figures["ratio"] == pytest.approx(
+        figures["delivered_per_s"] / figures["baseline_posts_per_s"], rel=0.01
+    )
+    assert figures["p99_ms"] > 0
+    assert figures["lost"] == 0 and figures["duplicated"] == 0
+
+
 def test_ledger_bench_prints_its_figures_and_floors() -> None:
     figures = run_bench(
         "ledger.py",

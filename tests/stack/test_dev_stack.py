@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -20,8 +21,10 @@ import pytest
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
+from activities.outbound_http import event_body, signature
+from billing.outbound import EVENT_TYPES
 from dunwell.codec import EncryptionCodec, PayloadKeys
-from dunwell.settings import PLACEHOLDER_API_KEY, PLACEHOLDER_OPS_API_KEY
+from dunwell.settings import PLACEHOLDER_API_KEY, PLACEHOLDER_OPS_API_KEY, Settings
 
 DUNWELL = str(Path(sys.executable).parent / "dunwell")
 
@@ -47,7 +50,8 @@ def alive(pid: int) -> bool:
 
 @pytest.fixture
 def stack_env(tmp_path: Path) -> dict[str, str]:
-    ports = {name: free_port() for name in ("temporal", "ui", "stripe", "sim", "smtp", "api")}
+    names = ("temporal", "ui", "stripe", "sim", "smtp", "api", "demo")
+    ports = {name: free_port() for name in names}
     env = {k: v for k, v in os.environ.items() if not k.startswith("DUNWELL_")}
     env.update(
         DUNWELL_ENV="dev",
@@ -59,6 +63,7 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
         DUNWELL_SETTLEMENT_API_BASE=f"http://127.0.0.1:{ports['sim']}",
         DUNWELL_SMTP_PORT=str(ports["smtp"]),
         DUNWELL_API_PORT=str(ports["api"]),
+        DUNWELL_DEMO_RECEIVER_PORT=str(ports["demo"]),
         DUNWELL_PUBLIC_BASE_URL=f"http://127.0.0.1:{ports['api']}",
     )
     return env
@@ -101,13 +106,14 @@ def test_dev_stack_starts_everything_and_stops_cleanly(
     proc, lines = running_stack
     output = "\n".join(lines)
     pids = [int(p) for p in re.findall(r"started \S+\s+pid (\d+)", output)]
-    assert len(pids) == 6, output
+    assert len(pids) == 7, output
     for label in (
         "Temporal UI",
         "API docs",
         "localstripe API",
         "Settlement simulator",
         "SMTP sink",
+        "Demo receiver log",
         "Database",
     ):
         assert label in output
@@ -154,6 +160,33 @@ def test_dev_stack_starts_everything_and_stops_cleanly(
     with smtplib.SMTP("127.0.0.1", int(stack_env["DUNWELL_SMTP_PORT"]), timeout=10) as smtp:
         smtp.send_message(msg)
     assert "hello sink" in httpx.get(f"{api}/dev/mail", timeout=10).text
+
+    # The demo receiver's endpoint takes every event type; the receiver verifies with
+    # the secret the stack saved for it, and logs what it verified.
+    endpoints = httpx.get(
+        f"{api}/v1/webhook-endpoints",
+        headers={"Authorization": f"Bearer {Settings(env='dev').api_key.get_secret_value()}"},
+        timeout=10,
+    ).json()["items"]
+    demo_url = f"http://127.0.0.1:{stack_env['DUNWELL_DEMO_RECEIVER_PORT']}/events"
+    (demo,) = [e for e in endpoints if e["url"] == demo_url]
+    assert set(demo["event_types"]) == set(EVENT_TYPES)
+    secret = (tmp_path / "state" / "demo-receiver.secret").read_text().strip()
+    at = datetime.now(UTC).replace(microsecond=0)
+    body = event_body("evt_stack", "access.granted", at, {"object": {"id": "sub_stack"}})
+    posted = httpx.post(
+        demo_url,
+        content=body,
+        headers={
+            "webhook-id": "evt_stack",
+            "webhook-timestamp": str(int(at.timestamp())),
+            "webhook-signature": signature([secret], "evt_stack", at, body),
+        },
+        timeout=10,
+    )
+    assert posted.status_code == 200, posted.text
+    receiver_log = tmp_path / "state" / "logs" / "demo-receiver.log"
+    assert "verified access.granted evt_stack" in receiver_log.read_text()
 
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == 0

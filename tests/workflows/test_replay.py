@@ -64,6 +64,8 @@ EXPECTED = {
     "subscription_attach_initial",
     # Since the dispute_update signal (a dispute's risk and policy):
     "subscription_dispute_flagged",
+    # An endpoint's delivery workflow (outbound events), through an hour of downtime:
+    "outbound_delivery",
     # The daily economic-nexus watch:
     "nexus_watch",
 }
