@@ -265,6 +265,14 @@ class Stack:
                 raise StackError(f"{name} did not become ready:\n{self.log_tail(name)}")
             time.sleep(0.1)
 
+    def kill(self, name: str) -> None:
+        """SIGKILL the child ``name`` and its process group, and wait for it."""
+        proc = dict(self.children)[name]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        self.children = [(n, p) for n, p in self.children if p is not proc]
+
     def log_tail(self, name: str, chars: int = 3000) -> str:
         path = self.log_dir / f"{name}.log"
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""
@@ -314,10 +322,13 @@ class Stack:
         progress(f"database {self.database_url.rsplit('/', 1)[1]} migrated")
         return self.database_url
 
-    def start_temporal(self) -> str:
+    def start_temporal(self, *, db_file: Path | None = None, port: int | None = None) -> str:
+        """The dev server, in memory; with ``db_file``, in that SQLite file, so that it can
+        be killed and started again on the same ``port`` with its state (bench/chaos.py)."""
         from workflows.search_attributes import cli_flags
 
-        port = free_port()
+        port = port or free_port()
+        persistence = ["--db-filename", str(db_file)] if db_file is not None else []
         self.spawn(
             "temporal",
             [
@@ -335,12 +346,14 @@ class Stack:
                 str(free_port()),
                 "--log-level",
                 "error",
+                *persistence,
                 *cli_flags(),
             ],
         )
         self._wait_until("temporal", lambda: port_answers(port))
         self.temporal_address = f"127.0.0.1:{port}"
-        progress(f"temporal dev server on {self.temporal_address} (in memory)")
+        where = f"in {db_file.name}" if db_file is not None else "in memory"
+        progress(f"temporal dev server on {self.temporal_address} ({where})")
         return self.temporal_address
 
     def start_localstripe(self) -> str:
@@ -392,26 +405,26 @@ class Stack:
         )
         return env
 
-    def start_api(self) -> str:
-        port = free_port()
+    def start_api(self, name: str = "api", port: int | None = None) -> str:
+        port = port or free_port()
         env = self.env()
         env.update({"DUNWELL_API_HOST": "127.0.0.1", "DUNWELL_API_PORT": str(port)})
         env["DUNWELL_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"
-        pid = self.spawn("api", [str(BIN / "dunwell"), "api"], env)
+        pid = self.spawn(name, [str(BIN / "dunwell"), "api"], env)
         base = f"http://127.0.0.1:{port}"
-        self._wait_until("api", lambda: http_ok(f"{base}/healthz"))
+        self._wait_until(name, lambda: http_ok(f"{base}/healthz"))
         self.api_base = base
-        progress(f"API on {base} (dunwell api, pid {pid})")
+        progress(f"{name} on {base} (dunwell api, pid {pid})")
         return base
 
-    def start_worker(self, *, max_cached_workflows: int | None = None) -> int:
+    def start_worker(self, *, max_cached_workflows: int | None = None, name: str = "worker") -> int:
         """``dunwell worker`` as shipped; its pid. Only the cache size may be raised,
         through the product's own setting."""
         env = self.env()
         cache = max_cached_workflows or PRODUCT_WORKER_CACHE
         env["DUNWELL_WORKER_MAX_CACHED_WORKFLOWS"] = str(cache)
-        pid = self.spawn("worker", [str(BIN / "dunwell"), "worker"], env)
-        progress(f"worker pid {pid}: dunwell worker (max_cached_workflows={cache})")
+        pid = self.spawn(name, [str(BIN / "dunwell"), "worker"], env)
+        progress(f"{name} pid {pid}: dunwell worker (max_cached_workflows={cache})")
         return pid
 
     async def wait_for_worker(self, client: object, task_queue: str | None = None) -> None:
