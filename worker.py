@@ -50,6 +50,7 @@ from ledger.invoices import InvoiceStore
 from ledger.posting import Ledger
 from ledger.rate_change_notes import RateChangePolicy
 from ledger.reconciliation.exceptions import ExceptionStore
+from stores.card_attempts import CardAttemptLedger
 from tax import Registration
 from tax.nexus import load_thresholds
 from tax.rate_changes import load_rate_change_rules
@@ -76,8 +77,10 @@ def build_activities(
     if registrations is None:
         registrations = compliance
     invoices = InvoiceStore(engine, issuer=settings.invoice_issuer)
+    cards = CardAttemptLedger(engine)
     billing = BillingActivities(
         invoices=invoices,
+        cards=cards,
         tax_engine=build_tax_engine(settings),
         gateway=gateway,
         registrations=registrations,
@@ -96,7 +99,7 @@ def build_activities(
         mail_from=settings.mail_from,
         public_base_url=settings.public_base_url,
     )
-    dunning = DunningActivities(gateway=gateway, notifier=notifier, invoices=invoices)
+    dunning = DunningActivities(gateway=gateway, notifier=notifier, invoices=invoices, cards=cards)
     if settlement is None:
         limit = settings.gateway_requests_per_second
         settlement = StripeSettlementSource(

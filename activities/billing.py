@@ -23,6 +23,7 @@ from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.card_attempts import record_charge
 from activities.gateway_errors import to_application_error
 from activities.gateway_reconciler import paid_before
 from activities.gateway_sync import GatewaySyncActivities
@@ -43,6 +44,7 @@ from ledger.invoices import (
     InvoiceView,
 )
 from ledger.rate_change_notes import RateChangePolicy, carry_rate_changes
+from stores.card_attempts import CardAttemptLedger
 from tax.engine import TaxEngine, aquote
 from tax.model import (
     Address,
@@ -338,8 +340,11 @@ class BillingActivities:
         rate_changes: RateChangePolicy | None = None,
         registrations_ttl: timedelta = REGISTRATIONS_TTL,
         clock: Callable[[], float] = time.monotonic,
+        cards: CardAttemptLedger | None = None,
     ) -> None:
         self._invoices = invoices
+        # Every charge is recorded per card, so dunning's caps count it.
+        self._cards = cards
         self._tax = tax_engine
         self._gateway = gateway
         # A fixed list (tests) or the compliance ledger, read again once what was read
@@ -493,6 +498,23 @@ class BillingActivities:
 
     @activity.defn(name="billing.charge_invoice")
     async def charge_invoice(self, request: ChargeRequest) -> ChargeOutcome:
+        outcome = await self._charge_off_session(request)
+        await self._record(request, outcome, "off_session")
+        return outcome
+
+    async def _record(self, request: ChargeRequest, outcome: ChargeOutcome, path: str) -> None:
+        await record_charge(
+            self._cards,
+            outcome,
+            attempt_key=request.idempotency_key,
+            customer_id=request.gateway_customer_id,
+            payment_method_id=request.payment_method_id,
+            invoice_id=request.invoice_id,
+            subscription_id=request.subscription_id,
+            path=path,
+        )
+
+    async def _charge_off_session(self, request: ChargeRequest) -> ChargeOutcome:
         try:
             paid = await self._paid_before(request)
             if paid is not None:
@@ -553,6 +575,11 @@ class BillingActivities:
     async def charge_invoice_on_session(self, request: ChargeRequest) -> ChargeOutcome:
         """A customer-initiated attempt while the customer is in the portal; 3-D Secure
         comes back as ``ChargeRequiresAction`` for the page to complete."""
+        outcome = await self._charge_on_session(request)
+        await self._record(request, outcome, "on_session")
+        return outcome
+
+    async def _charge_on_session(self, request: ChargeRequest) -> ChargeOutcome:
         try:
             paid = await self._paid_before(request)
             if paid is not None:

@@ -9,6 +9,10 @@ Each side effect carries a key derived from the dunning workflow's identity:
 
 Declines are ordinary results, never exceptions: every attempt that reached the card
 network must be fed to the scheduler, which counts it against the network caps.
+
+Before a charge reaches the gateway, the card's attempt ledger (``stores.card_attempts``)
+reserves it: a card blocked on any invoice, or capped by the attempts of every invoice on
+it, refuses the charge (``refused``: not an attempt, the scheduler waits or stops).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from billing.gateway import (
 from billing.money import Money
 from ledger.invoices import InvoiceStore
 from ledger.invoices.errors import InvoiceError
+from stores.card_attempts import CardAttemptLedger, CardCharge
 
 # A processing charge is polled this many times, this far apart, before the activity
 # fails with a retryable error (the retry re-sends the same idempotent request).
@@ -59,6 +64,11 @@ class DunningChargeRequest:
     payment_method_id: str
     amount: int  # minor units
     currency: str
+    # The card the scheduler decided for (None in requests recorded before the card
+    # attempt ledger: they are not checked against it).
+    card_fingerprint: str | None = None
+    card_brand: str | None = None
+    decided_at: datetime | None = None  # the instant the caps are checked at
 
     @property
     def idempotency_key(self) -> str:
@@ -67,10 +77,12 @@ class DunningChargeRequest:
 
 @dataclass(frozen=True)
 class DunningChargeResult:
-    outcome: Literal["succeeded", "declined"]
+    outcome: Literal["succeeded", "declined", "refused"]
     payment_intent_id: str | None = None
     amount: int = 0
     decline: DeclineInfo | None = None
+    # refused: the card is blocked (None) or its caps allow the next attempt then
+    not_before: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -114,10 +126,12 @@ class DunningActivities:
         gateway: PaymentGateway,
         notifier: Notifier,
         invoices: InvoiceStore | None = None,
+        cards: CardAttemptLedger | None = None,
     ) -> None:
         self._gateway = gateway
         self._notifier = notifier
         self._invoices = invoices
+        self._cards = cards
 
     def all(self) -> list[Callable[..., Any]]:
         return [
@@ -140,8 +154,23 @@ class DunningActivities:
 
     @activity.defn(name="dunning_charge")
     async def charge(self, request: DunningChargeRequest) -> DunningChargeResult:
-        """One dunning attempt under its own key; a payment of the invoice the gateway
-        already holds (made but never recorded) is the attempt's success instead."""
+        """One dunning attempt under its own key, once the card's attempt ledger allows
+        it; a payment of the invoice the gateway already holds (made but never recorded)
+        is the attempt's success instead."""
+        card = _card_charge(request)
+        if card is not None and self._cards is not None:
+            refusal = await asyncio.to_thread(self._cards.reserve, card)
+            if refusal is not None:
+                return DunningChargeResult("refused", not_before=refusal.not_before)
+        result = await self._charge(request)
+        if card is not None and self._cards is not None:
+            outcome: Literal["succeeded", "declined"] = (
+                "succeeded" if result.outcome == "succeeded" else "declined"
+            )
+            await asyncio.to_thread(self._cards.settle, card, outcome, result.decline)
+        return result
+
+    async def _charge(self, request: DunningChargeRequest) -> DunningChargeResult:
         try:
             found = await paid_before(
                 self._gateway,
@@ -243,6 +272,22 @@ async def _invoice_errors() -> AsyncIterator[None]:
         yield
     except InvoiceError as exc:
         raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from exc
+
+
+def _card_charge(request: DunningChargeRequest) -> CardCharge | None:
+    if request.card_fingerprint is None or request.decided_at is None:
+        return None
+    return CardCharge(
+        attempt_key=request.idempotency_key,
+        customer_id=request.gateway_customer_id,
+        payment_method_id=request.payment_method_id,
+        brand=request.card_brand or "default",
+        invoice_id=request.invoice_id,
+        subscription_id=request.subscription_id,
+        path="dunning",
+        at=request.decided_at,
+        fingerprint=request.card_fingerprint,
+    )
 
 
 def _declined(payment_intent_id: str | None, amount: Money, decline: DeclineInfo) -> ChargeDeclined:

@@ -3,9 +3,10 @@
 Descriptions for queries; the schema is made by the Alembic revisions in
 ``ledger/migrations`` (``0002_gateway_events``, ``0004_customers``, ``0005_notifications``,
 ``0006_customer_segment``, ``0007_notification_dismissal``, ``0010_gateway_rate``,
-``0014_audit_log``). What each row means, and how its status moves, is said by the
-store that owns it: ``stores.customers``, ``stores.gateway_events``,
-``stores.notifications``, ``stores.gateway_rate``, ``stores.audit``.
+``0014_audit_log``, ``0016_card_attempts``). What each row means, and how its status
+moves, is said by the store that owns it: ``stores.customers``, ``stores.gateway_events``,
+``stores.notifications``, ``stores.gateway_rate``, ``stores.audit``,
+``stores.card_attempts``.
 """
 
 from __future__ import annotations
@@ -169,4 +170,37 @@ audit_log = Table(
     Column("request_id", String(128)),
     Index("ix_audit_log_actor_id", "actor", "id"),
     Index("ix_audit_log_target_id", "target", "id"),
+)
+
+
+# -- the card attempt ledger every charge path writes (stores.card_attempts) -----------
+
+card_facts = Table(
+    "card_facts",
+    Base.metadata,
+    Column("card_key", String(255), primary_key=True),
+    Column("brand", String(32), nullable=False),
+    Column("blocked_at", UTCDateTime),
+    Column("block_reason", String(64)),
+    Column("blocked_by_invoice", String(255)),
+)
+
+card_attempts = Table(
+    "card_attempts",
+    Base.metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("attempt_key", String(255), nullable=False, unique=True),
+    Column("card_key", String(255), nullable=False),
+    Column("payment_method_id", String(255)),
+    Column("brand", String(32), nullable=False),
+    Column("invoice_id", String(255), nullable=False),
+    Column("subscription_id", String(255)),
+    Column("path", String(32), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("decline_code", String(64)),
+    Column("network_decline_code", String(16)),
+    Column("network_advice_code", String(16)),
+    CheckConstraint("outcome IN ('pending', 'succeeded', 'declined')", name="outcome"),
+    Index("ix_card_attempts_card_key_at", "card_key", "at"),
 )

@@ -37,6 +37,7 @@ from temporalio.exceptions import ApplicationError, FailureError
 from billing.declines import DeclineInfo
 from billing.dunning import (
     AttemptFailed,
+    AttemptRefused,
     AttemptSucceeded,
     AwaitingOutcome,
     CancellationUndone,
@@ -260,6 +261,7 @@ class DunningWorkflow:
         self._publish()
 
     def _start_charge(self) -> None:
+        card = self._state.in_flight_card or self._state.card
         self._charge_attempt = len(self._state.attempts) + 1
         self._charge_request = DunningChargeRequest(
             invoice_id=self._input.invoice_id,
@@ -269,6 +271,9 @@ class DunningWorkflow:
             payment_method_id=self._payment_method_id,
             amount=self._input.amount,
             currency=self._input.currency,
+            card_fingerprint=card.fingerprint,
+            card_brand=card.brand,
+            decided_at=workflow.now(),
         )
         self._charge = workflow.start_activity_method(
             DunningActivities.charge,
@@ -287,6 +292,10 @@ class DunningWorkflow:
             if result.outcome == "succeeded":
                 self._payment_ref = result.payment_intent_id
                 self._feed(AttemptSucceeded(at=now))
+            elif result.outcome == "refused":
+                # The card's attempt ledger refused it (blocked on another invoice, or
+                # capped by the card's attempts on all of them): no attempt was made.
+                self._feed(AttemptRefused(at=now, not_before=result.not_before))
             else:
                 assert result.decline is not None
                 self._feed(AttemptFailed(at=now, info=result.decline))

@@ -142,10 +142,13 @@ class Dunning:
         policy: tuple[str, int] = ("standard", 2),
         card: CardRef = VISA,
         payment_method_id: str = "pm_1RecVis0002",
-        gateway_customer_id: str = "cus_RecordedCustomer",
+        gateway_customer_id: str | None = None,
         utc_offset_minutes: int = 60,
     ) -> WorkflowHandle[DunningWorkflow, DunningResult]:
         now = await self.env.get_current_time()
+        # A customer of its own per run unless told: the card attempt ledger counts a
+        # card's attempts per gateway customer, across every test in the session.
+        gateway_customer_id = gateway_customer_id or f"cus_Rec{uuid.uuid4().hex[:12]}"
         start = DunningInput(
             invoice_id=invoice.id,
             subscription_id=invoice.subscription_id or "sub_x",

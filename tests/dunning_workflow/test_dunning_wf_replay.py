@@ -26,6 +26,7 @@ EXPECTED = {
     "dunning_child_reports_to_parent",  # since the dunning-result-to-parent patch
     "dunning_cancel_undone",  # the parent's undo-resumes-dunning signal
     "dunning_v3_hard_decline_new_card",  # standard@v3: the run outlives a hard decline
+    "dunning_v3_card_ledger_refused",  # the card's attempt ledger refused a retry
 }
 
 
