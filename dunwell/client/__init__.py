@@ -1,9 +1,11 @@
 """A typed Python client for Dunwell's server API, for the SaaS backend.
 
-``Dunwell`` (sync) and ``AsyncDunwell`` (async) send the same requests: each method
-builds its request and reads its answer through ``dunwell.client._calls`` (one
-transport-agnostic builder and parser per operation), and the two clients only differ
-in how they send (``httpx.Client`` or ``httpx.AsyncClient``). ``verify_event`` checks an
+``Dunwell`` (sync) and ``AsyncDunwell`` (async) send the same requests (customers,
+subscriptions and their invoices, portal sessions, access and entitlements, the
+endpoints that receive events): each method builds its request and reads its answer
+through ``dunwell.client._calls`` (one transport-agnostic builder and parser per
+operation), and the two clients only differ in how they send (``httpx.Client`` or
+``httpx.AsyncClient``). ``verify_event`` checks an
 incoming Dunwell event (Standard Webhooks signature) and returns it typed.
 
 Errors are ``DunwellError`` subclasses chosen by the API's machine-readable code
@@ -33,11 +35,14 @@ from dunwell.client.events import verify_event
 from dunwell.client.models import (
     Access,
     Address,
+    CreatedEndpoint,
     Customer,
+    Endpoint,
     Entitlements,
     Event,
     Invoice,
     PortalSession,
+    RotatedSecret,
     Subscription,
     SubscriptionAccess,
 )
@@ -49,10 +54,12 @@ __all__ = [
     "AuthenticationError",
     "CardDataRefusedError",
     "ConflictError",
+    "CreatedEndpoint",
     "Customer",
     "Dunwell",
     "DunwellConnectionError",
     "DunwellError",
+    "Endpoint",
     "Entitlements",
     "Event",
     "GatewayError",
@@ -63,6 +70,7 @@ __all__ = [
     "PermissionDeniedError",
     "PortalSession",
     "RateLimitedError",
+    "RotatedSecret",
     "ServiceUnavailableError",
     "Subscription",
     "SubscriptionAccess",

@@ -20,10 +20,13 @@ from pydantic import ValidationError as _ShapeError
 from dunwell.client.errors import DunwellError, UnexpectedResponseError, error_class
 from dunwell.client.models import (
     Address,
+    CreatedEndpoint,
     Customer,
+    Endpoint,
     Entitlements,
     Invoice,
     PortalSession,
+    RotatedSecret,
     Subscription,
     SubscriptionAccess,
 )
@@ -203,3 +206,41 @@ def subscription_invoices(subscription_id: str) -> Call[list[Invoice]]:
 
 def create_portal_session(customer_id: str) -> Call[PortalSession]:
     return Call("POST", "/v1/portal-sessions", _model(PortalSession), {"customer_id": customer_id})
+
+
+# --- endpoints that receive Dunwell's events ------------------------------------------
+
+_ENDPOINTS = "/v1/webhook-endpoints"
+_ENDPOINT_LIST = TypeAdapter(list[Endpoint])
+
+
+def _endpoints(body: Any) -> list[Endpoint]:
+    return _ENDPOINT_LIST.validate_python(body["items"])
+
+
+def create_endpoint(*, url: str, event_types: list[str], description: str) -> Call[CreatedEndpoint]:
+    body = {"url": url, "event_types": list(event_types), "description": description}
+    return Call("POST", _ENDPOINTS, _model(CreatedEndpoint), body)
+
+
+def list_endpoints() -> Call[list[Endpoint]]:
+    return Call("GET", _ENDPOINTS, _endpoints)
+
+
+def get_endpoint(endpoint_id: str) -> Call[Endpoint]:
+    return Call("GET", f"{_ENDPOINTS}/{_segment(endpoint_id)}", _model(Endpoint))
+
+
+def rotate_endpoint_secret(endpoint_id: str, *, overlap_seconds: int) -> Call[RotatedSecret]:
+    return Call(
+        "POST",
+        f"{_ENDPOINTS}/{_segment(endpoint_id)}/rotate-secret",
+        _model(RotatedSecret),
+        {"overlap_seconds": overlap_seconds},
+    )
+
+
+def set_endpoint_status(endpoint_id: str, *, enabled: bool, reason: str | None) -> Call[Endpoint]:
+    action = "enable" if enabled else "disable"
+    body = {} if reason is None else {"reason": reason}
+    return Call("POST", f"{_ENDPOINTS}/{_segment(endpoint_id)}/{action}", _model(Endpoint), body)

@@ -16,15 +16,20 @@ from dunwell.client._calls import Call
 from dunwell.client.errors import DunwellConnectionError
 from dunwell.client.models import (
     Address,
+    CreatedEndpoint,
     Customer,
+    Endpoint,
     Entitlements,
     Invoice,
     PortalSession,
+    RotatedSecret,
     Subscription,
     SubscriptionAccess,
 )
 
 T = TypeVar("T")
+
+ONE_DAY_S = 86_400
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT_S = 30.0
@@ -148,6 +153,35 @@ class Dunwell:
         """A short-lived portal link for one customer (``url`` is a secret for them)."""
         return self._send(_calls.create_portal_session(customer_id))
 
+    def create_endpoint(
+        self, *, url: str, event_types: list[str], description: str = ""
+    ) -> CreatedEndpoint:
+        """Register a URL for events of ``event_types``; the answer's ``secret`` (shown
+        only here) is what ``verify_event`` checks deliveries with."""
+        return self._send(
+            _calls.create_endpoint(url=url, event_types=event_types, description=description)
+        )
+
+    def list_endpoints(self) -> list[Endpoint]:
+        return self._send(_calls.list_endpoints())
+
+    def get_endpoint(self, endpoint_id: str) -> Endpoint:
+        return self._send(_calls.get_endpoint(endpoint_id))
+
+    def rotate_endpoint_secret(
+        self, endpoint_id: str, *, overlap_seconds: int = ONE_DAY_S
+    ) -> RotatedSecret:
+        """A new secret; the previous one keeps signing for ``overlap_seconds``."""
+        return self._send(
+            _calls.rotate_endpoint_secret(endpoint_id, overlap_seconds=overlap_seconds)
+        )
+
+    def disable_endpoint(self, endpoint_id: str, *, reason: str | None = None) -> Endpoint:
+        return self._send(_calls.set_endpoint_status(endpoint_id, enabled=False, reason=reason))
+
+    def enable_endpoint(self, endpoint_id: str, *, reason: str | None = None) -> Endpoint:
+        return self._send(_calls.set_endpoint_status(endpoint_id, enabled=True, reason=reason))
+
 
 class AsyncDunwell:
     """The server API, asynchronously; the same methods as ``Dunwell``, awaited."""
@@ -252,3 +286,33 @@ class AsyncDunwell:
 
     async def create_portal_session(self, customer_id: str) -> PortalSession:
         return await self._send(_calls.create_portal_session(customer_id))
+
+    async def create_endpoint(
+        self, *, url: str, event_types: list[str], description: str = ""
+    ) -> CreatedEndpoint:
+        return await self._send(
+            _calls.create_endpoint(url=url, event_types=event_types, description=description)
+        )
+
+    async def list_endpoints(self) -> list[Endpoint]:
+        return await self._send(_calls.list_endpoints())
+
+    async def get_endpoint(self, endpoint_id: str) -> Endpoint:
+        return await self._send(_calls.get_endpoint(endpoint_id))
+
+    async def rotate_endpoint_secret(
+        self, endpoint_id: str, *, overlap_seconds: int = ONE_DAY_S
+    ) -> RotatedSecret:
+        return await self._send(
+            _calls.rotate_endpoint_secret(endpoint_id, overlap_seconds=overlap_seconds)
+        )
+
+    async def disable_endpoint(self, endpoint_id: str, *, reason: str | None = None) -> Endpoint:
+        return await self._send(
+            _calls.set_endpoint_status(endpoint_id, enabled=False, reason=reason)
+        )
+
+    async def enable_endpoint(self, endpoint_id: str, *, reason: str | None = None) -> Endpoint:
+        return await self._send(
+            _calls.set_endpoint_status(endpoint_id, enabled=True, reason=reason)
+        )

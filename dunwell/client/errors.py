@@ -159,6 +159,8 @@ _CODES_BY_CLASS: dict[type[DunwellError], tuple[str, ...]] = {
         "invalid_payment_method",
         "invalid_payout_id",
         "invalid_payloads",
+        "invalid_url",
+        "url_not_allowed",
         "invalid_period",
         "invalid_quarter",
         "invalid_range",

@@ -185,6 +185,33 @@ class PortalSession(_Model):
     expires_at: datetime
 
 
+class Endpoint(_Model):
+    """A URL that receives Dunwell's signed events (``status``: enabled, disabled or
+    failing, the last when deliveries were given up)."""
+
+    id: str
+    url: str
+    event_types: list[str]
+    description: str
+    status: str
+    created_at: datetime
+    status_changed_at: datetime
+    status_reason: str | None
+
+
+class CreatedEndpoint(Endpoint):
+    """A registered endpoint with its signing secret, shown only in this answer."""
+
+    secret: str = Field(repr=False)
+
+
+class RotatedSecret(_Model):
+    """The endpoint's new signing secret; the previous ones sign on until the time given."""
+
+    secret: str = Field(repr=False)
+    previous_secrets_expire_at: datetime
+
+
 class Event(_Model):
     """An event Dunwell sent to the SaaS backend, verified."""
 

@@ -29,9 +29,11 @@ from dunwell.client import (
     AuthenticationError,
     CardDataRefusedError,
     ConflictError,
+    CreatedEndpoint,
     Customer,
     Dunwell,
     DunwellConnectionError,
+    Endpoint,
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
@@ -356,3 +358,70 @@ async def test_the_readme_snippet_runs_as_written(
     capsys.readouterr()
     namespace["on_dunwell_event"](body, headers)
     assert capsys.readouterr().out.startswith("subscription.updated")
+
+
+# --- endpoints that receive events ---------------------------------------------------
+
+ENDPOINT_URL = "http://127.0.0.1:8765/hooks"
+
+
+@pytest.fixture
+async def inproc_client(offline_settings: object) -> AsyncIterator[AsyncDunwell]:
+    app = build_app(offline_settings)  # type: ignore[arg-type]
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport) as http:
+            yield AsyncDunwell(API_KEY, base_url="http://dunwell.test", http_client=http)
+
+
+async def test_register_list_read_rotate_disable_enable(inproc_client: AsyncDunwell) -> None:
+    created = await inproc_client.create_endpoint(
+        url=ENDPOINT_URL, event_types=["invoice.paid", "access.revoked"], description="crm"
+    )
+    assert isinstance(created, CreatedEndpoint)
+    assert created.secret.startswith("whsec_") and created.secret not in repr(created)
+    assert (created.status, created.event_types) == ("enabled", ["invoice.paid", "access.revoked"])
+    shown = Endpoint.model_validate(created.model_dump(exclude={"secret"}))
+    assert shown in await inproc_client.list_endpoints()
+    assert await inproc_client.get_endpoint(created.id) == shown
+
+    rotated = await inproc_client.rotate_endpoint_secret(created.id, overlap_seconds=60)
+    assert rotated.secret.startswith("whsec_") and rotated.secret != created.secret
+    assert rotated.previous_secrets_expire_at > datetime.now(UTC)
+
+    disabled = await inproc_client.disable_endpoint(created.id, reason="maintenance")
+    assert (disabled.status, disabled.status_reason) == ("disabled", "maintenance")
+    assert (await inproc_client.enable_endpoint(created.id)).status == "enabled"
+
+
+async def test_refusals_are_typed_and_change_nothing(inproc_client: AsyncDunwell) -> None:
+    before = await inproc_client.list_endpoints()
+    with pytest.raises(InvalidRequestError) as unknown_type:
+        await inproc_client.create_endpoint(url=ENDPOINT_URL, event_types=["invoice.exploded"])
+    assert (unknown_type.value.status, unknown_type.value.code) == (422, "unknown_event_type")
+    with pytest.raises(InvalidRequestError) as bad_url:
+        await inproc_client.create_endpoint(
+            url="ftp://example.test/x", event_types=["invoice.paid"]
+        )
+    assert bad_url.value.code == "invalid_url"
+    with pytest.raises(NotFoundError) as missing:
+        await inproc_client.disable_endpoint("ep_nothing")
+    assert (missing.value.status, missing.value.code) == (404, "endpoint_not_found")
+    assert await inproc_client.list_endpoints() == before
+
+
+async def test_the_sync_client_over_http_and_an_ops_key_reads_only(served: Served) -> None:
+    def run() -> tuple[CreatedEndpoint, list[Endpoint]]:
+        with Dunwell(API_KEY, base_url=served.base_url) as sync_client:
+            made = sync_client.create_endpoint(
+                url=ENDPOINT_URL, event_types=["subscription.updated"]
+            )
+            return made, sync_client.list_endpoints()
+
+    made, listed = await asyncio.to_thread(run)
+    assert made.id in [e.id for e in listed]
+    async with AsyncDunwell(OPS_KEY, base_url=served.base_url) as ops:
+        assert (await ops.get_endpoint(made.id)).id == made.id
+        with pytest.raises(PermissionDeniedError) as denied:
+            await ops.disable_endpoint(made.id)
+    assert denied.value.code == "server_key_required"
