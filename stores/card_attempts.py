@@ -1,5 +1,5 @@
 """The card attempt ledger: every charge on a card, from every charge path, and the
-card's block (table made by revision ``0016_card_attempts``).
+card's block (table made by revision ``0017_card_attempts``).
 
 Network caps are per card, across invoices and subscriptions: a customer with two
 subscriptions on one card gets one card's allowance, and a hard decline (a Visa

@@ -3,7 +3,7 @@
 Descriptions for queries; the schema is made by the Alembic revisions in
 ``ledger/migrations`` (``0002_gateway_events``, ``0004_customers``, ``0005_notifications``,
 ``0006_customer_segment``, ``0007_notification_dismissal``, ``0010_gateway_rate``,
-``0014_audit_log``, ``0016_card_attempts``). What each row means, and how its status
+``0014_audit_log``, ``0017_card_attempts``). What each row means, and how its status
 moves, is said by the store that owns it: ``stores.customers``, ``stores.gateway_events``,
 ``stores.notifications``, ``stores.gateway_rate``, ``stores.audit``,
 ``stores.card_attempts``.

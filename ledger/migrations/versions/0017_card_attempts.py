@@ -1,7 +1,7 @@
 """The card attempt ledger: every charge on a card, across invoices, and the card's block.
 
-Revision ID: 0016_card_attempts
-Revises: 0015_outbound
+Revision ID: 0017_card_attempts
+Revises: 0016_outbound_ordering
 Create Date: 2026-12-08
 
 Network caps count attempts per card (Visa 15 in 30 days; Mastercard 10 in 24 h, 35 in
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0016_card_attempts"
-down_revision: str | Sequence[str] | None = "0015_outbound"
+revision: str = "0017_card_attempts"
+down_revision: str | Sequence[str] | None = "0016_outbound_ordering"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
