@@ -7,7 +7,9 @@ the timestamp (five minutes either way, the specification's tolerance) with the
 ``standardwebhooks`` package and returns the event typed; anything else raises
 ``InvalidEventError`` and nothing of the body should be trusted.
 
-Pass the body exactly as received (bytes), not re-serialized JSON.
+Pass the body exactly as received (bytes), not re-serialized JSON. The body is
+``{"id", "type", "timestamp", "data"}`` (``activities.outbound_http``); ``timestamp`` is
+the event's ``created``.
 """
 
 from __future__ import annotations
