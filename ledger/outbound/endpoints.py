@@ -22,6 +22,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Engine, or_, select, update
 
 from billing.outbound import check_event_types
+from billing.outbound import endpoint_id as new_endpoint_id
 from ledger import unit_of_work
 from ledger.entries import require_aware_utc
 from ledger.outbound.tables import outbound_deliveries as _deliveries
@@ -91,7 +92,7 @@ def register(
     """A new enabled endpoint and its secret (shown to the caller once, here)."""
     at = require_aware_utc(at, "at")
     types = check_event_types(list(event_types))
-    endpoint_id = f"we_{secrets.token_hex(12)}"
+    endpoint_id = new_endpoint_id(secrets.token_bytes(16))
     secret = new_secret()
 
     def work(conn: Connection) -> Endpoint:
